@@ -1,0 +1,1 @@
+"""Subscribers, lists, subscriptions and consent."""

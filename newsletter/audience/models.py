@@ -1,0 +1,106 @@
+"""Subscribers, lists and the subscriptions between them."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from newsletter.extensions import db
+from newsletter.models import UTCDateTime, enum_column, utcnow
+
+
+class SubscriberStatus(enum.Enum):
+    ACTIVE = "active"
+    BLOCKLISTED = "blocklisted"  # hard bounce or complaint: never mailed again
+
+
+class OptIn(enum.Enum):
+    SINGLE = "single"
+    DOUBLE = "double"
+
+
+class SubscriptionStatus(enum.Enum):
+    UNCONFIRMED = "unconfirmed"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class ConsentSource(enum.Enum):
+    """How a subscription was asked for, kept as the record of consent."""
+
+    FORM = "form"
+    API = "api"
+    IMPORT = "import"
+    ADMIN = "admin"
+
+
+class Subscriber(db.Model):  # type: ignore[name-defined]
+    __tablename__ = "subscribers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[SubscriberStatus] = mapped_column(
+        enum_column(SubscriberStatus), default=SubscriberStatus.ACTIVE
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    subscriptions: Mapped[list[Subscription]] = relationship(
+        back_populates="subscriber", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Subscriber {self.id} {self.email} {self.status.value}>"
+
+
+
+# One row per address, whatever its case (an expression index; Alembic cannot see it).
+Index("uq_subscribers_email_lower", func.lower(Subscriber.email), unique=True)
+
+
+class MailingList(db.Model):  # type: ignore[name-defined]
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    public: Mapped[bool] = mapped_column(default=True)
+    optin: Mapped[OptIn] = mapped_column(enum_column(OptIn), default=OptIn.DOUBLE)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    subscriptions: Mapped[list[Subscription]] = relationship(
+        back_populates="list", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<MailingList {self.slug} {self.optin.value}{'' if self.public else ' private'}>"
+
+
+class Subscription(db.Model):  # type: ignore[name-defined]
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_list_id_status", "list_id", "status"),)
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        enum_column(SubscriptionStatus), default=SubscriptionStatus.UNCONFIRMED
+    )
+    consent_source: Mapped[ConsentSource] = mapped_column(enum_column(ConsentSource))
+    consent_ip: Mapped[str | None] = mapped_column(String(45))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
+    list: Mapped[MailingList] = relationship(back_populates="subscriptions")
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.subscriber_id}→{self.list_id} {self.status.value}>"

@@ -1,0 +1,1 @@
+"""Editors' accounts and API tokens."""

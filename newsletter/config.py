@@ -1,0 +1,163 @@
+"""Settings: defaults, then ``NEWSLETTER_*`` environment variables, then test overrides.
+
+Unset, the app runs on the embedded default: SQLite and a Maildir outbox in the instance
+folder, and the Dramatiq stub broker with worker threads inside ``newsletter run``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask
+
+from newsletter.errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": None,  # None: SQLite file in the instance folder
+    "BROKER_URL": None,  # None: Dramatiq's stub broker, worker threads in-process
+    "SMTP_URL": None,  # None: Maildir outbox in the instance folder; several: comma-separated
+    "BASE_URL": "http://127.0.0.1:5000",
+    "SECRET_KEY": None,  # None: generated once and kept in the instance folder
+    "FROM_ADDRESS": "Newsletter <newsletter@localhost>",
+    "CHECK_DELIVERABILITY": False,  # DNS look-ups when validating addresses
+    "CONFIRM_MAX_AGE": 7 * 24 * 3600,
+    "UNSUBSCRIBE_MAX_AGE": 400 * 24 * 3600,  # links in old mail must keep working
+    "MANAGE_MAX_AGE": 400 * 24 * 3600,
+    "SETUP_MAX_AGE": 24 * 3600,
+    "BATCH_SIZE": 500,
+    "WORKER_THREADS": 2,
+    "LEASE_SECONDS": 300,
+    "MAX_ATTEMPTS": 5,
+    "RATELIMIT_SUBSCRIBE": "20 per hour",
+}
+
+SETTINGS = (
+    "DATABASE_URL",
+    "BROKER_URL",
+    "SMTP_URL",
+    "BASE_URL",
+    "SECRET_KEY",
+    "FROM_ADDRESS",
+    "INSTANCE_PATH",
+)
+
+
+def instance_path_from_env() -> str | None:
+    """The instance folder named by ``NEWSLETTER_INSTANCE_PATH``, made absolute."""
+    value = os.environ.get("NEWSLETTER_INSTANCE_PATH")
+    return str(Path(value).resolve()) if value else None
+
+
+def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
+    """Load defaults, then the environment, then ``test_config``; check and complete them.
+
+    :raises ConfigError: a setting that cannot work, naming it and why.
+    """
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("NEWSLETTER", loads=_loads)
+    if test_config:
+        app.config.update(test_config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    _complete_database(app)
+    _complete_secret_key(app)
+    _check_broker(app)
+    _check_smtp(app)
+    _check_base_url(app)
+    _check_from_address(app)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
+    app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_storage(app))
+    app.config.setdefault("OUTBOX_PATH", str(Path(app.instance_path) / "outbox"))
+
+
+def _loads(value: str) -> Any:
+    """Environment values are plain strings, except numbers and booleans."""
+    lowered = value.strip().lower()
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    if lowered.isdigit():
+        return int(lowered)
+    return value
+
+
+def _complete_database(app: Flask) -> None:
+    url = app.config.get("DATABASE_URL")
+    if not url:
+        url = "sqlite:///" + str(Path(app.instance_path) / "newsletter.db")
+    scheme = urlsplit(url).scheme
+    if scheme.startswith("postgres") and "+" not in scheme:
+        # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+        url = url.replace(scheme, "postgresql+psycopg", 1)
+        scheme = "postgresql+psycopg"
+    if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
+        raise ConfigError(
+            "NEWSLETTER_DATABASE_URL",
+            f"unsupported scheme {scheme!r}; use sqlite:///PATH or postgresql+psycopg://…",
+        )
+    app.config["DATABASE_URL"] = url
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # Web threads and worker threads share the file; wait for the lock rather than fail.
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True}
+
+
+def _complete_secret_key(app: Flask) -> None:
+    if app.config.get("SECRET_KEY"):
+        return
+    key_file = Path(app.instance_path) / "secret_key"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_urlsafe(48))
+    app.config["SECRET_KEY"] = key_file.read_text().strip()
+
+
+def _check_broker(app: Flask) -> None:
+    url = app.config.get("BROKER_URL")
+    if url and urlsplit(url).scheme not in {"redis", "rediss", "amqp", "amqps", "stub"}:
+        raise ConfigError(
+            "NEWSLETTER_BROKER_URL", f"unsupported scheme in {url!r}; use redis:// or amqp://"
+        )
+
+
+def _check_smtp(app: Flask) -> None:
+    from newsletter.mail.transport import parse_relay_urls
+
+    try:
+        parse_relay_urls(app.config.get("SMTP_URL"))
+    except ValueError as error:
+        raise ConfigError("NEWSLETTER_SMTP_URL", str(error)) from None
+
+
+def _check_base_url(app: Flask) -> None:
+    base = str(app.config["BASE_URL"]).rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigError("NEWSLETTER_BASE_URL", f"{base!r} is not an http(s) URL")
+    app.config["BASE_URL"] = base
+    app.config.setdefault("PREFERRED_URL_SCHEME", parts.scheme)
+
+
+def _check_from_address(app: Flask) -> None:
+    from email.utils import parseaddr
+
+    _, address = parseaddr(str(app.config["FROM_ADDRESS"]))
+    if "@" not in address or address.startswith("@") or address.endswith("@"):
+        raise ConfigError(
+            "NEWSLETTER_FROM_ADDRESS",
+            f"{app.config['FROM_ADDRESS']!r} has no address like name@domain",
+        )
+
+
+def _limiter_storage(app: Flask) -> str:
+    broker = app.config.get("BROKER_URL") or ""
+    if broker.startswith("redis"):
+        return str(broker)
+    return "memory://"

@@ -1,0 +1,1 @@
+"""Statements, email templates and issues."""

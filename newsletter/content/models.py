@@ -1,0 +1,126 @@
+"""Statements, templates and issues."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import JSON, Column, Date, ForeignKey, Integer, String, Table, Text
+from sqlalchemy.ext.orderinglist import ordering_list
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from newsletter.extensions import db
+from newsletter.models import UTCDateTime, enum_column, utcnow
+
+if TYPE_CHECKING:
+    from newsletter.audience.models import MailingList
+
+
+class Statement(db.Model):  # type: ignore[name-defined]
+    """A Markdown post with YAML front matter, as on a Jekyll site."""
+
+    __tablename__ = "statements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(200), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    author: Mapped[str] = mapped_column(String(200), default="")
+    date: Mapped[date | None] = mapped_column(Date)
+    body: Mapped[str] = mapped_column(Text)  # Markdown, raw HTML allowed (cleaned on render)
+    front_matter: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Statement {self.id} {self.slug}>"
+
+
+class Template(db.Model):  # type: ignore[name-defined]
+    """An MJML layout for issues, with its plain-text counterpart (both Jinja)."""
+
+    __tablename__ = "templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    mjml: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    builtin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Template {self.id} {self.name}>"
+
+
+class IssueStatus(enum.Enum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    SENT = "sent"
+
+
+issue_lists = Table(
+    "issue_lists",
+    db.metadata,
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("list_id", Integer, ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class IssueStatement(db.Model):  # type: ignore[name-defined]
+    """A statement's place in an issue."""
+
+    __tablename__ = "issue_statements"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True
+    )
+    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(default=0)
+
+    statement: Mapped[Statement] = relationship(lazy="joined")
+
+
+class Issue(db.Model):  # type: ignore[name-defined]
+    """One or more statements laid out by a template and sent to lists."""
+
+    __tablename__ = "issues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    preheader: Mapped[str] = mapped_column(String(300), default="")
+    intro: Mapped[str] = mapped_column(Text, default="")  # Markdown
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("templates.id"))
+    status: Mapped[IssueStatus] = mapped_column(enum_column(IssueStatus), default=IssueStatus.DRAFT)
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The audience is fixed when sending starts: subscribers above this id are not included.
+    max_subscriber_id: Mapped[int | None] = mapped_column()
+    # Rendered once when sending starts; per-recipient placeholders are still in them.
+    rendered_subject: Mapped[str | None] = mapped_column(String(300))
+    rendered_html: Mapped[str | None] = mapped_column(Text)
+    rendered_text: Mapped[str | None] = mapped_column(Text)
+    total_count: Mapped[int] = mapped_column(default=0)
+    sent_count: Mapped[int] = mapped_column(default=0)
+    failed_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    template: Mapped[Template | None] = relationship()
+    items: Mapped[list[IssueStatement]] = relationship(
+        order_by="IssueStatement.position",
+        collection_class=ordering_list("position"),
+        cascade="all, delete-orphan",
+    )
+    lists: Mapped[list[MailingList]] = relationship(secondary=issue_lists)
+
+    @property
+    def statements(self) -> list[Statement]:
+        """The statements in their order in the issue."""
+        return [item.statement for item in self.items]
+
+    def __repr__(self) -> str:
+        return f"<Issue {self.id} {self.status.value} {self.subject!r}>"

@@ -1,0 +1,1 @@
+"""Getting issues to inboxes: the audience snapshot, batches, relays and outcomes."""

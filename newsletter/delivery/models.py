@@ -1,0 +1,47 @@
+"""One row per recipient of an issue: the record of what happened to each message."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from newsletter.extensions import db
+from newsletter.models import UTCDateTime, enum_column
+
+
+class DeliveryStatus(enum.Enum):
+    PENDING = "pending"  # waiting, or claimed under a lease by a worker
+    SENT = "sent"
+    FAILED = "failed"  # final: a 5xx, or out of attempts
+    SKIPPED = "skipped"  # final: unsubscribed or blocklisted before their turn
+
+
+FINAL_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
+
+
+class Delivery(db.Model):  # type: ignore[name-defined]
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("issue_id", "subscriber_id", name="uq_deliveries_issue_id_subscriber_id"),
+        Index("ix_deliveries_issue_id_status", "issue_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    status: Mapped[DeliveryStatus] = mapped_column(
+        enum_column(DeliveryStatus), default=DeliveryStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    # A worker holds the row until this time; past it, another may claim the row again.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_reply: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    message_id: Mapped[str | None] = mapped_column(String(255))
+
+    def __repr__(self) -> str:
+        return f"<Delivery issue={self.issue_id} subscriber={self.subscriber_id} {self.status.value}>"

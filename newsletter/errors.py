@@ -1,0 +1,115 @@
+"""The domain errors: one root, a tree under it, each carrying the data that explains it.
+
+Services raise these; only the web layer and the CLI decide what a person sees.
+"""
+
+from __future__ import annotations
+
+
+class NewsletterError(Exception):
+    """Root of every error the project raises on purpose."""
+
+    #: the input field at fault, when there is one (API errors name it)
+    field: str | None = None
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if field is not None:
+            self.field = field
+
+
+class ConfigError(NewsletterError):
+    """A setting is wrong; start-up stops with one line naming it."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting}: {reason}", field=setting)
+        self.setting = setting
+        self.reason = reason
+
+
+class ValidationError(NewsletterError):
+    """Input that cannot be accepted as it is."""
+
+
+class InvalidEmail(ValidationError):
+    field = "email"
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"{address!r} is not a valid email address: {reason}", field="email")
+        self.address = address
+        self.reason = reason
+
+
+class NotFound(NewsletterError):
+    """A thing looked up by id or slug does not exist."""
+
+    def __init__(self, kind: str, key: object) -> None:
+        super().__init__(f"no {kind} {key!r}")
+        self.kind = kind
+        self.key = key
+
+
+class Conflict(NewsletterError):
+    """The request clashes with what already exists (a taken slug, a sent issue)."""
+
+
+class AlreadySubscribed(Conflict):
+    def __init__(self, email: str, list_slug: str) -> None:
+        super().__init__(f"{email} is already subscribed to {list_slug}", field="email")
+        self.email = email
+        self.list_slug = list_slug
+
+
+class InvalidToken(NewsletterError):
+    """A signed link that is forged, expired or meant for something else."""
+
+    def __init__(self, purpose: str, reason: str) -> None:
+        super().__init__(f"this {purpose} link is {reason}")
+        self.purpose = purpose
+        self.reason = reason
+
+
+class InvalidStatement(ValidationError):
+    """A Markdown file that cannot become a statement."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}", field="markdown")
+        self.source = source
+        self.reason = reason
+
+
+class TemplateError(NewsletterError):
+    """An email template that does not render (Jinja or MJML)."""
+
+    def __init__(self, template: str, reason: str) -> None:
+        super().__init__(f"template {template!r}: {reason}", field="template")
+        self.template = template
+        self.reason = reason
+
+
+class IssueStateError(Conflict):
+    """An action that the issue's status does not allow (send a sent issue, edit one sending)."""
+
+    def __init__(self, issue_id: int, status: str, action: str) -> None:
+        super().__init__(f"issue {issue_id} is {status}; cannot {action}", field="status")
+        self.issue_id = issue_id
+        self.status = status
+        self.action = action
+
+
+class DeliveryError(NewsletterError):
+    """A relay refused or failed a message."""
+
+    def __init__(self, code: int, reply: str) -> None:
+        super().__init__(f"{code} {reply}")
+        self.code = code
+        self.reply = reply
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """4xx or a lost connection: try again later."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """5xx: the address will not take this message; never retried."""

@@ -1,0 +1,42 @@
+"""Dramatiq actors: thin, idempotent, taking ids; the work is in delivery/ and audience/."""
+
+from __future__ import annotations
+
+import dramatiq
+
+from newsletter.errors import PermanentDeliveryError
+
+
+@dramatiq.actor(queue_name="default", max_retries=10, throws=(PermanentDeliveryError,))
+def send_confirmation(subscriber_id: int, list_id: int) -> None:
+    """Mail the double opt-in confirmation link for one subscription."""
+    from newsletter.audience import confirmation
+
+    confirmation.send_confirmation(subscriber_id, list_id)
+
+
+@dramatiq.actor(queue_name="delivery", max_retries=20)
+def start_issue(issue_id: int) -> None:
+    """Render the issue, fix its audience into deliveries and enqueue the batches."""
+    from newsletter.delivery import dispatcher
+
+    dispatcher.start_issue(issue_id)
+
+
+@dramatiq.actor(queue_name="delivery", max_retries=20, min_backoff=1000, max_backoff=60_000)
+def send_batch(issue_id: int, first_id: int, last_id: int) -> None:
+    """Send the pending deliveries of an issue with ids in ``[first_id, last_id]``."""
+    from newsletter.delivery import dispatcher
+
+    dispatcher.send_batch(issue_id, first_id, last_id)
+
+
+@dramatiq.actor(queue_name="default", max_retries=3)
+def recover() -> None:
+    """Re-enqueue whatever the database says is unfinished (after a crash or broker loss)."""
+    from newsletter.delivery import dispatcher
+
+    dispatcher.recover_unfinished()
+
+
+ACTORS = (send_confirmation, start_issue, send_batch, recover)

@@ -1,0 +1,14 @@
+"""The web layer, by audience: public pages, admin pages, JSON API."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    """Register every blueprint and the error pages."""
+    from newsletter.web import admin, api, public
+
+    app.register_blueprint(public.bp)
+    app.register_blueprint(admin.bp, url_prefix="/admin")
+    app.register_blueprint(api.bp, url_prefix="/api/v1")

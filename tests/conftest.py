@@ -1,0 +1,201 @@
+"""Fixtures shared by the whole suite.
+
+The suite runs on the embedded default (SQLite, stub broker) and, when
+``NEWSLETTER_TEST_DATABASE_URL`` / ``NEWSLETTER_TEST_BROKER_URL`` are set, on PostgreSQL and
+Redis. A service that is named but unreachable skips those tests with a clear message, or
+fails them when ``CI`` is set. Mail goes to a real SMTP server on loopback (``smtp_server``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import create_engine, text
+
+from newsletter import create_app
+from newsletter.extensions import db
+from tests.smtp import CapturingSMTPServer
+
+FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+SEED_STATEMENT = FIXTURES / "statements" / "2020-11-03-post-election-mobilization.md"
+if not SEED_STATEMENT.exists():  # a clone outside the workspace carries its own copy
+    SEED_STATEMENT = Path(__file__).resolve().parent / "data" / SEED_STATEMENT.name
+
+TEST_DATABASE_URL = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
+TEST_BROKER_URL = os.environ.get("NEWSLETTER_TEST_BROKER_URL")
+IN_CI = bool(os.environ.get("CI"))
+
+
+def require_service(name: str, reason: str) -> None:
+    """Skip (locally) or fail (in CI) when a service a test needs is missing."""
+    message = f"{name} is not available: {reason}"
+    if IN_CI:
+        pytest.fail(message + " (CI is set, so this fails instead of skipping)")
+    pytest.skip(message)
+
+
+def _check_database(url: str) -> None:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+    except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
+        require_service("PostgreSQL", f"{url}: {error.__class__.__name__}: {error}".splitlines()[0])
+    finally:
+        engine.dispose()
+
+
+def _check_broker(url: str) -> None:
+    import redis
+
+    if url.startswith("redis"):
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+        except Exception as error:  # noqa: BLE001
+            require_service("Redis", f"{url}: {error}")
+
+
+@pytest.fixture(scope="session")
+def backend() -> dict[str, str | None]:
+    """The database and broker URLs this run tests against (None: the embedded default)."""
+    if TEST_DATABASE_URL:
+        _check_database(TEST_DATABASE_URL)
+    if TEST_BROKER_URL:
+        _check_broker(TEST_BROKER_URL)
+    return {"database": TEST_DATABASE_URL, "broker": TEST_BROKER_URL}
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[CapturingSMTPServer]:
+    """A real SMTP server on loopback that keeps every message it accepts."""
+    server = CapturingSMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: CapturingSMTPServer) -> CapturingSMTPServer:
+    """The SMTP server, emptied for this test."""
+    smtp_server.reset()
+    return smtp_server
+
+
+_schema_ready: set[str] = set()
+
+
+def _reset_database(app: Flask) -> None:
+    url = app.config["DATABASE_URL"]
+    if url.startswith("sqlite"):
+        db.create_all()
+        return
+    if url not in _schema_ready:
+        db.drop_all()
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        db.create_all()
+        _schema_ready.add(url)
+        return
+    tables = ", ".join(table.name for table in db.metadata.sorted_tables)
+    with db.engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def app_config(
+    tmp_path: Path, backend: dict[str, str | None], mailbox: CapturingSMTPServer
+) -> dict[str, Any]:
+    """Settings for the ``app`` fixture; tests may change them before asking for ``app``."""
+    return {
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": backend["database"],
+        "BROKER_URL": backend["broker"],
+        "SMTP_URL": f"smtp://127.0.0.1:{mailbox.port}",
+        "BASE_URL": "https://news.example.org",
+        "FROM_ADDRESS": "Example News <news@example.org>",
+        "SECRET_KEY": "test-secret-key",
+        "RATELIMIT_ENABLED": False,
+        "SERVER_NAME": "news.example.org",
+        "PREFERRED_URL_SCHEME": "https",
+    }
+
+
+@pytest.fixture
+def app(app_config: dict[str, Any]) -> Iterator[Flask]:
+    """A fresh app on a fresh database for each test."""
+    app = create_app(app_config)
+    with app.app_context():
+        _reset_database(app)
+        broker = app.extensions["dramatiq"]
+        broker.flush_all()
+        yield app
+        db.session.remove()
+        broker.flush_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def run_jobs(app: Flask) -> Iterator[Callable[[], None]]:
+    """Start worker threads on the app's broker; calling the result waits until every queue
+    is empty and re-raises a job's error."""
+    from newsletter.broker import QUEUES, start_worker_threads
+
+    broker = app.extensions["dramatiq"]
+    worker = start_worker_threads(app, threads=2)
+
+    def wait_for_jobs() -> None:
+        db.session.remove()  # the test sees what the workers committed
+        for _ in range(20):  # jobs enqueue jobs: join until every queue stays empty
+            for queue in QUEUES:
+                if hasattr(broker, "dead_letters_by_queue"):
+                    broker.join(queue, fail_fast=True, timeout=60_000)
+                else:
+                    broker.join(queue, timeout=60_000)
+            if all(_queue_empty(broker, queue) for queue in QUEUES):
+                break
+        worker.join()
+        db.session.remove()
+
+    yield wait_for_jobs
+    worker.stop()
+
+
+def _queue_empty(broker: Any, queue: str) -> bool:
+    if hasattr(broker, "queues") and hasattr(broker.queues.get(queue), "unfinished_tasks"):
+        return broker.queues[queue].unfinished_tasks == 0
+    return True
+
+
+CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token_from(html: str) -> str:
+    """The CSRF token in a page's form, as a browser would submit it."""
+    match = CSRF_INPUT.search(html)
+    assert match, "the page has no CSRF token field"
+    return match.group(1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

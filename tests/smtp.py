@@ -1,0 +1,81 @@
+"""A real SMTP server on loopback for tests: captures every accepted message."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class CapturedMessage:
+    mail_from: str
+    recipients: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class _Handler:
+    messages: list[CapturedMessage] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: address → SMTP reply to give at RCPT instead of accepting (fault injection)
+    refuse: dict[str, str] = field(default_factory=dict)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        reply = self.refuse.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        with self.lock:
+            self.messages.append(
+                CapturedMessage(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
+            )
+        return "250 2.0.0 Ok: queued"
+
+
+class CapturingSMTPServer:
+    """Start, inspect and reset a capturing SMTP server."""
+
+    def __init__(self) -> None:
+        from tests.conftest import free_port
+
+        self.port = free_port()
+        self.handler = _Handler()
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def reset(self) -> None:
+        with self.handler.lock:
+            self.handler.messages.clear()
+        self.handler.refuse.clear()
+
+    @property
+    def messages(self) -> list[CapturedMessage]:
+        with self.handler.lock:
+            return list(self.handler.messages)
+
+    def to(self, address: str) -> list[CapturedMessage]:
+        """Messages whose envelope recipients include ``address``."""
+        return [m for m in self.messages if address.lower() in (r.lower() for r in m.recipients)]
+
+    def __getattr__(self, name: str) -> Any:  # pragma: no cover - convenience only
+        raise AttributeError(name)
