@@ -14,6 +14,7 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -64,13 +65,51 @@ def _check_broker(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def backend() -> dict[str, str | None]:
-    """The database and broker URLs this run tests against (None: the embedded default)."""
+def backend() -> Iterator[dict[str, str | None]]:
+    """The database and broker URLs this run tests against (None: the embedded default).
+
+    Each test session gets its own PostgreSQL schema and Redis database, so that several
+    runs on one machine (developers, CI) never see each other's rows or queue messages.
+    """
+    database, broker = TEST_DATABASE_URL, TEST_BROKER_URL
+    schema = f"nl_test_{os.getpid()}"
+    if database:
+        _check_database(database)
+        database = _create_schema(database, schema)
+    if broker:
+        _check_broker(broker)
+        broker = _own_redis_database(broker)
+    yield {"database": database, "broker": broker}
     if TEST_DATABASE_URL:
-        _check_database(TEST_DATABASE_URL)
-    if TEST_BROKER_URL:
-        _check_broker(TEST_BROKER_URL)
-    return {"database": TEST_DATABASE_URL, "broker": TEST_BROKER_URL}
+        _drop_schema(TEST_DATABASE_URL, schema)
+
+
+def _admin_engine(url: str):  # type: ignore[no-untyped-def]
+    return create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+
+
+def _create_schema(url: str, schema: str) -> str:
+    engine = _admin_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    engine = _admin_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    engine.dispose()
+
+
+def _own_redis_database(url: str) -> str:
+    if not url.startswith("redis"):
+        return url
+    parts = urlsplit(url)
+    return parts._replace(path=f"/{1 + os.getpid() % 15}").geturl()
 
 
 @pytest.fixture(scope="session")

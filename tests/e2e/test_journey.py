@@ -1,0 +1,146 @@
+"""The whole journey of the foundation: a statement travels from a Markdown file to an inbox.
+
+Sign up through the form → the confirmation mail reaches the SMTP server → confirm →
+import the seed statement → compose → send → exactly one message with the statement's title,
+its links, the list headers and a text part → one-click unsubscribe → the next issue does not
+reach them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from newsletter.audience.models import Subscriber, SubscriptionStatus
+from newsletter.content.models import IssueStatus, Statement
+from newsletter.extensions import db
+from tests.conftest import SEED_STATEMENT, csrf_token_from
+from tests.smtp import CapturingSMTPServer
+
+READER = "ada@example.com"
+
+
+def path_of(url: str) -> str:
+    return urlsplit(url).path
+
+
+def text_part(message) -> str:  # type: ignore[no-untyped-def]
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None, "the message has no text part"
+    return str(part.get_content())
+
+
+def html_part(message) -> str:  # type: ignore[no-untyped-def]
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None, "the message has no HTML part"
+    return str(part.get_content())
+
+
+def sign_up_and_confirm(
+    client: FlaskClient, mailbox: CapturingSMTPServer, run_jobs: Callable[[], None]
+) -> None:
+    form = client.get("/subscribe")
+    assert form.status_code == 200
+    response = client.post(
+        "/subscribe",
+        data={
+            "email": READER,
+            "name": "Ada Lovelace",
+            "lists": ["news"],
+            "csrf_token": csrf_token_from(form.get_data(as_text=True)),
+        },
+    )
+    assert response.status_code == 200
+    run_jobs()
+
+    [confirmation] = mailbox.to(READER)
+    link = re.search(r"https://news\.example\.org/confirm/\S+", text_part(confirmation.message))
+    assert link, "the confirmation mail carries no confirm link"
+
+    page = client.get(path_of(link.group(0)))
+    assert page.status_code == 200
+    assert subscription_status() == SubscriptionStatus.UNCONFIRMED  # GET never confirms
+
+    confirmed = client.post(
+        path_of(link.group(0)), data={"csrf_token": csrf_token_from(page.get_data(as_text=True))}
+    )
+    assert confirmed.status_code == 200
+    assert subscription_status() == SubscriptionStatus.CONFIRMED
+
+
+def subscription_status() -> SubscriptionStatus:
+    db.session.expire_all()
+    subscriber = db.session.query(Subscriber).filter_by(email=READER).one()
+    [subscription] = subscriber.subscriptions
+    return subscription.status
+
+
+def compose_and_send(runner: FlaskCliRunner, statement_id: int, run_jobs: Callable[[], None],
+                     subject: str) -> int:
+    from newsletter.content.issues import create_issue
+
+    issue = create_issue(subject=subject, statement_ids=[statement_id], list_slugs=["news"])
+    result = runner.invoke(args=["issues", "send", str(issue.id)])
+    assert result.exit_code == 0, result.output
+    run_jobs()
+    db.session.expire_all()
+    return int(issue.id)
+
+
+def test_statement_reaches_a_confirmed_reader_once_and_stops_after_one_click_unsubscribe(
+    app: Flask,
+    client: FlaskClient,
+    runner: FlaskCliRunner,
+    mailbox: CapturingSMTPServer,
+    run_jobs: Callable[[], None],
+) -> None:
+    from newsletter.audience.lists import create_list
+    from newsletter.content.issues import get_issue
+
+    create_list("news", "Movement News")
+    sign_up_and_confirm(client, mailbox, run_jobs)
+
+    imported = runner.invoke(args=["statements", "import", str(SEED_STATEMENT)])
+    assert imported.exit_code == 0, imported.output
+    statement = db.session.query(Statement).one()
+    assert statement.title == "An Anarchist Call for Post-election Mobilization"
+
+    mailbox.reset()
+    issue_id = compose_and_send(runner, statement.id, run_jobs, "Post-election mobilization")
+    assert get_issue(issue_id).status == IssueStatus.SENT
+
+    [delivered] = mailbox.to(READER)
+    message = delivered.message
+    assert message["Subject"] == "Post-election mobilization"
+    assert message.get_content_type() == "multipart/alternative"
+    html, text = html_part(message), text_part(message)
+    assert statement.title in html and statement.title in text
+    assert "https://itsgoingdown.org/from-nyc-to-the-world-a-call-for-a-peoples-state-of-emergency/" in html
+    assert "itsgoingdown.org/everybody-out-resources-for-a-season-of-post-election-unrest/" in text
+    assert "Ada Lovelace" in html
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Id"] and message["Date"]
+    assert message["Message-ID"].endswith("@example.org>")
+    unsubscribe_urls = re.findall(r"<([^>]+)>", message["List-Unsubscribe"])
+    https_url = next(u for u in unsubscribe_urls if u.startswith("https://news.example.org/"))
+    assert any(u.startswith("mailto:") for u in unsubscribe_urls)
+
+    # RFC 8058: a mail provider posts the one-click body with no cookies and no CSRF token.
+    anonymous = app.test_client()
+    one_click = anonymous.post(
+        path_of(https_url),
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert one_click.status_code == 200
+    assert subscription_status() == SubscriptionStatus.UNSUBSCRIBED
+
+    mailbox.reset()
+    next_issue = compose_and_send(runner, statement.id, run_jobs, "The next issue")
+    assert get_issue(next_issue).status == IssueStatus.SENT
+    assert mailbox.to(READER) == []
