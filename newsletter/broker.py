@@ -25,13 +25,13 @@ class AppContextMiddleware(Middleware):
         self.app = app
         self._contexts: dict[str, Any] = {}
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         context = self.app.app_context()
         context.push()
         self._contexts[message.message_id] = context
 
-    def after_process_message(  # type: ignore[override]
-        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result=None, exception=None
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
     ) -> None:
         from newsletter.extensions import db
 
@@ -40,7 +40,8 @@ class AppContextMiddleware(Middleware):
             db.session.remove()
             context.pop()
 
-    after_skip_message = after_process_message
+    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        self.after_process_message(broker, message)
 
 
 def make_broker(url: str | None) -> dramatiq.Broker:

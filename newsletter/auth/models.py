@@ -33,7 +33,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
     )
 
     @property
-    def is_active(self) -> bool:  # type: ignore[override]
+    def is_active(self) -> bool:
         return self.active
 
     def __repr__(self) -> str:
