@@ -1,0 +1,78 @@
+"""Mailing lists: create, look up, list."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from newsletter.audience.models import MailingList, OptIn
+from newsletter.errors import Conflict, NotFound, ValidationError
+from newsletter.extensions import db
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
+
+
+def create_list(
+    slug: str,
+    name: str,
+    *,
+    description: str = "",
+    optin: OptIn = OptIn.DOUBLE,
+    public: bool = True,
+) -> MailingList:
+    """Make a list (double opt-in and public unless told otherwise).
+
+    :raises ValidationError: a bad slug (``field="slug"``) or an empty name (``field="name"``).
+    :raises Conflict: the slug is taken.
+    """
+    slug = (slug or "").strip()
+    name = (name or "").strip()
+    if not SLUG.match(slug):
+        raise ValidationError(
+            f"{slug!r} is not a valid slug: use lower-case letters, digits and hyphens "
+            "(at most 100, not starting or ending with a hyphen)",
+            field="slug",
+        )
+    if not name:
+        raise ValidationError("a list needs a name", field="name")
+    if len(name) > 200:
+        raise ValidationError("the name is longer than 200 characters", field="name")
+    if db.session.scalar(select(MailingList.id).where(MailingList.slug == slug)) is not None:
+        raise Conflict(f"a list with the slug {slug!r} already exists", field="slug")
+    lst = MailingList(
+        slug=slug, name=name, description=(description or "").strip(), optin=optin, public=public
+    )
+    db.session.add(lst)
+    db.session.commit()
+    return lst
+
+
+def list_lists(public_only: bool = False) -> list[MailingList]:
+    """Every list (or only the public ones), by name."""
+    query = select(MailingList).order_by(MailingList.name, MailingList.id)
+    if public_only:
+        query = query.where(MailingList.public.is_(True))
+    return list(db.session.scalars(query))
+
+
+def get_list_by_slug(slug: str) -> MailingList:
+    """The list with this slug.
+
+    :raises NotFound: no such list.
+    """
+    lst = db.session.scalar(select(MailingList).where(MailingList.slug == slug))
+    if lst is None:
+        raise NotFound("list", slug)
+    return lst
+
+
+def get_list(list_id: int) -> MailingList:
+    """The list with this id.
+
+    :raises NotFound: no such list.
+    """
+    lst = db.session.get(MailingList, list_id)
+    if lst is None:
+        raise NotFound("list", list_id)
+    return lst

@@ -1,0 +1,288 @@
+"""Subscribing, confirming, unsubscribing and preferences, with the consent kept on record.
+
+Every subscription keeps how it was asked for (``consent_source``), from where
+(``consent_ip``) and when (``created_at``, then ``confirmed_at`` / ``unsubscribed_at``).
+Confirmation mail is queued only after the commit, so a worker never looks for a row that
+is not there yet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from newsletter.audience.addresses import normalise_email
+from newsletter.audience.lists import get_list_by_slug, list_lists
+from newsletter.audience.models import (
+    ConsentSource,
+    MailingList,
+    OptIn,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+from newsletter.audience.tokens import read_token
+from newsletter.errors import InvalidToken, NotFound, ValidationError
+from newsletter.extensions import db
+from newsletter.models import utcnow
+
+MAX_AGE_SETTING = {
+    "confirm": "CONFIRM_MAX_AGE",
+    "unsubscribe": "UNSUBSCRIBE_MAX_AGE",
+    "manage": "MANAGE_MAX_AGE",
+}
+NAME_MAX = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+Pending = list[tuple[int, int]]  # (subscriber_id, list_id) awaiting a confirmation mail
+
+
+def clean_name(name: str | None) -> str:
+    """A display name fit for storage and mail headers: one line, trimmed, at most 200 chars.
+
+    :raises ValidationError: ``field="name"`` when too long.
+    """
+    cleaned = " ".join(_CONTROL.sub(" ", name or "").split())
+    if len(cleaned) > NAME_MAX:
+        raise ValidationError(f"the name is longer than {NAME_MAX} characters", field="name")
+    return cleaned
+
+
+def find_subscriber(email: str) -> Subscriber | None:
+    """The subscriber with this address, whatever its case, or None."""
+    # lower() on both sides: the same function as the unique index uq_subscribers_email_lower.
+    return db.session.scalar(
+        select(Subscriber).where(func.lower(Subscriber.email) == func.lower(email))
+    )
+
+
+def get_subscriber(subscriber_id: int) -> Subscriber:
+    """The subscriber with this id.
+
+    :raises NotFound: no such subscriber.
+    """
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise NotFound("subscriber", subscriber_id)
+    return subscriber
+
+
+def subscribe(
+    email: str,
+    *,
+    name: str = "",
+    list_slugs: list[str],
+    source: ConsentSource,
+    ip: str | None = None,
+    confirmed: bool = False,
+) -> Subscriber:
+    """Subscribe an address to lists, creating the subscriber if new.
+
+    Per list: single opt-in or ``confirmed`` → confirmed at once; double opt-in → unconfirmed
+    and a confirmation mail is queued. Confirmed subscriptions are left alone; unconfirmed
+    and unsubscribed ones start again with this request as their consent. A form post never
+    overwrites a name the subscriber already has.
+
+    :raises InvalidEmail: the address is not valid.
+    :raises ValidationError: no list (``field="lists"``) or a bad name.
+    :raises NotFound: a list slug that does not exist.
+    """
+    address = normalise_email(
+        email, check_deliverability=bool(current_app.config.get("CHECK_DELIVERABILITY"))
+    )
+    name = clean_name(name)
+    lists = _resolve_lists(list_slugs)
+    try:
+        subscriber, pending = _subscribe(address, name, lists, source, ip, confirmed)
+        db.session.commit()
+    except IntegrityError:
+        # Another request created the same address between our look-up and our insert.
+        db.session.rollback()
+        subscriber, pending = _subscribe(address, name, lists, source, ip, confirmed)
+        db.session.commit()
+    enqueue_confirmations(pending)
+    return subscriber
+
+
+def _resolve_lists(list_slugs: Iterable[str]) -> list[MailingList]:
+    slugs = list(dict.fromkeys(slug.strip() for slug in list_slugs if slug and slug.strip()))
+    if not slugs:
+        raise ValidationError("choose at least one list", field="lists")
+    return [get_list_by_slug(slug) for slug in slugs]
+
+
+def _subscribe(
+    address: str,
+    name: str,
+    lists: list[MailingList],
+    source: ConsentSource,
+    ip: str | None,
+    confirmed: bool,
+) -> tuple[Subscriber, Pending]:
+    subscriber = find_subscriber(address)
+    if subscriber is None:
+        subscriber = Subscriber(email=address, name=name, attributes={})
+        db.session.add(subscriber)
+    elif name and (source is not ConsentSource.FORM or not subscriber.name):
+        subscriber.name = name
+    db.session.flush()
+    pending: Pending = []
+    for lst in lists:
+        subscription = set_subscription(
+            subscriber, lst, source=source, ip=ip, confirmed=confirmed or lst.optin is OptIn.SINGLE
+        )
+        if (
+            subscription is not None
+            and subscription.status is SubscriptionStatus.UNCONFIRMED
+            and subscriber.status is SubscriberStatus.ACTIVE
+        ):
+            pending.append((subscriber.id, lst.id))
+    return subscriber, pending
+
+
+def set_subscription(
+    subscriber: Subscriber,
+    lst: MailingList,
+    *,
+    source: ConsentSource,
+    ip: str | None,
+    confirmed: bool,
+) -> Subscription | None:
+    """Start (or restart) one subscription in the session; None if it was already confirmed.
+
+    Not committed: the caller commits (and queues confirmation mail after).
+    """
+    now = utcnow()
+    subscription = next((s for s in subscriber.subscriptions if s.list_id == lst.id), None)
+    if subscription is not None and subscription.status is SubscriptionStatus.CONFIRMED:
+        return None
+    if subscription is None:
+        subscription = Subscription(list=lst, consent_source=source)
+        subscriber.subscriptions.append(subscription)
+    # This request is now the consent on record.
+    subscription.consent_source = source
+    subscription.consent_ip = ip
+    subscription.created_at = now
+    subscription.unsubscribed_at = None
+    subscription.confirmed_at = now if confirmed else None
+    subscription.status = (
+        SubscriptionStatus.CONFIRMED if confirmed else SubscriptionStatus.UNCONFIRMED
+    )
+    return subscription
+
+
+def enqueue_confirmations(pending: Pending) -> None:
+    """Queue one confirmation mail per (subscriber_id, list_id); call after the commit."""
+    from newsletter import tasks
+
+    for subscriber_id, list_id in pending:
+        tasks.send_confirmation.send(subscriber_id, list_id)
+
+
+def read_link(purpose: str, token: str) -> tuple[Subscriber, MailingList | None]:
+    """The subscriber (and list) a mailed link stands for, checked but not acted on.
+
+    :raises InvalidToken: forged, expired, or for a subscriber or list that is gone.
+    """
+    data = read_token(purpose, token, int(current_app.config[MAX_AGE_SETTING[purpose]]))
+    subscriber = db.session.get(Subscriber, data.subscriber_id)
+    lst = db.session.get(MailingList, data.list_id) if data.list_id is not None else None
+    if subscriber is None or (data.list_id is not None and lst is None):
+        raise InvalidToken(purpose, "no longer valid")
+    return subscriber, lst
+
+
+def subscription_to_confirm(token: str) -> Subscription:
+    """The subscription a confirmation link is for, without confirming it.
+
+    :raises InvalidToken: forged, expired, not for a subscription we hold, or cancelled since.
+    """
+    subscriber, lst = read_link("confirm", token)
+    subscription = (
+        db.session.get(Subscription, (subscriber.id, lst.id)) if lst is not None else None
+    )
+    if subscription is None or subscription.status is SubscriptionStatus.UNSUBSCRIBED:
+        raise InvalidToken("confirm", "no longer valid")
+    return subscription
+
+
+def confirm(token: str) -> Subscription:
+    """Confirm the subscription a double opt-in link stands for (idempotent).
+
+    :raises InvalidToken: see :func:`subscription_to_confirm`.
+    """
+    subscription = subscription_to_confirm(token)
+    if subscription.status is SubscriptionStatus.UNCONFIRMED:
+        subscription.status = SubscriptionStatus.CONFIRMED
+        subscription.confirmed_at = utcnow()
+        db.session.commit()
+    return subscription
+
+
+def unsubscribe(subscriber_id: int, list_id: int | None) -> list[Subscription]:
+    """Unsubscribe from one list, or from every list when ``list_id`` is None.
+
+    Returns the subscriptions that changed (none when already unsubscribed).
+
+    :raises NotFound: no such subscriber.
+    """
+    subscriber = get_subscriber(subscriber_id)
+    now = utcnow()
+    changed = []
+    for subscription in subscriber.subscriptions:
+        if list_id is not None and subscription.list_id != list_id:
+            continue
+        if subscription.status is not SubscriptionStatus.UNSUBSCRIBED:
+            subscription.status = SubscriptionStatus.UNSUBSCRIBED
+            subscription.unsubscribed_at = now
+            changed.append(subscription)
+    db.session.commit()
+    return changed
+
+
+def manageable_lists(subscriber: Subscriber) -> list[MailingList]:
+    """The lists a subscriber may tick on their preferences page: the public lists and any
+    list they are on."""
+    on = {
+        s.list_id: s.list
+        for s in subscriber.subscriptions
+        if s.status is not SubscriptionStatus.UNSUBSCRIBED
+    }
+    lists = {lst.id: lst for lst in list_lists(public_only=True)}
+    lists.update(on)
+    return sorted(lists.values(), key=lambda lst: (lst.name.lower(), lst.id))
+
+
+def update_preferences(
+    subscriber_id: int, *, name: str, list_slugs: list[str], ip: str | None = None
+) -> Subscriber:
+    """Set the name and exactly the ticked lists, from the subscriber's own preferences page.
+
+    Lists ticked are confirmed at once: the link came through the subscriber's inbox.
+
+    :raises NotFound: no such subscriber.
+    :raises ValidationError: a list they may not choose (``field="lists"``) or a bad name.
+    """
+    subscriber = get_subscriber(subscriber_id)
+    subscriber.name = clean_name(name)
+    allowed = {lst.slug: lst for lst in manageable_lists(subscriber)}
+    wanted = set(list_slugs)
+    unknown = sorted(wanted - allowed.keys())
+    if unknown:
+        db.session.rollback()
+        raise ValidationError(f"no list {unknown[0]!r} to choose", field="lists")
+    now = utcnow()
+    for slug, lst in allowed.items():
+        current = next((s for s in subscriber.subscriptions if s.list_id == lst.id), None)
+        if slug in wanted:
+            set_subscription(subscriber, lst, source=ConsentSource.FORM, ip=ip, confirmed=True)
+        elif current is not None and current.status is not SubscriptionStatus.UNSUBSCRIBED:
+            current.status = SubscriptionStatus.UNSUBSCRIBED
+            current.unsubscribed_at = now
+    db.session.commit()
+    return subscriber
