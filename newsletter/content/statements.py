@@ -1,0 +1,315 @@
+"""Statements: Markdown posts with YAML front matter, as on a Jekyll site.
+
+A Jekyll post is named ``YYYY-MM-DD-slug.md``; its front matter holds ``title``, ``date``,
+``author`` and anything else the site uses (``layout``, ``tags`` …), which is kept as it is.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path, PurePath
+from typing import Any
+
+import frontmatter
+import yaml
+from sqlalchemy import select
+
+from newsletter.content.markdown import render_markdown
+from newsletter.content.models import Statement
+from newsletter.errors import InvalidStatement, NotFound
+from newsletter.extensions import db
+
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+_JEKYLL_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
+_LEADING_DATE = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
+_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+MAX_SLUG, MAX_TITLE, MAX_AUTHOR = 200, 300, 200
+
+
+@dataclass
+class StatementData:
+    """A parsed statement, not yet stored."""
+
+    slug: str
+    title: str
+    author: str
+    date: date | None
+    body: str
+    front_matter: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ImportReport:
+    """What an import did: statements created, updated, and files that failed (name, reason)."""
+
+    created: list[Statement] = field(default_factory=list)
+    updated: list[Statement] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+def slugify(value: str) -> str:
+    """A URL slug: lower case, words joined by hyphens (letters outside ASCII are kept)."""
+    normal = unicodedata.normalize("NFKD", value)
+    ascii_only = normal.encode("ascii", "ignore").decode("ascii")
+    # Titles in other scripts would vanish when forced to ASCII; keep their letters instead.
+    base = ascii_only if re.search(r"\w", ascii_only) else unicodedata.normalize("NFKC", value)
+    slug = re.sub(r"[^\w]+", "-", base.lower()).replace("_", "-")
+    return re.sub(r"-{2,}", "-", slug).strip("-")[:MAX_SLUG].strip("-")
+
+
+def parse_statement(text: str, filename: str | None = None) -> StatementData:
+    """Parse a Markdown post with optional YAML front matter.
+
+    The slug comes from the front matter ``slug``, else the Jekyll file name
+    (``YYYY-MM-DD-slug.md``), else the title; the date from the front matter, else the file
+    name; the title from the front matter, else the first heading (taken out of the body).
+
+    :raises InvalidStatement: invalid YAML, no title, no text, a bad date; the reason says which.
+    """
+    source = filename or "statement"
+    metadata, body = _split_front_matter(text, source)
+    stem, name_date = _from_filename(filename, source)
+
+    title = _text_field(metadata, "title", source)
+    if not title:
+        title, body = _title_from_heading(body)
+    if not title:
+        raise InvalidStatement(
+            source, "no title: add `title:` to the front matter or start the text with a # heading"
+        )
+    if len(title) > MAX_TITLE:
+        raise InvalidStatement(source, f"the title is longer than {MAX_TITLE} characters")
+    if not body.strip():
+        raise InvalidStatement(source, "the statement has no text after the front matter")
+
+    author = _author(metadata.get("author", metadata.get("authors")), source)
+    when = _date(metadata["date"], source) if metadata.get("date") else name_date
+    slug = slugify(str(metadata.get("slug") or stem or title))
+    if not slug:
+        raise InvalidStatement(source, "cannot make a slug from the title; add `slug:`")
+    return StatementData(
+        slug=slug,
+        title=title,
+        author=author,
+        date=when,
+        body=body.strip("\n") + "\n",
+        front_matter=_json_safe(metadata),
+    )
+
+
+def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
+    text = text.lstrip("\ufeff")
+    handler = frontmatter.YAMLHandler()
+    if not handler.detect(text):
+        return {}, text
+    try:
+        raw, body = handler.split(text)
+        metadata = yaml.safe_load(raw) if raw.strip() else {}
+    except yaml.YAMLError as error:
+        reason = f"invalid YAML front matter: {_yaml_problem(error)}"
+        raise InvalidStatement(source, reason) from None
+    except ValueError:
+        return {}, text  # an opening --- with no closing one: a horizontal rule, not YAML
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise InvalidStatement(
+            source, f"the front matter must be a mapping of keys, not a {type(metadata).__name__}"
+        )
+    return {str(key): value for key, value in metadata.items()}, body
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    problem = getattr(error, "problem", None) or str(error)
+    mark = getattr(error, "problem_mark", None)
+    # marks count from 0 and the front matter text starts on the opening --- line
+    return f"{problem} (line {mark.line + 1})" if mark is not None else " ".join(problem.split())
+
+
+def _from_filename(filename: str | None, source: str) -> tuple[str | None, date | None]:
+    if not filename:
+        return None, None
+    stem = PurePath(filename).name
+    for suffix in MARKDOWN_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    match = _JEKYLL_NAME.match(stem)
+    if not match:
+        # Only Jekyll names carry a slug: uploads all called "post.md" must not collide.
+        return None, None
+    year, month, day, slug = match.groups()
+    try:
+        return slug, date(int(year), int(month), int(day))
+    except ValueError:
+        reason = f"the file name has an impossible date {stem[:10]}"
+        raise InvalidStatement(source, reason) from None
+
+
+def _text_field(metadata: dict[str, Any], key: str, source: str) -> str:
+    value = metadata.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        raise InvalidStatement(source, f"`{key}` in the front matter must be text")
+    return " ".join(str(value).split())
+
+
+def _author(value: Any, source: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        value = value.get("name", "")
+    if isinstance(value, list):
+        value = ", ".join(
+            str(item.get("name", "")) if isinstance(item, dict) else str(item) for item in value
+        )
+    author = " ".join(str(value).split())
+    if len(author) > MAX_AUTHOR:
+        raise InvalidStatement(source, f"the author is longer than {MAX_AUTHOR} characters")
+    return author
+
+
+def _date(value: Any, source: str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    match = _LEADING_DATE.match(str(value))
+    if match:
+        try:
+            return date(*(int(part) for part in match.groups()))
+        except ValueError:
+            pass
+    raise InvalidStatement(source, f"`date` {value!r} is not a date like 2020-11-03")
+
+
+def _title_from_heading(body: str) -> tuple[str, str]:
+    """The first heading's text; the heading leaves the body when it opens it."""
+    lines = body.split("\n")
+    fenced = False
+    seen_text = False
+    for index, line in enumerate(lines):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        if fenced:
+            continue
+        heading = _ATX_HEADING.match(line)
+        title = ""
+        end = index + 1
+        if heading:
+            title = heading.group(2)
+        elif (
+            index > 0 and lines[index - 1].strip() and _SETEXT_UNDERLINE.match(line)
+            and not (index > 1 and lines[index - 2].strip())
+        ):  # fmt: skip
+            title, index = lines[index - 1].strip(), index - 1
+        if title:
+            title = " ".join(re.sub(r"[*_`]", "", title).split())
+            if not seen_text or not any(lines[i].strip() for i in range(index)):
+                return title, "\n".join(lines[:index] + lines[end:])
+            return title, body
+        if line.strip() and not _SETEXT_UNDERLINE.match(line):
+            seen_text = True
+    return "", body
+
+
+def _json_safe(value: Any) -> Any:
+    """Front matter as JSON can store it (YAML dates become ISO strings)."""
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def import_statement(text: str, filename: str | None = None) -> tuple[Statement, bool]:
+    """Parse and store a statement, updating the one with the same slug.
+
+    :returns: the statement and whether it was created (False: updated).
+    :raises InvalidStatement: see ``parse_statement``.
+    """
+    data = parse_statement(text, filename)
+    statement = db.session.scalar(select(Statement).where(Statement.slug == data.slug))
+    created = statement is None
+    if statement is None:
+        statement = Statement(slug=data.slug)
+        db.session.add(statement)
+    statement.title = data.title
+    statement.author = data.author
+    statement.date = data.date
+    statement.body = data.body
+    statement.front_matter = data.front_matter
+    db.session.commit()
+    return statement, created
+
+
+def import_paths(paths: list[Path]) -> ImportReport:
+    """Import Markdown files and folders of them (``*.md`` / ``*.markdown``, recursively).
+
+    Each file stands alone: a bad one is reported in ``errors`` and the rest still import.
+    """
+    report = ImportReport()
+    for file in _markdown_files(paths, report):
+        try:
+            text = file.read_text(encoding="utf-8-sig")
+            statement, created = import_statement(text, file.name)
+        except InvalidStatement as error:
+            db.session.rollback()
+            report.errors.append((str(file), error.reason))
+        except UnicodeDecodeError:
+            report.errors.append((str(file), "not UTF-8 text"))
+        except OSError as error:
+            report.errors.append((str(file), error.strerror or str(error)))
+        else:
+            (report.created if created else report.updated).append(statement)
+    return report
+
+
+def _markdown_files(paths: list[Path], report: ImportReport) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                item for item in path.rglob("*")
+                if item.is_file() and item.suffix.lower() in MARKDOWN_SUFFIXES
+            )  # fmt: skip
+            if not found:
+                report.errors.append((str(path), "no .md or .markdown files in this folder"))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            report.errors.append((str(path), "no such file or folder"))
+    return files
+
+
+def list_statements() -> list[Statement]:
+    """Every statement, newest first (by date, then by when it was imported)."""
+    query = select(Statement).order_by(
+        Statement.date.desc().nulls_last(), Statement.created_at.desc(), Statement.id.desc()
+    )
+    return list(db.session.scalars(query))
+
+
+def get_statement(statement_id: int) -> Statement:
+    """The statement with this id.
+
+    :raises NotFound: no such statement.
+    """
+    statement = db.session.get(Statement, statement_id)
+    if statement is None:
+        raise NotFound("statement", statement_id)
+    return statement
+
+
+def statement_html(statement: Statement) -> str:
+    """The statement's body as cleaned HTML."""
+    return render_markdown(statement.body)
