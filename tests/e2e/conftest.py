@@ -1,0 +1,111 @@
+"""Fixtures for journeys in a real browser: the app served over HTTP, headless Chromium.
+
+Chromium is Debian's ``/usr/bin/chromium`` (``apt-get install chromium``), driven through
+Playwright's Python API; Playwright's own browser downloads are never used. Without Chromium
+these tests skip with a clear message, or fail when ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from tests.conftest import free_port, require_service
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Chromium phones home (updates, safe browsing, sync) unless told not to; the test
+    # asserts that nothing leaves 127.0.0.1.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    """The system Chromium, if installed."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def live_port() -> int:
+    """The loopback port the app will be served on (known before the app is created)."""
+    return free_port()
+
+
+@pytest.fixture
+def live_url(app: Flask, live_port: int) -> Iterator[str]:
+    """Serve ``app`` for real on 127.0.0.1 in a thread; the base URL to open in the browser.
+
+    The test module must point ``BASE_URL`` at ``http://127.0.0.1:<live_port>`` and drop
+    ``SERVER_NAME`` through ``app_config``, so the links in mails lead back to this server.
+    """
+    server = make_server("127.0.0.1", live_port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{live_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium, or a skip (a failure in CI) saying how to install it."""
+    executable = chromium_path()
+    if executable is None:
+        require_service("Chromium", "no chromium on PATH (install it: apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as error:
+        require_service("Playwright", f"{error}; install the dev extras: pip install -e '.[dev]'")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class BrowserSession:
+    """A page in a fresh browser context, and every URL the context asked for."""
+
+    page: Page
+    requested: list[str] = field(default_factory=list)
+
+    def foreign_requests(self, allowed_host: str = "127.0.0.1") -> list[str]:
+        """Requests that went anywhere but ``allowed_host`` (data: and blob: URLs are local)."""
+        return [
+            url
+            for url in self.requested
+            if urlsplit(url).scheme not in {"data", "blob", "about"}
+            and urlsplit(url).hostname != allowed_host
+        ]
+
+
+@pytest.fixture
+def session(browser: Browser) -> Iterator[BrowserSession]:
+    """A fresh context (no cookies), recording every request any of its pages makes."""
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    recorded = BrowserSession(page)
+
+    def record(request: Any) -> None:
+        recorded.requested.append(request.url)
+
+    context.on("request", record)
+    yield recorded
+    context.close()
