@@ -1,16 +1,28 @@
 """Rendering an issue: Jinja into the MJML template, ``mjml2html`` once, and a text part.
 
-STUB: interface fixed, body to be written (helper "content+mail").
-
 Per-recipient values stay as placeholders in the rendered HTML and text and are filled per
-message by ``MessageSkeleton.personalise``.
+message by ``MessageSkeleton.personalise`` (or ``fill_placeholders``). Templates come from the
+database and may be edited in the admin, so they run in Jinja's sandbox; the MJML pass
+autoescapes, the text pass does not (it is plain text). Statement HTML is inserted with
+``|safe`` because ``render_markdown`` has already cleaned it with nh3.
 """
 
 from __future__ import annotations
 
+import html as html_lib
+import re
 from dataclasses import dataclass
+from datetime import date
+from email.utils import parseaddr
+from typing import Any
 
-from newsletter.content.models import Issue
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from mjml import mjml2html
+
+from newsletter.content.markdown import markdown_to_text, render_markdown
+from newsletter.content.models import Issue, Template
+from newsletter.errors import TemplateError
 
 # What the templates see as {{ subscriber.name }}, {{ unsubscribe_url }}, {{ manage_url }}
 # while rendering once per issue; replaced per recipient.
@@ -19,6 +31,8 @@ PLACEHOLDERS = {
     "unsubscribe_url": "%%NL-UNSUBSCRIBE-URL%%",
     "manage_url": "%%NL-MANAGE-URL%%",
 }
+#: the name used when a subscriber gave none ("Hello friend,")
+FALLBACK_NAME = "friend"
 
 
 @dataclass(frozen=True)
@@ -28,15 +42,191 @@ class RenderedIssue:
     text: str  # still holding PLACEHOLDERS
 
 
+def _environment(*, autoescape: bool) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,  # a typo in a template fails the preview, not a send
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+_MJML_ENV = _environment(autoescape=True)
+_TEXT_ENV = _environment(autoescape=False)
+
+
 def render_issue(issue: Issue) -> RenderedIssue:
     """Render the issue once with its template.
 
-    :raises TemplateError: the template does not render.
+    :raises TemplateError: the template does not render (Jinja or MJML), with the reason.
     """
-    raise NotImplementedError
+    template = _template_of(issue)
+    context = issue_context(issue)
+    mjml_source = _render(_MJML_ENV, template.mjml, context, template.name)
+    html = compile_mjml(mjml_source, template.name)
+    text = tidy_text(_render(_TEXT_ENV, template.text, context, template.name))
+    return RenderedIssue(subject=issue.subject, html=html, text=text)
 
 
-def fill_placeholders(rendered: str, *, name: str, unsubscribe_url: str, manage_url: str,
-                      html: bool) -> str:
-    """Replace the placeholders for one recipient (HTML-escaped when ``html``)."""
-    raise NotImplementedError
+def _template_of(issue: Issue) -> Template:
+    if issue.template is not None:
+        return issue.template
+    from newsletter.content.templates import default_template
+
+    return default_template()
+
+
+def issue_context(issue: Issue) -> dict[str, Any]:
+    """What an issue template sees; the per-recipient values are placeholders."""
+    base_url = _config("BASE_URL", "http://localhost").rstrip("/")
+    archive_url = f"{base_url}/archive/{issue.id}"
+    list_name = " & ".join(lst.name for lst in issue.lists) or _org_name()
+    statements = [
+        {
+            "title": statement.title,
+            "author": statement.author or "",
+            "date": format_date(statement.date),
+            "date_iso": statement.date.isoformat() if statement.date else "",
+            "slug": statement.slug,
+            "html": render_markdown(statement.body),
+            "text": markdown_to_text(statement.body),
+            "url": _statement_url(statement.front_matter, archive_url, statement.slug),
+            "front_matter": statement.front_matter or {},
+        }
+        for statement in issue.statements
+    ]
+    intro = issue.intro or ""
+    return {
+        "issue": {
+            "id": issue.id,
+            "subject": issue.subject,
+            "preheader": issue.preheader or "",
+            "intro_html": render_markdown(intro) if intro.strip() else "",
+            "intro_text": markdown_to_text(intro) if intro.strip() else "",
+        },
+        "statements": statements,
+        "subscriber": {"name": PLACEHOLDERS["name"]},
+        "unsubscribe_url": PLACEHOLDERS["unsubscribe_url"],
+        "manage_url": PLACEHOLDERS["manage_url"],
+        "archive_url": archive_url,
+        "base_url": base_url,
+        "list_name": list_name,
+        "org_name": _org_name(),
+    }
+
+
+def _statement_url(front_matter: dict[str, Any] | None, archive_url: str, slug: str) -> str:
+    """The statement's own page when its front matter names one, else its place in the archive."""
+    for key in ("canonical_url", "url", "link"):
+        value = (front_matter or {}).get(key)
+        if isinstance(value, str) and re.match(r"^https?://", value):
+            return value
+    return f"{archive_url}#{slug}"
+
+
+def format_date(value: date | None) -> str:
+    """A date as people write it in mail: ``3 November 2020``."""
+    if value is None:
+        return ""
+    return f"{value.day} {value.strftime('%B')} {value.year}"
+
+
+def _render(env: SandboxedEnvironment, source: str, context: dict[str, Any], name: str) -> str:
+    try:
+        return env.from_string(source).render(context)
+    except jinja2.TemplateSyntaxError as error:
+        raise TemplateError(name, f"line {error.lineno}: {error.message}") from None
+    except jinja2.TemplateError as error:
+        raise TemplateError(name, str(error.message or error)) from None
+
+
+def compile_mjml(source: str, name: str = "template") -> str:
+    """MJML to HTML with mjml-python; web fonts off, so the mail makes no third-party requests.
+
+    :raises TemplateError: the MJML does not compile.
+    """
+    try:
+        return str(mjml2html(source, disable_comments=True, fonts={}))
+    except Exception as error:  # noqa: BLE001 - the Rust binding raises plain exceptions
+        raise TemplateError(name, f"MJML: {error}") from None
+
+
+def tidy_text(text: str) -> str:
+    """Trailing spaces off each line, at most two blank lines in a row, one final newline."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return re.sub(r"\n{4,}", "\n\n\n", "\n".join(lines)).strip("\n") + "\n"
+
+
+def fill_placeholders(
+    rendered: str, *, name: str, unsubscribe_url: str, manage_url: str, html: bool
+) -> str:
+    """Replace the placeholders for one recipient (HTML-escaped when ``html``).
+
+    An empty name becomes ``FALLBACK_NAME`` so greetings still read well.
+    """
+    values = placeholder_values(name=name, unsubscribe_url=unsubscribe_url, manage_url=manage_url)
+    for key, value in values.items():
+        rendered = rendered.replace(
+            PLACEHOLDERS[key], html_lib.escape(value, quote=True) if html else value
+        )
+    return rendered
+
+
+def placeholder_values(*, name: str, unsubscribe_url: str, manage_url: str) -> dict[str, str]:
+    """The unescaped value for each placeholder key (one line each)."""
+    return {
+        "name": " ".join(name.split()) or FALLBACK_NAME,
+        "unsubscribe_url": "".join(unsubscribe_url.split()),
+        "manage_url": "".join(manage_url.split()),
+    }
+
+
+def preview_issue(issue: Issue, name: str = "Reader") -> tuple[str, str]:
+    """The issue as a reader would get it (html, text), with sample name and links."""
+    rendered = render_issue(issue)
+    sample = f"{_config('BASE_URL', 'http://localhost').rstrip('/')}/subscribe"
+    values = {"name": name, "unsubscribe_url": sample, "manage_url": sample}
+    return (
+        fill_placeholders(rendered.html, html=True, **values),
+        fill_placeholders(rendered.text, html=False, **values),
+    )
+
+
+def web_version(issue: Issue) -> str:
+    """The issue's HTML for the public archive: no reader's name, links to /subscribe.
+
+    An issue that was sent shows exactly what was sent; a draft is rendered now.
+    """
+    source = issue.rendered_html or render_issue(issue).html
+    subscribe = f"{_config('BASE_URL', 'http://localhost').rstrip('/')}/subscribe"
+    return fill_placeholders(
+        source, name="", unsubscribe_url=subscribe, manage_url=subscribe, html=True
+    )
+
+
+def render_confirmation(list_name: str, confirm_url: str) -> tuple[str, str]:
+    """The double opt-in mail's (text, html) for one list and confirmation link."""
+    from newsletter.content.templates import read_email_template
+
+    context = {"list_name": list_name, "confirm_url": confirm_url, "org_name": _org_name()}
+    text = _render(_TEXT_ENV, read_email_template("confirm.txt"), context, "confirm.txt")
+    mjml_source = _render(_MJML_ENV, read_email_template("confirm.mjml"), context, "confirm.mjml")
+    return tidy_text(text), compile_mjml(mjml_source, "confirm.mjml")
+
+
+def _config(key: str, default: str) -> str:
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        return str(current_app.config.get(key) or default)
+    return default
+
+
+def _org_name() -> str:
+    """Who sends: ``SITE_NAME`` if set, else the From address's display name."""
+    site = _config("SITE_NAME", "")
+    if site:
+        return site
+    name, address = parseaddr(_config("FROM_ADDRESS", "Newsletter <newsletter@localhost>"))
+    return name or address.split("@")[-1] or "Newsletter"

@@ -1,0 +1,191 @@
+"""Issues: statements in order, an intro, a template and target lists; sent as one mailing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from newsletter.audience.models import MailingList
+from newsletter.content.models import Issue, IssueStatement, IssueStatus, Statement
+from newsletter.content.templates import default_template, get_template
+from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.errors import IssueStateError, NotFound, ValidationError
+from newsletter.extensions import db
+
+MAX_SUBJECT = 300
+MAX_PREHEADER = 300
+_EDITABLE = {"subject", "statement_ids", "list_slugs", "template_id", "preheader", "intro"}
+
+
+def create_issue(
+    *,
+    subject: str,
+    statement_ids: list[int],
+    list_slugs: list[str],
+    template_id: int | None = None,
+    preheader: str = "",
+    intro: str = "",
+) -> Issue:
+    """Make a draft issue.
+
+    :raises ValidationError: an empty subject, no statements or no lists (``field`` names it).
+    :raises NotFound: a statement, list or template that does not exist (``field`` names it).
+    """
+    issue = Issue(status=IssueStatus.DRAFT)
+    _apply(
+        issue,
+        subject=subject,
+        statement_ids=statement_ids,
+        list_slugs=list_slugs,
+        template_id=template_id,
+        preheader=preheader,
+        intro=intro,
+    )
+    db.session.add(issue)
+    db.session.commit()
+    return issue
+
+
+def update_issue(issue_id: int, **fields: Any) -> Issue:
+    """Change a draft issue; only the fields given change (same names as ``create_issue``).
+
+    :raises IssueStateError: the issue is not a draft any more.
+    :raises ValidationError, NotFound: as for ``create_issue``.
+    """
+    unknown = set(fields) - _EDITABLE
+    if unknown:
+        raise TypeError(f"update_issue() got unexpected fields {sorted(unknown)}")
+    issue = get_issue(issue_id)
+    if issue.status is not IssueStatus.DRAFT:
+        raise IssueStateError(issue.id, issue.status.value, "edit")
+    try:
+        _apply(issue, **fields)
+    except Exception:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return issue
+
+
+def _apply(issue: Issue, **fields: Any) -> None:
+    """Validate every given field first, then set them, so a bad field changes nothing."""
+    values: dict[str, Any] = {}
+    if "subject" in fields:
+        values["subject"] = _subject(fields["subject"])
+    if "preheader" in fields:
+        values["preheader"] = _preheader(fields["preheader"])
+    if "intro" in fields:
+        values["intro"] = (fields["intro"] or "").strip()
+    if "statement_ids" in fields:
+        values["statements"] = _statements(fields["statement_ids"])
+    if "list_slugs" in fields:
+        values["lists"] = _lists(fields["list_slugs"])
+    if "template_id" in fields:
+        template_id = fields["template_id"]
+        values["template"] = (
+            default_template() if template_id is None else get_template(int(template_id))
+        )
+    for name in ("subject", "preheader", "intro", "lists", "template"):
+        if name in values:
+            setattr(issue, name, values[name])
+    if "statements" in values:
+        _set_statements(issue, values["statements"])
+
+
+def _subject(value: str | None) -> str:
+    subject = " ".join((value or "").split())  # one line: it becomes a mail header
+    if not subject:
+        raise ValidationError("An issue needs a subject.", field="subject")
+    if len(subject) > MAX_SUBJECT:
+        raise ValidationError(
+            f"The subject is longer than {MAX_SUBJECT} characters.", field="subject"
+        )
+    return subject
+
+
+def _preheader(value: str | None) -> str:
+    preheader = " ".join((value or "").split())
+    if len(preheader) > MAX_PREHEADER:
+        raise ValidationError(
+            f"The preheader is longer than {MAX_PREHEADER} characters.", field="preheader"
+        )
+    return preheader
+
+
+def _statements(statement_ids: list[int] | None) -> list[Statement]:
+    ids: list[int] = []
+    for value in statement_ids or []:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValidationError(f"{value!r} is not a statement id.", field="statements") from None
+        if number not in ids:  # the same statement twice would only repeat it
+            ids.append(number)
+    if not ids:
+        raise ValidationError("Choose at least one statement.", field="statements")
+    found = {s.id: s for s in db.session.scalars(select(Statement).where(Statement.id.in_(ids)))}
+    for number in ids:
+        if number not in found:
+            raise _not_found("statement", number, "statements")
+    return [found[number] for number in ids]
+
+
+def _lists(list_slugs: list[str] | None) -> list[MailingList]:
+    slugs = list(dict.fromkeys(str(slug).strip() for slug in list_slugs or [] if str(slug).strip()))
+    if not slugs:
+        raise ValidationError("Choose at least one list.", field="lists")
+    query = select(MailingList).where(MailingList.slug.in_(slugs))
+    found = {lst.slug: lst for lst in db.session.scalars(query)}
+    for slug in slugs:
+        if slug not in found:
+            raise _not_found("list", slug, "lists")
+    return [found[slug] for slug in slugs]
+
+
+def _set_statements(issue: Issue, statements: list[Statement]) -> None:
+    # Reuse the rows of statements that stay, so the (issue, statement) key never collides.
+    existing = {item.statement_id: item for item in issue.items}
+    items = [existing.get(s.id) or IssueStatement(statement=s) for s in statements]
+    issue.items = items
+    issue.items.reorder()  # type: ignore[attr-defined]
+
+
+def _not_found(kind: str, key: object, field: str) -> NotFound:
+    error = NotFound(kind, key)
+    error.field = field
+    return error
+
+
+def get_issue(issue_id: int) -> Issue:
+    """The issue with this id.
+
+    :raises NotFound: no such issue.
+    """
+    issue = db.session.get(Issue, issue_id)
+    if issue is None:
+        raise NotFound("issue", issue_id)
+    return issue
+
+
+def list_issues() -> list[Issue]:
+    """Every issue, newest first."""
+    query = select(Issue).order_by(Issue.created_at.desc(), Issue.id.desc())
+    return list(db.session.scalars(query))
+
+
+def issue_counts(issue: Issue) -> dict[str, int]:
+    """How many deliveries the issue has, by outcome: total, sent, failed, pending, skipped."""
+    rows = db.session.execute(
+        select(Delivery.status, func.count())
+        .where(Delivery.issue_id == issue.id)
+        .group_by(Delivery.status)
+    ).all()
+    by_status = {status: int(count) for status, count in rows}
+    return {
+        "total": sum(by_status.values()),
+        "sent": by_status.get(DeliveryStatus.SENT, 0),
+        "failed": by_status.get(DeliveryStatus.FAILED, 0),
+        "pending": by_status.get(DeliveryStatus.PENDING, 0),
+        "skipped": by_status.get(DeliveryStatus.SKIPPED, 0),
+    }
