@@ -1,0 +1,196 @@
+"""Accounts of the admin pages: passwords (argon2id), API tokens and the first-admin link."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from urllib.parse import urlsplit
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from newsletter.auth.models import ApiToken, Role, User
+from newsletter.errors import Conflict, InvalidEmail, InvalidToken, NotFound, ValidationError
+from newsletter.extensions import db
+from newsletter.models import utcnow
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; a cap stops hashing megabytes per request
+TOKEN_PREFIX = "nl_"
+TOKEN_PREFIX_LENGTH = 11  # "nl_" and 8 random characters: enough to tell tokens apart
+SETUP_PURPOSE = "setup"
+
+_hasher = PasswordHasher()
+# Verified against when the address is unknown, so that answer takes as long as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password`` (salt and parameters included in the string)."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when ``password`` matches ``password_hash``; False for a wrong or broken hash."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def check_password(password: str) -> None:
+    """Refuse a password too short (or absurdly long) to keep.
+
+    :raises ValidationError: with field ``password``.
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"the password must have at most {MAX_PASSWORD_LENGTH} characters", field="password"
+        )
+
+
+def _normalise_email(address: str) -> str:
+    try:
+        return validate_email(address.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise InvalidEmail(address, str(error)) from None
+
+
+def find_user(email: str) -> User | None:
+    """The user with this address, whatever its case."""
+    return db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+
+
+def create_user(email: str, password: str, role: Role = Role.ADMIN) -> User:
+    """Make a user who can log in to the admin pages.
+
+    :raises InvalidEmail: the address is not valid.
+    :raises ValidationError: the password is too short (field ``password``).
+    :raises Conflict: a user with this address exists (field ``email``).
+    """
+    address = _normalise_email(email)
+    check_password(password)
+    if find_user(address) is not None:
+        raise Conflict(f"a user {address} already exists", field="email")
+    user = User(email=address, password_hash=hash_password(password), role=role)
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:  # created meanwhile by someone else
+        db.session.rollback()
+        raise Conflict(f"a user {address} already exists", field="email") from None
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The active user with this address and password, or None.
+
+    Spends about the same time whether or not the address exists, upgrades the hash when
+    the hashing parameters have changed, and records the login time.
+    """
+    user = find_user(email)
+    if user is None or not user.active:
+        verify_password(_DUMMY_HASH, password)
+        return None
+    if not verify_password(user.password_hash, password):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    db.session.commit()
+    return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_api_token(email: str) -> str:
+    """A new API token for the user; only its SHA-256 is kept, so this is the one chance to see it.
+
+    :raises NotFound: no user has this address.
+    """
+    user = find_user(email)
+    if user is None:
+        raise NotFound("user", email)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    db.session.add(
+        ApiToken(user=user, token_hash=_token_hash(token), prefix=token[:TOKEN_PREFIX_LENGTH])
+    )
+    db.session.commit()
+    return token
+
+
+def user_for_token(token: str) -> User | None:
+    """The active user owning this API token, or None; records when the token was used."""
+    if not token or not token.startswith(TOKEN_PREFIX):
+        return None
+    digest = _token_hash(token)
+    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+    # The lookup is by hash already; compare again in constant time for good measure.
+    if row is None or not hmac.compare_digest(row.token_hash, digest) or not row.user.active:
+        return None
+    row.last_used_at = utcnow()
+    db.session.commit()
+    return row.user
+
+
+def needs_first_admin() -> bool:
+    """True while no user exists: the first one is made through the setup link."""
+    return db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def _setup_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=SETUP_PURPOSE)
+
+
+def first_admin_setup_url() -> str:
+    """A signed, expiring, absolute link to the page that creates the first admin.
+
+    The link only works while no user exists (``SETUP_MAX_AGE`` seconds at most).
+    """
+    token = _setup_serializer().dumps({"purpose": SETUP_PURPOSE})
+    base = urlsplit(current_app.config["BASE_URL"])
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme
+    )
+    return adapter.build("admin.setup", {"token": token}, force_external=True)
+
+
+def check_setup_token(token: str) -> None:
+    """Accept a setup link only if it is genuine, fresh, and no user exists yet.
+
+    :raises InvalidToken: purpose ``setup``, reason ``invalid``, ``expired`` or ``used``.
+    """
+    try:
+        data = _setup_serializer().loads(
+            token, max_age=int(current_app.config["SETUP_MAX_AGE"])
+        )
+    except SignatureExpired:
+        raise InvalidToken(SETUP_PURPOSE, "expired") from None
+    except BadSignature:
+        raise InvalidToken(SETUP_PURPOSE, "invalid") from None
+    if not isinstance(data, dict) or data.get("purpose") != SETUP_PURPOSE:
+        raise InvalidToken(SETUP_PURPOSE, "invalid")
+    if not needs_first_admin():
+        raise InvalidToken(SETUP_PURPOSE, "used")
+
+
+def create_first_admin(token: str, email: str, password: str) -> User:
+    """Make the first admin through a setup link.
+
+    :raises InvalidToken: see ``check_setup_token``.
+    :raises InvalidEmail, ValidationError, Conflict: see ``create_user``.
+    """
+    check_setup_token(token)
+    return create_user(email, password, role=Role.ADMIN)
