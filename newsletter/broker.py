@@ -6,6 +6,7 @@ configured one. Queue messages carry ids only: the database says what is left to
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import dramatiq
@@ -14,6 +15,9 @@ from dramatiq.middleware import Middleware
 from flask import Flask
 
 QUEUES = ("default", "delivery")
+
+#: set while this process shuts its workers down: long jobs hand their rest back and return
+stopping = threading.Event()
 
 dramatiq.set_broker(StubBroker())
 
@@ -86,3 +90,12 @@ def start_worker_threads(app: Flask, threads: int | None = None) -> dramatiq.Wor
     )
     worker.start()
     return worker
+
+
+def stop_worker(worker: dramatiq.Worker, timeout_ms: int = 30_000) -> None:
+    """Stop worker threads for good: running batches stop between two messages."""
+    stopping.set()
+    try:
+        worker.stop(timeout=timeout_ms)
+    finally:
+        stopping.clear()

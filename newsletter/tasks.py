@@ -15,7 +15,11 @@ def send_confirmation(subscriber_id: int, list_id: int) -> None:
     confirmation.send_confirmation(subscriber_id, list_id)
 
 
-@dramatiq.actor(queue_name="delivery", max_retries=20)
+# Long jobs: a big audience or a slow relay may take a while (the default limit is 10 min).
+HOUR_MS = 3_600_000
+
+
+@dramatiq.actor(queue_name="delivery", max_retries=20, time_limit=HOUR_MS)
 def start_issue(issue_id: int) -> None:
     """Render the issue, fix its audience into deliveries and enqueue the batches."""
     from newsletter.delivery import dispatcher
@@ -23,7 +27,9 @@ def start_issue(issue_id: int) -> None:
     dispatcher.start_issue(issue_id)
 
 
-@dramatiq.actor(queue_name="delivery", max_retries=20, min_backoff=1000, max_backoff=60_000)
+@dramatiq.actor(
+    queue_name="delivery", max_retries=20, min_backoff=1000, max_backoff=60_000, time_limit=HOUR_MS
+)
 def send_batch(issue_id: int, first_id: int, last_id: int) -> None:
     """Send the pending deliveries of an issue with ids in ``[first_id, last_id]``."""
     from newsletter.delivery import dispatcher

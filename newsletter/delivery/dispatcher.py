@@ -1,30 +1,519 @@
 """The send: fix the audience, batch it, send each batch, record every outcome.
 
-STUB: interface fixed, body to be written (helper "delivery").
+The database is the source of truth; queue messages only say "look at this issue" or "look
+at these delivery ids", so running any of them twice, or losing them, is harmless:
+``recover_unfinished`` rebuilds the queue from the rows.
+
+Issue states during a send, all in the ``issues`` row:
+
+- ``sending``, ``total_count == 0``: the audience is still being written (``max_subscriber_id``
+  is its fixed ceiling once set). ``total_count`` is set only when the last range is written,
+  so it doubles as the durable "audience complete" mark.
+- ``sending``, ``total_count > 0``: every recipient has a delivery row; batches run.
+- ``sent``: every delivery is final (sent, failed or skipped); counts are filled in.
 """
 
 from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from newsletter import broker, tasks
+from newsletter.audience.models import MailingList
+from newsletter.content.models import Issue, IssueStatus, issue_lists
+from newsletter.delivery import outcomes, snapshot
+from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.errors import (
+    IssueStateError,
+    NotFound,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+    ValidationError,
+)
+from newsletter.extensions import db
+from newsletter.models import utcnow
+
+log = logging.getLogger(__name__)
+
+deliveries = Delivery.__table__
+issues = Issue.__table__
+
+#: rows leased at a time inside a batch: a lease must outlast sending this many messages
+CLAIM_SIZE = 50
+#: consecutive temporary failures after which the relay, not the addresses, is the problem
+TEMPORARY_STREAK = 3
+#: default base wait before retrying a 4xx (``RETRY_BACKOFF_SECONDS`` overrides it)
+RETRY_BACKOFF_SECONDS = 60
+#: added to a lease's end before looking again, so the lease has surely run out
+LEASE_MARGIN = timedelta(seconds=1)
+
+STARTABLE = (IssueStatus.DRAFT, IssueStatus.SCHEDULED)
+
+
+# --- starting -----------------------------------------------------------------------------
 
 
 def request_send(issue_id: int) -> None:
     """Move a draft (or scheduled) issue to sending and enqueue ``start_issue``.
 
+    The issue is rendered here, once, so a template error reaches the person pressing
+    "send" instead of a worker log.
+
     :raises NotFound: no such issue.
+    :raises ValidationError: no statements or no target lists (``field`` names which).
+    :raises TemplateError: the template does not render.
     :raises IssueStateError: the issue is already sending or sent.
     """
-    raise NotImplementedError
+    from newsletter.mail.render import render_issue
+
+    issue = _get_issue(issue_id)
+    if issue.status not in STARTABLE:
+        raise IssueStateError(issue_id, issue.status.value, "send")
+    if not issue.items:
+        raise ValidationError("an issue needs at least one statement", field="statements")
+    if not issue.lists:
+        raise ValidationError("an issue needs at least one list", field="lists")
+    rendered = render_issue(issue)
+    # Conditional on the status, so two clicks on "send" start one send.
+    started = db.session.execute(
+        update(issues)
+        .where(issues.c.id == issue_id, issues.c.status.in_(STARTABLE))
+        .values(
+            status=IssueStatus.SENDING,
+            started_at=utcnow(),
+            finished_at=None,
+            rendered_subject=rendered.subject,
+            rendered_html=rendered.html,
+            rendered_text=rendered.text,
+            max_subscriber_id=None,
+            total_count=0,
+            sent_count=0,
+            failed_count=0,
+        )
+    )
+    if snapshot.rowcount(started) != 1:
+        db.session.rollback()
+        raise IssueStateError(issue_id, _status_of(issue_id).value, "send")
+    db.session.commit()
+    tasks.start_issue.send(issue_id)
 
 
 def start_issue(issue_id: int) -> None:
-    """Render once, snapshot the audience into deliveries in id ranges, enqueue batches."""
-    raise NotImplementedError
+    """Render once, snapshot the audience into deliveries in id ranges, enqueue batches.
+
+    Idempotent: a re-run resumes the audience where the last one stopped and enqueues only
+    the ranges it writes itself (``recover_unfinished`` re-enqueues older ones).
+    """
+    issue = db.session.get(Issue, issue_id)
+    if issue is None or issue.status is not IssueStatus.SENDING or issue.total_count > 0:
+        return
+    if issue.rendered_html is None:
+        from newsletter.mail.render import render_issue
+
+        rendered = render_issue(issue)
+        issue.rendered_subject = rendered.subject
+        issue.rendered_html = rendered.html
+        issue.rendered_text = rendered.text
+        db.session.commit()
+    ceiling = _fix_ceiling(issue_id)
+    batch_size = int(current_app.config["BATCH_SIZE"])
+    for written in snapshot.write_audience(issue_id, ceiling, batch_size):
+        tasks.send_batch.send(issue_id, written.first_id, written.last_id)
+    _complete_audience(issue_id)
+
+
+def _fix_ceiling(issue_id: int) -> int:
+    """Set the audience's ceiling once (the highest subscriber id now) and return it."""
+    db.session.execute(
+        update(issues)
+        .where(issues.c.id == issue_id, issues.c.max_subscriber_id.is_(None))
+        .values(max_subscriber_id=snapshot.audience_ceiling())
+    )
+    db.session.commit()
+    ceiling = db.session.scalar(select(issues.c.max_subscriber_id).where(issues.c.id == issue_id))
+    return int(ceiling or 0)
+
+
+def _complete_audience(issue_id: int) -> None:
+    """Mark the audience written (``total_count``); with nobody in it, the issue is sent."""
+    total = int(
+        db.session.scalar(select(func.count()).where(deliveries.c.issue_id == issue_id)) or 0
+    )
+    if total == 0:
+        db.session.execute(
+            update(issues)
+            .where(issues.c.id == issue_id, issues.c.status == IssueStatus.SENDING)
+            .values(status=IssueStatus.SENT, finished_at=utcnow(), total_count=0)
+        )
+        db.session.commit()
+        log.info("issue %s has no recipients; marked sent", issue_id)
+        return
+    db.session.execute(
+        update(issues)
+        .where(issues.c.id == issue_id, issues.c.status == IssueStatus.SENDING)
+        .values(total_count=total)
+    )
+    db.session.commit()
+    log.info("issue %s: audience of %s written", issue_id, total)
+    finish_if_done(issue_id)
+
+
+# --- sending ------------------------------------------------------------------------------
 
 
 def send_batch(issue_id: int, first_id: int, last_id: int) -> None:
-    """Claim and send the pending deliveries in the range; mark the issue sent when done."""
-    raise NotImplementedError
+    """Claim and send the pending deliveries in the range; mark the issue sent when done.
+
+    Idempotent: only due, unleased pending rows are taken; rows held by another worker or
+    waiting for a retry are looked at again later by a delayed copy of this batch.
+    """
+    issue = db.session.get(Issue, issue_id)
+    if issue is None or issue.status is not IssueStatus.SENDING:
+        return
+    if issue.rendered_html is None:
+        log.warning("issue %s has no rendering yet; batch %s-%s waits", issue_id, first_id, last_id)
+        return
+    sender = BatchSender(issue, current_app.config)
+    try:
+        not_before = sender.run(first_id, last_id)
+    finally:
+        sender.close()
+    if sender.interrupted:
+        # Shutting down: hand the rest to another worker now (or to recovery at next start).
+        tasks.send_batch.send(issue_id, first_id, last_id)
+        return
+    if _status_of(issue_id) is IssueStatus.SENDING:
+        _after_batch(issue_id, first_id, last_id, not_before)
+
+
+class BatchSender:
+    """Sends one batch: one message skeleton, one transport, one commit per outcome."""
+
+    def __init__(self, issue: Issue, config: Any) -> None:
+        from newsletter.mail.message import ListInfo, MessageSkeleton
+
+        self.issue_id = issue.id
+        self.from_address = str(config["FROM_ADDRESS"])
+        self.envelope_from = parseaddr(self.from_address)[1]
+        self.lease = timedelta(seconds=int(config["LEASE_SECONDS"]))
+        self.max_attempts = int(config["MAX_ATTEMPTS"])
+        self.backoff = timedelta(
+            seconds=float(config.get("RETRY_BACKOFF_SECONDS", RETRY_BACKOFF_SECONDS))
+        )
+        self.skeleton = MessageSkeleton(
+            subject=issue.rendered_subject or issue.subject,
+            html=issue.rendered_html or "",
+            text=issue.rendered_text or "",
+            from_address=self.from_address,
+            list_info=ListInfo(
+                list_id=_list_id_header(issue, str(config["BASE_URL"])),
+                unsubscribe_mailto=f"mailto:{self.envelope_from}?subject=unsubscribe",
+            ),
+        )
+        self._transport: Any = None
+        self._config = config
+        self.interrupted = False
+
+    @property
+    def transport(self) -> Any:
+        # Opened on first use: a batch with nothing left to send opens no connection.
+        if self._transport is None:
+            from newsletter.mail.transport import open_transport
+
+            self._transport = open_transport(self._config)
+        return self._transport
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def run(self, first_id: int, last_id: int) -> datetime | None:
+        """Send until no due row is left in the range.
+
+        :returns: the earliest time to look at the range again when the batch stopped early
+            because the relay keeps failing; None otherwise.
+        """
+        while True:
+            if _status_of(self.issue_id) is not IssueStatus.SENDING:
+                return None  # paused or cancelled: stop between messages
+            claimed = outcomes.claim(
+                self.issue_id, first_id, last_id, limit=CLAIM_SIZE, lease=self.lease
+            )
+            if not claimed:
+                return None
+            not_before = self._send_claimed(claimed)
+            if not_before is not None or self.interrupted:
+                return not_before
+
+    def _send_claimed(self, claimed: list[int]) -> datetime | None:
+        rows = outcomes.load(self.issue_id, claimed)
+        outcomes.record_skipped([row.delivery_id for row in rows if not row.still_wanted])
+        todo = [row for row in rows if row.still_wanted]
+        streak = 0
+        for index, row in enumerate(todo):
+            if broker.stopping.is_set():
+                self.interrupted = True
+                outcomes.release([r.delivery_id for r in todo[index:]])
+                return None
+            try:
+                temporary = self._send_one(row)
+            except BaseException:
+                # Not an SMTP answer (a bug, a lost database): give the untried rows back.
+                db.session.rollback()
+                outcomes.release([r.delivery_id for r in todo[index + 1 :]])
+                raise
+            streak = streak + 1 if temporary else 0
+            if streak >= TEMPORARY_STREAK:
+                outcomes.release([r.delivery_id for r in todo[index + 1 :]])
+                log.warning("issue %s: relay keeps failing; batch waits", self.issue_id)
+                return utcnow() + self.backoff
+        return None
+
+    def _send_one(self, row: outcomes.Claimed) -> bool:
+        """Mail one recipient and record the outcome; True for a temporary failure."""
+        from newsletter.audience.tokens import manage_url, unsubscribe_url
+        from newsletter.mail.message import Recipient, make_message_id
+
+        message_id = make_message_id(self.from_address)
+        recipient = Recipient(
+            email=row.email,
+            name=row.name,
+            unsubscribe_url=unsubscribe_url(row.subscriber_id, row.list_id),
+            manage_url=manage_url(row.subscriber_id),
+            message_id=message_id,
+        )
+        data = self.skeleton.personalise(recipient)
+        try:
+            reply = self.transport.send(self.envelope_from, row.email, data)
+        except TemporaryDeliveryError as error:
+            failed = outcomes.record_temporary(
+                row, error, max_attempts=self.max_attempts, backoff=self.backoff
+            )
+            log.info("delivery %s: %s (%s)", row.delivery_id, error.message,
+                     "gave up" if failed else "will retry")
+            return True
+        except PermanentDeliveryError as error:
+            outcomes.record_permanent(row, error)
+            log.info("delivery %s: %s (failed)", row.delivery_id, error.message)
+            return False
+        # Recorded the moment the relay accepts it: this is what prevents a second copy.
+        outcomes.record_sent(row.delivery_id, message_id=message_id, reply=str(reply))
+        return False
+
+
+def _after_batch(issue_id: int, first_id: int, last_id: int, not_before: datetime | None) -> None:
+    """Finish the issue if nothing is pending, else look at the range again when it is due."""
+    wake = _next_look(issue_id, first_id, last_id, not_before)
+    if wake is None:
+        finish_if_done(issue_id)
+        return
+    delay = max(0, int((wake - utcnow()).total_seconds() * 1000))
+    tasks.send_batch.send_with_options(args=(issue_id, first_id, last_id), delay=delay)
+
+
+def _next_look(
+    issue_id: int, first_id: int, last_id: int, not_before: datetime | None
+) -> datetime | None:
+    """When rows still pending in the range can next be claimed; None if none are pending."""
+    now = utcnow()
+    in_range = (
+        deliveries.c.issue_id == issue_id,
+        deliveries.c.id >= first_id,
+        deliveries.c.id <= last_id,
+        deliveries.c.status == DeliveryStatus.PENDING,
+    )
+    pending = db.session.scalar(select(func.count()).where(*in_range))
+    if not pending:
+        db.session.commit()
+        return None
+    leases = db.session.scalar(
+        select(func.min(deliveries.c.lease_until)).where(*in_range, deliveries.c.lease_until > now)
+    )
+    retries = db.session.scalar(
+        select(func.min(deliveries.c.next_attempt_at)).where(
+            *in_range,
+            deliveries.c.next_attempt_at > now,
+        )
+    )
+    due_now = db.session.scalar(
+        select(func.count()).where(*outcomes.claimable(issue_id, first_id, last_id, now))  # type: ignore[arg-type]
+    )
+    candidates = [now] if due_now else []
+    if leases is not None:
+        candidates.append(leases + LEASE_MARGIN)
+    if retries is not None:
+        candidates.append(retries)
+    db.session.commit()
+    wake = min(candidates) if candidates else now
+    return max(wake, not_before) if not_before is not None else wake
+
+
+def finish_if_done(issue_id: int) -> bool:
+    """Mark the issue sent when its audience is complete and no delivery is pending.
+
+    The audience mark is read before the pending count: rows are committed before the mark,
+    so seeing the mark guarantees the count sees every row.
+    """
+    total = db.session.scalar(
+        select(issues.c.total_count).where(
+            issues.c.id == issue_id, issues.c.status == IssueStatus.SENDING
+        )
+    )
+    if not total:
+        db.session.commit()
+        return False
+    pending = db.session.scalar(
+        select(func.count()).where(
+            deliveries.c.issue_id == issue_id, deliveries.c.status == DeliveryStatus.PENDING
+        )
+    )
+    if pending:
+        db.session.commit()
+        return False
+    counts = _status_counts(issue_id)
+    finished = db.session.execute(
+        update(issues)
+        .where(issues.c.id == issue_id, issues.c.status == IssueStatus.SENDING)
+        .values(
+            status=IssueStatus.SENT,
+            finished_at=utcnow(),
+            total_count=counts["total"],
+            sent_count=counts["sent"],
+            failed_count=counts["failed"],
+        )
+    )
+    db.session.commit()
+    if snapshot.rowcount(finished):
+        log.info("issue %s sent: %s", issue_id, counts)
+    return snapshot.rowcount(finished) > 0
+
+
+# --- recovery and progress ----------------------------------------------------------------
 
 
 def recover_unfinished() -> int:
-    """Re-enqueue work for every issue left sending; return how many batches were queued."""
-    raise NotImplementedError
+    """Re-enqueue work for every issue left sending; return how many jobs were queued.
+
+    Run at start-up and after losing the queue: it trusts only the database. An unfinished
+    audience gets ``start_issue`` again (it resumes); every range with pending rows gets a
+    ``send_batch`` (rows still leased by a live worker are left to it, and looked at again
+    when the lease runs out).
+    """
+    queued = 0
+    sending = db.session.scalars(
+        select(issues.c.id).where(issues.c.status == IssueStatus.SENDING).order_by(issues.c.id)
+    ).all()
+    for issue_id in sending:
+        total = db.session.scalar(select(issues.c.total_count).where(issues.c.id == issue_id))
+        if not total:
+            tasks.start_issue.send(issue_id)
+            queued += 1
+        ranges = pending_ranges(issue_id, int(current_app.config["BATCH_SIZE"]))
+        for first_id, last_id in ranges:
+            tasks.send_batch.send(issue_id, first_id, last_id)
+        queued += len(ranges)
+        if total and not ranges:
+            finish_if_done(issue_id)  # died between the last message and the last check
+    db.session.commit()
+    if queued:
+        log.info("recovery: %s jobs queued for %s unfinished issues", queued, len(sending))
+    return queued
+
+
+def pending_ranges(issue_id: int, size: int) -> list[tuple[int, int]]:
+    """Delivery-id ranges of at most ``size`` pending rows of the issue, in order."""
+    ranges: list[tuple[int, int]] = []
+    after = 0
+    while True:
+        ids = db.session.scalars(
+            select(deliveries.c.id)
+            .where(
+                deliveries.c.issue_id == issue_id,
+                deliveries.c.status == DeliveryStatus.PENDING,
+                deliveries.c.id > after,
+            )
+            .order_by(deliveries.c.id)
+            .limit(size)
+        ).all()
+        if not ids:
+            return ranges
+        ranges.append((int(ids[0]), int(ids[-1])))
+        after = int(ids[-1])
+
+
+def refresh_counts(issue_id: int) -> dict[str, int]:
+    """Store the issue's sent and failed counts (and total, once the audience is complete)."""
+    counts = _status_counts(issue_id)
+    values: dict[str, int] = {"sent_count": counts["sent"], "failed_count": counts["failed"]}
+    complete = db.session.scalar(
+        select(issues.c.total_count > 0).where(issues.c.id == issue_id)
+    )
+    if complete:
+        values["total_count"] = counts["total"]
+    db.session.execute(update(issues).where(issues.c.id == issue_id).values(**values))
+    db.session.commit()
+    return counts
+
+
+def progress(issue_id: int) -> dict[str, Any]:
+    """Where a send stands: ``status`` and the ``total``/``sent``/``failed``/``pending``
+    (and ``skipped``) delivery counts, read live from the deliveries.
+
+    :raises NotFound: no such issue.
+    """
+    status = _status_of(issue_id)
+    counts = _status_counts(issue_id)
+    db.session.commit()
+    return {"status": status.value, **counts}
+
+
+def _status_counts(issue_id: int) -> dict[str, int]:
+    rows = db.session.execute(
+        select(deliveries.c.status, func.count())
+        .where(deliveries.c.issue_id == issue_id)
+        .group_by(deliveries.c.status)
+    ).all()
+    by_status = {DeliveryStatus(status).value: int(count) for status, count in rows}
+    counts = {status.value: by_status.get(status.value, 0) for status in DeliveryStatus}
+    return {"total": sum(counts.values()), **counts}
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _get_issue(issue_id: int) -> Issue:
+    issue = db.session.get(Issue, issue_id)
+    if issue is None:
+        raise NotFound("issue", issue_id)
+    return issue
+
+
+def _status_of(issue_id: int) -> IssueStatus:
+    """The issue's status as committed now (not the session's cached copy)."""
+    status = db.session.scalar(select(issues.c.status).where(issues.c.id == issue_id))
+    if status is None:
+        raise NotFound("issue", issue_id)
+    return IssueStatus(status)
+
+
+def _list_id_header(issue: Issue, base_url: str) -> str:
+    """``List-Id`` (RFC 2919) for the issue's first list: ``Name <slug.host>``."""
+    first = db.session.scalars(
+        select(MailingList)
+        .join(issue_lists, issue_lists.c.list_id == MailingList.id)
+        .where(issue_lists.c.issue_id == issue.id)
+        .order_by(MailingList.id)
+        .limit(1)
+    ).first()
+    host = urlsplit(base_url).hostname or "localhost"
+    if first is None:
+        return f"<newsletter.{host}>"
+    name = "".join(ch for ch in first.name if ch not in '<>"\r\n').strip()
+    return f"{name} <{first.slug}.{host}>" if name else f"<{first.slug}.{host}>"

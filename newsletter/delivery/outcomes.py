@@ -1,0 +1,249 @@
+"""Claiming deliveries and recording what happened to each, one commit per outcome.
+
+A delivery is claimed by setting a lease on it; until the lease runs out no other worker
+takes it. Each outcome is committed the moment it is known, so a worker killed mid-batch
+leaves at most the one message it was sending unrecorded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from newsletter.audience.models import (
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+from newsletter.content.models import issue_lists
+from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.errors import DeliveryError, PermanentDeliveryError
+from newsletter.extensions import db
+from newsletter.models import utcnow
+
+deliveries = Delivery.__table__
+subscribers = Subscriber.__table__
+subscriptions = Subscription.__table__
+
+#: the longest wait between two attempts at one address
+MAX_BACKOFF = timedelta(hours=6)
+
+_ENHANCED_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed delivery with what is needed to mail it."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    attempts: int
+    #: the first target list the subscriber is still confirmed on; None: no longer a recipient
+    list_id: int | None
+    active: bool
+
+    @property
+    def still_wanted(self) -> bool:
+        """False when they unsubscribed or were blocklisted since the audience was fixed."""
+        return self.active and self.list_id is not None
+
+
+def claimable(issue_id: int, first_id: int, last_id: int, now: datetime) -> list[object]:
+    """Conditions for pending rows in the range that nobody holds and that are due."""
+    return [
+        deliveries.c.issue_id == issue_id,
+        deliveries.c.id >= first_id,
+        deliveries.c.id <= last_id,
+        deliveries.c.status == DeliveryStatus.PENDING,
+        or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+        or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
+    ]
+
+
+def claim(issue_id: int, first_id: int, last_id: int, *, limit: int, lease: timedelta) -> list[int]:
+    """Lease up to ``limit`` due pending deliveries in the range; return their ids (committed).
+
+    On PostgreSQL rows another worker is claiming right now are skipped (``SKIP LOCKED``);
+    SQLite serialises writers, so the same single UPDATE is already atomic there.
+    """
+    now = utcnow()
+    chosen = (
+        select(deliveries.c.id)
+        .where(*claimable(issue_id, first_id, last_id, now))  # type: ignore[arg-type]
+        .order_by(deliveries.c.id)
+        .limit(limit)
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        chosen = chosen.with_for_update(skip_locked=True)
+    result = db.session.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(chosen.scalar_subquery()))
+        .values(lease_until=now + lease)
+        .returning(deliveries.c.id)
+    )
+    ids = sorted(int(row[0]) for row in result)
+    db.session.commit()
+    return ids
+
+
+def load(issue_id: int, delivery_ids: Sequence[int]) -> list[Claimed]:
+    """The claimed deliveries with their subscriber's address, name, status and list."""
+    if not delivery_ids:
+        return []
+    first_list = (
+        select(subscriptions.c.list_id)
+        .join(issue_lists, issue_lists.c.list_id == subscriptions.c.list_id)
+        .where(
+            issue_lists.c.issue_id == issue_id,
+            subscriptions.c.subscriber_id == subscribers.c.id,
+            subscriptions.c.status == SubscriptionStatus.CONFIRMED,
+        )
+        .order_by(subscriptions.c.list_id)
+        .limit(1)
+        .correlate(subscribers)
+        .scalar_subquery()
+    )
+    rows = db.session.execute(
+        select(
+            deliveries.c.id,
+            subscribers.c.id,
+            subscribers.c.email,
+            subscribers.c.name,
+            deliveries.c.attempts,
+            first_list,
+            subscribers.c.status,
+        )
+        .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+        .where(deliveries.c.id.in_(list(delivery_ids)))
+        .order_by(deliveries.c.id)
+    ).all()
+    return [
+        Claimed(
+            delivery_id=row[0],
+            subscriber_id=row[1],
+            email=row[2],
+            name=row[3] or "",
+            attempts=row[4],
+            list_id=row[5],
+            active=row[6] is SubscriberStatus.ACTIVE,
+        )
+        for row in rows
+    ]
+
+
+def record_sent(delivery_id: int, *, message_id: str, reply: str) -> None:
+    """The relay took the message: final, and never sent again."""
+    _finish(
+        delivery_id,
+        status=DeliveryStatus.SENT,
+        sent_at=utcnow(),
+        message_id=message_id,
+        last_reply=reply,
+    )
+
+
+def record_temporary(
+    delivery: Claimed, error: DeliveryError, *, max_attempts: int, backoff: timedelta
+) -> bool:
+    """A 4xx or a lost connection: try again after a growing wait, or give up.
+
+    :returns: True when the delivery is now failed (out of attempts).
+    """
+    attempts = delivery.attempts + 1
+    if attempts >= max_attempts:
+        _finish(
+            delivery.delivery_id, status=DeliveryStatus.FAILED, attempts=attempts,
+            last_reply=error.message,
+        )
+        return True
+    _finish(
+        delivery.delivery_id,
+        status=DeliveryStatus.PENDING,
+        attempts=attempts,
+        next_attempt_at=utcnow() + retry_delay(attempts, backoff),
+        last_reply=error.message,
+    )
+    return False
+
+
+def record_permanent(delivery: Claimed, error: PermanentDeliveryError) -> None:
+    """A 5xx: failed for good; an address that does not exist is blocklisted (hard bounce)."""
+    _finish(
+        delivery.delivery_id,
+        status=DeliveryStatus.FAILED,
+        attempts=delivery.attempts + 1,
+        last_reply=error.message,
+        commit=False,
+    )
+    if is_hard_bounce(error):
+        db.session.execute(
+            update(subscribers)
+            .where(subscribers.c.id == delivery.subscriber_id)
+            .values(status=SubscriberStatus.BLOCKLISTED, updated_at=utcnow())
+        )
+    db.session.commit()
+
+
+def record_skipped(delivery_ids: Sequence[int]) -> None:
+    """Unsubscribed or blocklisted since the audience was fixed: final, not mailed."""
+    if delivery_ids:
+        db.session.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(list(delivery_ids)),
+                deliveries.c.status == DeliveryStatus.PENDING,
+            )
+            .values(status=DeliveryStatus.SKIPPED, lease_until=None)
+        )
+        db.session.commit()
+
+
+def release(delivery_ids: Sequence[int]) -> None:
+    """Give back claimed rows that were not tried, so any worker may take them at once."""
+    if delivery_ids:
+        db.session.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(list(delivery_ids)),
+                deliveries.c.status == DeliveryStatus.PENDING,
+            )
+            .values(lease_until=None)
+        )
+        db.session.commit()
+
+
+def retry_delay(attempts: int, backoff: timedelta) -> timedelta:
+    """``backoff`` doubled after every failed attempt, at most ``MAX_BACKOFF``."""
+    return min(backoff * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+def is_hard_bounce(error: PermanentDeliveryError) -> bool:
+    """True when the reply says the address itself is bad (blocklist it).
+
+    A 5xx about the message (too large, content policy, relaying) is not the address's
+    fault: blocklisting for it would empty the list after one bad send. With an enhanced
+    status code (RFC 3463) only ``5.1.x`` (bad address) and ``5.2.1`` (mailbox disabled)
+    count; without one, 550, 551 and 553.
+    """
+    match = _ENHANCED_STATUS.search(error.message)
+    if match:
+        subject, detail = match.group(2), match.group(3)
+        return match.group(1) == "5" and (subject == "1" or (subject, detail) == ("2", "1"))
+    return error.code in {550, 551, 553}
+
+
+def _finish(delivery_id: int, *, commit: bool = True, **values: object) -> None:
+    db.session.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(lease_until=None, **values)
+    )
+    if commit:
+        db.session.commit()

@@ -1,0 +1,137 @@
+"""The audience of an issue, fixed when sending starts and written into ``deliveries``.
+
+The audience is every active subscriber with a confirmed subscription on any target list,
+once each, up to the highest subscriber id at the start (``issue.max_subscriber_id``).
+It is written in ascending subscriber-id ranges of at most one batch each, one statement and
+one commit per range, so the first batch can go out while later ranges are still being
+written. Because ranges are written in order and each atomically, everything up to the
+highest subscriber id already in ``deliveries`` is done: a re-run resumes from there, and a
+duplicate row is impossible (``ON CONFLICT DO NOTHING`` on the unique pair).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, CursorResult, Result, exists, func, literal, select
+
+from newsletter.audience.models import (
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+from newsletter.content.models import issue_lists
+from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.extensions import db
+
+subscribers = Subscriber.__table__
+subscriptions = Subscription.__table__
+deliveries = Delivery.__table__
+
+
+@dataclass(frozen=True)
+class WrittenRange:
+    """One range of the audience, written: its delivery ids and how many rows are new."""
+
+    first_id: int
+    last_id: int
+    added: int
+
+
+def audience_ceiling() -> int:
+    """The highest subscriber id now: subscribers added later are not in this send."""
+    return int(db.session.scalar(select(func.coalesce(func.max(subscribers.c.id), 0))) or 0)
+
+
+def is_recipient(issue_id: int) -> ColumnElement[bool]:
+    """SQL condition on ``subscribers``: active and confirmed on one of the issue's lists."""
+    target_lists = select(issue_lists.c.list_id).where(issue_lists.c.issue_id == issue_id)
+    confirmed = exists().where(
+        subscriptions.c.subscriber_id == subscribers.c.id,
+        subscriptions.c.status == SubscriptionStatus.CONFIRMED,
+        subscriptions.c.list_id.in_(target_lists),
+    )
+    return (subscribers.c.status == SubscriberStatus.ACTIVE) & confirmed
+
+
+def written_up_to(issue_id: int) -> int:
+    """The highest subscriber id already in the issue's deliveries (0 for none)."""
+    highest = select(func.coalesce(func.max(deliveries.c.subscriber_id), 0)).where(
+        deliveries.c.issue_id == issue_id
+    )
+    return int(db.session.scalar(highest) or 0)
+
+
+def next_range_end(issue_id: int, after: int, ceiling: int, size: int) -> int | None:
+    """The subscriber id that closes the next range of at most ``size`` recipients above
+    ``after``; None when no recipient is left below the ceiling."""
+    ids = (
+        select(subscribers.c.id)
+        .where(subscribers.c.id > after, subscribers.c.id <= ceiling, is_recipient(issue_id))
+        .order_by(subscribers.c.id)
+        .limit(size)
+        .subquery()
+    )
+    end = db.session.scalar(select(func.max(ids.c.id)))
+    return int(end) if end is not None else None
+
+
+def write_range(issue_id: int, after: int, end: int) -> WrittenRange | None:
+    """Insert the recipients with ids in ``(after, end]`` as pending deliveries (not committed).
+
+    :returns: the range of delivery ids now holding them, or None if there are none.
+    """
+    chosen = select(
+        literal(issue_id),
+        subscribers.c.id,
+        literal(DeliveryStatus.PENDING.value),
+        literal(0),
+    ).where(subscribers.c.id > after, subscribers.c.id <= end, is_recipient(issue_id))
+    statement = _insert()(deliveries).from_select(
+        ["issue_id", "subscriber_id", "status", "attempts"], chosen.order_by(subscribers.c.id)
+    )
+    statement = statement.on_conflict_do_nothing(index_elements=["issue_id", "subscriber_id"])
+    added = rowcount(db.session.execute(statement))
+    bounds = db.session.execute(
+        select(func.min(deliveries.c.id), func.max(deliveries.c.id)).where(
+            deliveries.c.issue_id == issue_id,
+            deliveries.c.subscriber_id > after,
+            deliveries.c.subscriber_id <= end,
+        )
+    ).one()
+    if bounds[0] is None:
+        return None
+    return WrittenRange(first_id=int(bounds[0]), last_id=int(bounds[1]), added=int(added))
+
+
+def write_audience(issue_id: int, ceiling: int, size: int) -> Iterator[WrittenRange]:
+    """Write the rest of the audience range by range, committing each before yielding it."""
+    after = written_up_to(issue_id)
+    while after < ceiling:
+        end = next_range_end(issue_id, after, ceiling, size)
+        if end is None:
+            return
+        written = write_range(issue_id, after, end)
+        db.session.commit()
+        if written is not None:
+            yield written
+        after = end
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an INSERT or UPDATE touched (typed: every DML result is a cursor result)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def _insert() -> Any:
+    """The dialect's INSERT, which knows ``ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
