@@ -6,10 +6,13 @@ registered here; ``run`` and ``worker`` are here because they start the whole ap
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
+from types import FrameType
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import FlaskGroup
 
 from newsletter.errors import ConfigError
@@ -30,6 +33,103 @@ def _create_app() -> Flask:
              add_version_option=False)
 def main() -> None:
     """Manage and run the newsletter app."""
+
+
+@main.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+def run_command(host: str, port: int) -> None:
+    """Migrate the database, then serve the app (and, on the embedded queue, its workers)."""
+    from werkzeug.serving import run_simple
+
+    from newsletter.broker import is_embedded, start_worker_threads, stop_worker
+
+    app = _current_app()
+    _upgrade_database()
+    worker = None
+    if is_embedded(app):
+        worker = start_worker_threads(app)
+        _recover()
+    else:
+        click.echo("Queue: external broker; start workers with `newsletter worker`.")
+    _announce_first_admin()
+    _release_session()
+    # SIGTERM (service managers) stops as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    click.echo(f"Serving on http://{host}:{port}/ (Ctrl-C to stop)")
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+
+
+@main.command("worker")
+@click.option("--processes", "-p", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes to start.")
+@click.option("--threads", "-t", default=None, type=click.IntRange(min=1),
+              help="Threads per process [default: WORKER_THREADS, 2].")
+def worker_command(processes: int, threads: int | None) -> None:
+    """Run Dramatiq workers on the configured broker (NEWSLETTER_BROKER_URL)."""
+    from newsletter.broker import is_embedded
+    from newsletter.delivery.workers import run_workers
+
+    app = _current_app()
+    if is_embedded(app):
+        raise click.ClickException(
+            "no shared queue to work on: set NEWSLETTER_BROKER_URL (redis://… or amqp://…) "
+            "for separate workers. On the embedded default, `newsletter run` already runs "
+            "the workers inside the web process."
+        )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s [%(name)s] %(message)s")
+    _recover()
+    _release_session()
+    sys.exit(run_workers(app, processes=processes, threads=threads))
+
+
+def _current_app() -> Flask:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app
+
+
+def _upgrade_database() -> None:
+    """Apply the migrations; Alembic's logging set-up is undone so ours keeps working."""
+    from flask_migrate import upgrade
+
+    upgrade()
+    for logger in logging.Logger.manager.loggerDict.values():
+        if isinstance(logger, logging.Logger):
+            logger.disabled = False
+    logging.getLogger("werkzeug").setLevel(logging.INFO)
+    logging.getLogger("newsletter").setLevel(logging.INFO)
+
+
+def _recover() -> None:
+    from newsletter.delivery.dispatcher import recover_unfinished
+
+    queued = recover_unfinished()
+    if queued:
+        click.echo(f"Resumed unfinished sends: {queued} jobs queued.")
+
+
+def _announce_first_admin() -> None:
+    from newsletter.auth.services import first_admin_setup_url, needs_first_admin
+
+    if needs_first_admin():
+        click.echo("No admin account yet. Open this link to create the first one:")
+        click.echo(f"  {first_admin_setup_url()}")
+
+
+def _release_session() -> None:
+    from newsletter.extensions import db
+
+    db.session.remove()
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def register(app: Flask) -> None:

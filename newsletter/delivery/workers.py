@@ -1,0 +1,93 @@
+"""Dramatiq worker processes for ``newsletter worker``: start, watch, stop cleanly.
+
+Each process builds its own app from the environment (``create_app()``) and runs one
+``dramatiq.Worker`` with its threads. SIGTERM or SIGINT stops every process: running batches
+hand their rest back between two messages, so nothing waits for a lease to run out.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from types import FrameType
+
+import dramatiq
+from flask import Flask
+
+from newsletter.broker import stop_worker
+
+log = logging.getLogger(__name__)
+
+#: how long running messages may take to stop before the process exits anyway
+STOP_TIMEOUT_MS = 30_000
+
+
+def run_workers(app: Flask, *, processes: int, threads: int | None) -> int:
+    """Consume the app's broker with ``processes`` processes of ``threads`` threads each
+    until SIGTERM or SIGINT; return the exit status."""
+    if processes <= 1:
+        return serve(app, threads)
+    # spawn, not fork: a forked child would share the parent's database connections.
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_child_main, args=(threads,), name=f"newsletter-worker-{n}")
+        for n in range(1, processes + 1)
+    ]
+    stop = _stop_on_signals()
+    for child in children:
+        child.start()
+    status = 0
+    while not stop.wait(0.5):
+        dead = [child for child in children if not child.is_alive()]
+        if dead:
+            log.error("worker %s exited with %s; stopping", dead[0].name, dead[0].exitcode)
+            status = 1
+            break
+    for child in children:
+        if child.is_alive():
+            child.terminate()  # SIGTERM: the child stops its threads cleanly
+    for child in children:
+        child.join(STOP_TIMEOUT_MS / 1000 + 5)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    return status
+
+
+def serve(app: Flask, threads: int | None) -> int:
+    """Run one Dramatiq worker in this process until SIGTERM or SIGINT."""
+    stop = _stop_on_signals()
+    worker = dramatiq.Worker(
+        app.extensions["dramatiq"],
+        worker_threads=threads or int(app.config["WORKER_THREADS"]),
+        worker_timeout=1000,
+    )
+    worker.start()
+    log.info("worker %s: %s threads", os.getpid(), len(worker.workers))
+    print(f"worker {os.getpid()} consuming with {len(worker.workers)} threads", flush=True)
+    while not stop.wait(0.5):
+        pass
+    print(f"worker {os.getpid()} stopping", flush=True)
+    stop_worker(worker, STOP_TIMEOUT_MS)
+    return 0
+
+
+def _child_main(threads: int | None) -> None:
+    from newsletter import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s [%(name)s] %(message)s")
+    raise SystemExit(serve(create_app(), threads))
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop
