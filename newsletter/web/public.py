@@ -1,7 +1,342 @@
-"""Public pages: signup, confirm, manage, unsubscribe, archive. STUB."""
+"""Public pages: signup, confirm, manage, unsubscribe, archive.
+
+Links that arrive by mail show a page on GET and act only on POST: mail scanners follow
+links, people press buttons. The signed token in the URL is the authority for who and what;
+CSRF protects every form a person submits. The one exception is the RFC 8058 one-click
+unsubscribe, which a mail provider posts with no session at all.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import re
+from datetime import datetime
+from email.utils import parseaddr
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import func, select
+from werkzeug.exceptions import TooManyRequests
+from werkzeug.wrappers import Response as BaseResponse
+
+from newsletter.audience import subscriptions
+from newsletter.audience.lists import list_lists
+from newsletter.audience.models import ConsentSource, SubscriptionStatus
+from newsletter.audience.tokens import manage_url
+from newsletter.content.models import Issue, IssueStatus
+from newsletter.errors import InvalidEmail, InvalidToken, NotFound, ValidationError
+from newsletter.extensions import csrf, db, limiter
+from newsletter.models import utcnow
 
 bp = Blueprint("public", __name__)
+
+FEED_SIZE = 50
+# The web version is an email's HTML: inline styles, remote images in statements, nothing else.
+ARCHIVE_CSP = (
+    "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+)
+_XML_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+@bp.context_processor
+def _public_context() -> dict[str, Any]:
+    return {"site_name": site_name()}
+
+
+def site_name() -> str:
+    """What the public pages call the newsletter: SITE_NAME, else the From display name."""
+    configured = current_app.config.get("SITE_NAME")
+    if configured:
+        return str(configured)
+    display, _ = parseaddr(str(current_app.config.get("FROM_ADDRESS", "")))
+    return display or "Newsletter"
+
+
+def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    return render_template(f"public/{template}", **context), status
+
+
+# Errors: a person sees a page that says what happened and what to do next.
+
+
+@bp.errorhandler(InvalidToken)
+def _invalid_token(error: InvalidToken) -> tuple[str, int]:
+    return _page("invalid_link.html", 400, purpose=error.purpose, reason=error.reason)
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_failed(error: CSRFError) -> tuple[str, int]:
+    return _page(
+        "message.html",
+        400,
+        title="Please try again",
+        message="This form had expired or came from somewhere else, so we did not act on it. "
+        "Go back, reload the page and send it again.",
+    )
+
+
+@bp.errorhandler(TooManyRequests)
+def _too_many(error: TooManyRequests) -> tuple[str, int]:
+    return _page(
+        "message.html",
+        429,
+        title="Too many attempts",
+        message="We've had a lot of sign-ups from your connection. Please try again later.",
+    )
+
+
+@bp.errorhandler(NotFound)
+def _not_found(error: NotFound) -> tuple[str, int]:
+    return _page(
+        "message.html", 404, title="Not found", message="There is nothing at this address."
+    )
+
+
+# Signup.
+
+
+@bp.route("/")
+def index() -> BaseResponse:
+    return redirect(url_for("public.subscribe"))
+
+
+def _subscribe_limit() -> str:
+    return str(current_app.config["RATELIMIT_SUBSCRIBE"])
+
+
+@bp.route("/subscribe", methods=["GET", "POST"])
+@limiter.limit(_subscribe_limit, methods=["POST"])
+def subscribe() -> tuple[str, int]:
+    """The signup form; a valid post always answers with the same neutral page."""
+    lists = list_lists(public_only=True)
+    if request.method == "GET":
+        preselected = [lists[0].slug] if len(lists) == 1 else []
+        return _page("subscribe.html", lists=lists, chosen=preselected, values={}, errors={})
+
+    values = {
+        "email": request.form.get("email", "").strip(),
+        "name": request.form.get("name", "").strip(),
+    }
+    chosen = request.form.getlist("lists")
+    errors = _subscribe_errors(values, chosen, {lst.slug for lst in lists})
+    if not errors:
+        try:
+            subscriptions.subscribe(
+                values["email"],
+                name=values["name"],
+                list_slugs=chosen,
+                source=ConsentSource.FORM,
+                ip=request.remote_addr,
+            )
+        except InvalidEmail as error:
+            errors["email"] = f"That doesn't look like an email address we can use: {error.reason}"
+        except ValidationError as error:
+            errors[error.field or "email"] = error.message[:1].upper() + error.message[1:] + "."
+    if errors:
+        return _page(
+            "subscribe.html", 400, lists=lists, chosen=chosen, values=values, errors=errors
+        )
+    # Known, new, confirmed or blocklisted: the same words, so the form tells nobody anything.
+    by_slug = {lst.slug: lst for lst in lists}
+    return _page(
+        "check_inbox.html",
+        email=values["email"],
+        lists=[by_slug[slug] for slug in dict.fromkeys(chosen)],
+    )
+
+
+def _subscribe_errors(
+    values: dict[str, str], chosen: list[str], public: set[str]
+) -> dict[str, str]:
+    errors = {}
+    if not values["email"]:
+        errors["email"] = "Enter your email address."
+    if len(values["name"]) > subscriptions.NAME_MAX:
+        errors["name"] = f"Keep the name under {subscriptions.NAME_MAX} characters."
+    if not chosen:
+        errors["lists"] = "Choose at least one list."
+    elif not set(chosen) <= public:
+        errors["lists"] = "Choose from the lists shown."
+    return errors
+
+
+# Confirmation.
+
+
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+def confirm(token: str) -> tuple[str, int]:
+    """GET shows a button; only the POST from that button confirms."""
+    subscription = subscriptions.subscription_to_confirm(token)
+    if request.method == "POST":
+        subscription = subscriptions.confirm(token)
+        return _page(
+            "confirmed.html",
+            subscription=subscription,
+            manage_url=manage_url(subscription.subscriber_id),
+        )
+    return _page(
+        "confirm.html",
+        subscription=subscription,
+        already=subscription.status is SubscriptionStatus.CONFIRMED,
+        manage_url=manage_url(subscription.subscriber_id),
+    )
+
+
+# Unsubscribe.
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+@csrf.exempt
+def unsubscribe(token: str) -> tuple[str, int]:
+    """GET shows a button; POST unsubscribes: from that button (CSRF checked here), or the
+    RFC 8058 one-click POST of a mail provider (no session, no CSRF token)."""
+    subscriber, lst = subscriptions.read_link("unsubscribe", token)
+    if request.method == "POST":
+        if request.form.get("List-Unsubscribe") != "One-Click":
+            csrf.protect()  # the human form; raises CSRFError
+        subscriptions.unsubscribe(subscriber.id, lst.id if lst else None)
+        return _page(
+            "unsubscribed.html",
+            subscriber=subscriber,
+            list=lst,
+            manage_url=manage_url(subscriber.id),
+        )
+    active = [
+        s for s in subscriber.subscriptions
+        if s.status is not SubscriptionStatus.UNSUBSCRIBED and (lst is None or s.list_id == lst.id)
+    ]
+    return _page(
+        "unsubscribe.html",
+        subscriber=subscriber,
+        list=lst,
+        already=not active,
+        manage_url=manage_url(subscriber.id),
+    )
+
+
+# Preferences.
+
+
+@bp.route("/manage/<token>", methods=["GET", "POST"])
+def manage(token: str) -> BaseResponse | tuple[str, int]:
+    """Change the name, tick and untick lists, or leave every list."""
+    subscriber, _ = subscriptions.read_link("manage", token)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if request.form.get("action") == "unsubscribe-all":
+            subscriptions.unsubscribe(subscriber.id, None)
+            flash("You're unsubscribed from every list. We won't email you again.", "success")
+            return redirect(url_for("public.manage", token=token))
+        try:
+            subscriptions.update_preferences(
+                subscriber.id,
+                name=request.form.get("name", ""),
+                list_slugs=request.form.getlist("lists"),
+                ip=request.remote_addr,
+            )
+        except ValidationError as error:
+            errors[error.field or "lists"] = error.message[:1].upper() + error.message[1:] + "."
+        else:
+            flash("Your preferences are saved.", "success")
+            return redirect(url_for("public.manage", token=token))
+    states = {s.list_id: s.status for s in subscriber.subscriptions}
+    return _page(
+        "manage.html",
+        400 if errors else 200,
+        subscriber=subscriber,
+        lists=subscriptions.manageable_lists(subscriber),
+        states=states,
+        statuses=SubscriptionStatus,
+        name=request.form.get("name", subscriber.name) if errors else subscriber.name,
+        errors=errors,
+    )
+
+
+# Archive.
+
+
+def _sent_issues(limit: int | None = None) -> list[Issue]:
+    query = (
+        select(Issue)
+        .where(Issue.status == IssueStatus.SENT)
+        .order_by(func.coalesce(Issue.finished_at, Issue.created_at).desc(), Issue.id.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(db.session.scalars(query))
+
+
+def issue_date(issue: Issue) -> datetime:
+    """When an issue went out (the best we know)."""
+    return issue.finished_at or issue.started_at or issue.created_at
+
+
+@bp.route("/archive")
+def archive() -> tuple[str, int]:
+    """Every sent issue, newest first."""
+    return _page("archive.html", issues=_sent_issues(), issue_date=issue_date)
+
+
+@bp.route("/archive/<int:issue_id>")
+def archive_issue(issue_id: int) -> Response:
+    """The web version of one sent issue, as its readers got it."""
+    from newsletter.mail.render import web_version
+
+    issue = db.session.get(Issue, issue_id)
+    if issue is None or issue.status is not IssueStatus.SENT:
+        abort(404)
+    response = Response(web_version(issue), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = ARCHIVE_CSP
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.route("/archive.atom")
+def archive_feed() -> Response:
+    """An Atom feed of the newest sent issues."""
+    base = current_app.config["BASE_URL"]
+    issues = _sent_issues(FEED_SIZE)
+    entries = [
+        {
+            "title": _xml_text(issue.subject),
+            "url": f"{base}/archive/{issue.id}",
+            "date": _rfc3339(issue_date(issue)),
+            "summary": _xml_text(_summary(issue)),
+        }
+        for issue in issues
+    ]
+    updated = entries[0]["date"] if entries else _rfc3339(utcnow())
+    body = render_template(
+        "public/archive.atom.xml",
+        title=_xml_text(site_name()),
+        base_url=base,
+        updated=updated,
+        entries=entries,
+    )
+    return Response(body, mimetype="application/atom+xml")
+
+
+def _summary(issue: Issue) -> str:
+    if issue.preheader:
+        return issue.preheader
+    return " · ".join(statement.title for statement in issue.statements)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _xml_text(value: str) -> str:
+    # Autoescaping handles <, & and quotes; these characters are not allowed in XML at all.
+    return _XML_UNSAFE.sub("", value or "")

@@ -1,0 +1,200 @@
+"""Subscribing, confirming, unsubscribing and preferences, with consent on record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from flask import Flask
+
+from newsletter import tasks
+from newsletter.audience import subscriptions
+from newsletter.audience.models import (
+    ConsentSource,
+    OptIn,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+from newsletter.audience.tokens import make_token
+from newsletter.errors import InvalidEmail, InvalidToken, NotFound, ValidationError
+from newsletter.extensions import db
+from tests.factories import make_list, make_subscriber
+
+Queued = list[tuple[int, int]]
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> Queued:
+    """Confirmation jobs the services queue, recorded instead of sent."""
+    jobs: Queued = []
+    monkeypatch.setattr(tasks.send_confirmation, "send", lambda *args: jobs.append(args))
+    return jobs
+
+
+def status_of(subscriber: Subscriber, slug: str) -> SubscriptionStatus:
+    db.session.expire_all()
+    return next(s.status for s in subscriber.subscriptions if s.list.slug == slug)
+
+
+def subscribe(email: str = "ada@example.org", *slugs: str, **options: object) -> Subscriber:
+    options.setdefault("source", ConsentSource.FORM)
+    return subscriptions.subscribe(email, list_slugs=list(slugs or ("news",)), **options)  # type: ignore[arg-type]
+
+
+def test_double_opt_in_waits_for_confirmation_and_queues_the_mail(
+    app: Flask, queued: Queued
+) -> None:
+    news = make_list("news")
+    subscriber = subscribe("ada@example.org", name="Ada", ip="192.0.2.7")
+    [subscription] = subscriber.subscriptions
+    assert subscription.status is SubscriptionStatus.UNCONFIRMED
+    assert subscription.consent_source is ConsentSource.FORM
+    assert subscription.consent_ip == "192.0.2.7"
+    assert isinstance(subscription.created_at, datetime)
+    assert subscription.confirmed_at is None
+    assert queued == [(subscriber.id, news.id)]
+
+
+def test_single_opt_in_and_confirmed_subscribe_at_once_without_mail(
+    app: Flask, queued: Queued
+) -> None:
+    make_list("open", optin=OptIn.SINGLE)
+    make_list("news")
+    ada = subscribe("ada@example.org", "open")
+    bob = subscribe("bob@example.org", "news", source=ConsentSource.ADMIN, confirmed=True)
+    assert status_of(ada, "open") is SubscriptionStatus.CONFIRMED
+    assert status_of(bob, "news") is SubscriptionStatus.CONFIRMED
+    assert bob.subscriptions[0].confirmed_at is not None
+    assert queued == []
+
+
+def test_the_same_address_in_another_case_is_the_same_subscriber(
+    app: Flask, queued: Queued
+) -> None:
+    make_list("news")
+    first = subscribe("Ada@Example.org")
+    again = subscribe("ADA@example.ORG")
+    assert first.id == again.id
+    assert db.session.query(Subscriber).count() == 1
+
+
+def test_a_confirmed_subscription_is_left_alone(app: Flask, queued: Queued) -> None:
+    news = make_list("news")
+    ada = make_subscriber("ada@example.org", lists=(news,))
+    subscribe("ada@example.org")
+    assert status_of(ada, "news") is SubscriptionStatus.CONFIRMED
+    assert queued == []
+
+
+def test_subscribing_again_after_unsubscribing_starts_over(app: Flask, queued: Queued) -> None:
+    news = make_list("news")
+    ada = make_subscriber("ada@example.org", lists=(news,), status=SubscriptionStatus.UNSUBSCRIBED)
+    subscribe("ada@example.org", ip="198.51.100.1")
+    subscription = db.session.get(Subscription, (ada.id, news.id))
+    assert subscription is not None
+    assert subscription.status is SubscriptionStatus.UNCONFIRMED
+    assert subscription.unsubscribed_at is None
+    assert subscription.consent_ip == "198.51.100.1"
+    assert queued == [(ada.id, news.id)]
+
+
+def test_a_blocklisted_address_gets_no_confirmation_mail(app: Flask, queued: Queued) -> None:
+    make_list("news")
+    ada = make_subscriber("ada@example.org", status=SubscriptionStatus.CONFIRMED)
+    ada.status = SubscriberStatus.BLOCKLISTED
+    db.session.commit()
+    subscribe("ada@example.org")
+    assert queued == []
+
+
+def test_a_form_never_overwrites_a_name_but_the_admin_may(app: Flask, queued: Queued) -> None:
+    make_list("news")
+    make_subscriber("ada@example.org", name="Ada Lovelace")
+    assert subscribe("ada@example.org", name="Mallory").name == "Ada Lovelace"
+    renamed = subscribe("ada@example.org", name="Ada King", source=ConsentSource.ADMIN)
+    assert renamed.name == "Ada King"
+
+
+def test_subscribing_needs_a_valid_address_a_list_and_known_lists(
+    app: Flask, queued: Queued
+) -> None:
+    make_list("news")
+    with pytest.raises(InvalidEmail):
+        subscribe("not an address")
+    with pytest.raises(ValidationError) as raised:
+        subscriptions.subscribe("ada@example.org", list_slugs=[], source=ConsentSource.FORM)
+    assert raised.value.field == "lists"
+    with pytest.raises(NotFound):
+        subscribe("ada@example.org", "nope")
+    assert db.session.query(Subscriber).count() == 0
+
+
+def test_confirm_confirms_the_subscription_its_token_names(app: Flask, queued: Queued) -> None:
+    news, other = make_list("news"), make_list("other")
+    ada = subscribe("ada@example.org", "news", "other")
+    subscription = subscriptions.confirm(make_token("confirm", ada.id, news.id))
+    assert subscription.status is SubscriptionStatus.CONFIRMED
+    assert subscription.confirmed_at is not None
+    assert status_of(ada, "other") is SubscriptionStatus.UNCONFIRMED
+    # Confirming twice is harmless.
+    assert subscriptions.confirm(make_token("confirm", ada.id, news.id)).status is (
+        SubscriptionStatus.CONFIRMED
+    )
+    assert other.id != news.id
+
+
+def test_a_confirm_token_for_a_list_they_did_not_ask_for_is_refused(
+    app: Flask, queued: Queued
+) -> None:
+    make_list("news")
+    other = make_list("other")
+    ada = subscribe("ada@example.org", "news")
+    with pytest.raises(InvalidToken):
+        subscriptions.confirm(make_token("confirm", ada.id, other.id))
+    with pytest.raises(InvalidToken):
+        subscriptions.confirm(make_token("unsubscribe", ada.id, other.id))
+    assert db.session.get(Subscription, (ada.id, other.id)) is None
+
+
+def test_an_old_confirm_link_cannot_undo_an_unsubscribe(app: Flask, queued: Queued) -> None:
+    news = make_list("news")
+    ada = subscribe("ada@example.org")
+    token = make_token("confirm", ada.id, news.id)
+    subscriptions.unsubscribe(ada.id, news.id)
+    with pytest.raises(InvalidToken):
+        subscriptions.confirm(token)
+    assert status_of(ada, "news") is SubscriptionStatus.UNSUBSCRIBED
+
+
+def test_unsubscribe_from_one_list_or_all(app: Flask) -> None:
+    news, other, third = make_list("news"), make_list("other"), make_list("third")
+    ada = make_subscriber("ada@example.org", lists=(news, other, third))
+    [changed] = subscriptions.unsubscribe(ada.id, news.id)
+    assert changed.list_id == news.id and changed.unsubscribed_at is not None
+    assert status_of(ada, "other") is SubscriptionStatus.CONFIRMED
+    assert {s.list_id for s in subscriptions.unsubscribe(ada.id, None)} == {other.id, third.id}
+    assert subscriptions.unsubscribe(ada.id, None) == []
+    with pytest.raises(NotFound):
+        subscriptions.unsubscribe(9999, None)
+
+
+def test_preferences_set_the_name_and_exactly_the_ticked_lists(app: Flask) -> None:
+    news, _extra = make_list("news"), make_list("extra")
+    board = make_list("board", public=False)
+    make_list("secret", public=False)
+    ada = make_subscriber("ada@example.org", name="Ada", lists=(news, board))
+    # Public lists and the private lists they are on; not other private lists.
+    assert {lst.slug for lst in subscriptions.manageable_lists(ada)} == {"news", "extra", "board"}
+
+    subscriptions.update_preferences(ada.id, name="Ada King", list_slugs=["extra", "board"])
+    db.session.expire_all()
+    assert ada.name == "Ada King"
+    assert status_of(ada, "news") is SubscriptionStatus.UNSUBSCRIBED
+    assert status_of(ada, "extra") is SubscriptionStatus.CONFIRMED
+    assert status_of(ada, "board") is SubscriptionStatus.CONFIRMED
+
+    with pytest.raises(ValidationError) as raised:
+        subscriptions.update_preferences(ada.id, name="Ada", list_slugs=["secret"])
+    assert raised.value.field == "lists"
