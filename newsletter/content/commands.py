@@ -1,9 +1,43 @@
-"""Commands of this domain for the ``newsletter`` CLI. STUB."""
+"""Commands of this domain for the ``newsletter`` CLI: ``newsletter statements import``."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+import click
 from flask import Flask
+from flask.cli import AppGroup
+
+statements_cli = AppGroup("statements", help="Statements: Markdown posts with front matter.")
+
+
+@statements_cli.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def import_command(paths: tuple[Path, ...]) -> None:
+    """Import Markdown files, or folders of Jekyll posts (*.md, *.markdown, recursively).
+
+    A statement with the same slug is updated. Bad files are listed with the reason and the
+    command exits with status 1; the good ones are imported all the same.
+    """
+    from newsletter.content.statements import import_paths
+
+    report = import_paths(list(paths))
+    for statement in report.created:
+        click.echo(f"created  {statement.slug}  {statement.title}")
+    for statement in report.updated:
+        click.echo(f"updated  {statement.slug}  {statement.title}")
+    for source, reason in report.errors:
+        click.echo(f"error    {source}: {reason}", err=True)
+    errors = len(report.errors)
+    click.echo(
+        f"{len(report.created)} created, {len(report.updated)} updated, "
+        f"{errors} error{'' if errors == 1 else 's'}"
+    )
+    if errors:
+        sys.exit(1)
 
 
 def register(app: Flask) -> None:
     """Add this domain's commands to ``app.cli``."""
+    app.cli.add_command(statements_cli)

@@ -1,13 +1,28 @@
-"""Where messages go: SMTP relays (pooled, lazily connected) or the Maildir outbox.
+"""Where messages go: SMTP relays (lazily connected, one connection for many messages) or
+the Maildir outbox.
 
-STUB: interface fixed, body to be written (helper "content+mail").
+A transport belongs to one thread. SMTP errors are never swallowed: each becomes a
+``TemporaryDeliveryError`` (4xx, lost connection: try later) or a ``PermanentDeliveryError``
+(5xx for this recipient or message), and on any error that leaves the session in doubt the
+connection is closed first, so the next send starts on a fresh one.
 """
 
 from __future__ import annotations
 
+import email.policy
+import mailbox
+import os
+import smtplib
+import ssl
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from newsletter.errors import NotFound, PermanentDeliveryError, TemporaryDeliveryError
 
 
 @dataclass(frozen=True)
@@ -77,5 +92,297 @@ class Transport(Protocol):
 
 
 def open_transport(config: Any) -> Transport:
-    """A transport for the app's settings (``SMTP_URL`` or the outbox at ``OUTBOX_PATH``)."""
-    raise NotImplementedError
+    """A transport for the app's settings: the first relay of ``SMTP_URL``, or the Maildir
+    outbox at ``OUTBOX_PATH`` when no relay is set. (Several relays: a later issue.)"""
+    relays = parse_relay_urls(config.get("SMTP_URL"))
+    if not relays:
+        return MaildirTransport(str(config["OUTBOX_PATH"]))
+    relay = relays[0]
+    if relay.scheme == "maildir":
+        return MaildirTransport(relay.path)
+    return SMTPTransport(
+        relay,
+        timeout=float(config.get("SMTP_TIMEOUT") or 30),
+        local_hostname=_helo_name(config),
+    )
+
+
+def _helo_name(config: Any) -> str:
+    """The EHLO name: ``SMTP_HELO_NAME``, else the host of ``BASE_URL``.
+
+    smtplib would ask ``socket.getfqdn()``, a DNS look-up that can hang for seconds.
+    """
+    name = config.get("SMTP_HELO_NAME") or urlsplit(str(config.get("BASE_URL") or "")).hostname
+    return str(name or "localhost")
+
+
+def _reply_text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
+
+
+def _delivery_error(
+    code: int, reply: bytes | str
+) -> TemporaryDeliveryError | PermanentDeliveryError:
+    """5xx is permanent; anything else (4xx, odd codes, -1 for a lost connection) temporary."""
+    text = _reply_text(reply)
+    if 500 <= code <= 599:
+        return PermanentDeliveryError(code, text)
+    return TemporaryDeliveryError(code, text)
+
+
+class SMTPTransport:
+    """One SMTP connection to one relay, opened on the first send and reused after."""
+
+    def __init__(
+        self,
+        relay: Relay,
+        *,
+        timeout: float = 30,
+        local_hostname: str = "localhost",
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.relay = relay
+        self.timeout = timeout
+        self.local_hostname = local_hostname
+        self.tls_context = tls_context or ssl.create_default_context()
+        self._smtp: smtplib.SMTP | None = None
+        self._sent_on_connection = 0
+        #: how many connections this transport has opened (tests and the bench read it)
+        self.connections = 0
+
+    # -- connection ---------------------------------------------------------------------
+    def _connect(self) -> smtplib.SMTP:
+        relay = self.relay
+        try:
+            smtp: smtplib.SMTP
+            if relay.scheme == "smtps":
+                smtp = smtplib.SMTP_SSL(
+                    relay.host, relay.port, local_hostname=self.local_hostname,
+                    timeout=self.timeout, context=self.tls_context,
+                )  # fmt: skip
+            else:
+                smtp = smtplib.SMTP(
+                    relay.host, relay.port, local_hostname=self.local_hostname,
+                    timeout=self.timeout,
+                )  # fmt: skip
+            try:
+                smtp.ehlo()
+                if relay.starttls:
+                    smtp.starttls(context=self.tls_context)
+                    smtp.ehlo()
+                if relay.username:
+                    smtp.login(relay.username, relay.password or "")
+            except BaseException:
+                smtp.close()
+                raise
+        except smtplib.SMTPAuthenticationError as error:
+            # Wrong credentials are the relay's set-up, not the recipient's fault: never a
+            # permanent failure that would mark (and blocklist) every address.
+            raise TemporaryDeliveryError(error.smtp_code, _reply_text(error.smtp_error)) from None
+        except smtplib.SMTPResponseException as error:
+            raise TemporaryDeliveryError(error.smtp_code, _reply_text(error.smtp_error)) from None
+        except (smtplib.SMTPException, OSError) as error:
+            reason = f"cannot connect to {relay.name}: {error}"
+            raise TemporaryDeliveryError(-1, reason) from None
+        self.connections += 1
+        self._sent_on_connection = 0
+        return smtp
+
+    def close(self) -> None:
+        """Say QUIT (or just drop the connection when the relay is gone)."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+    def _abort(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            try:
+                smtp.close()
+            except OSError:  # pragma: no cover - closing a dead socket
+                pass
+
+    # -- sending ------------------------------------------------------------------------
+    def send(self, sender: str, recipient: str, message: bytes) -> str:
+        """Send one message to one recipient; return the relay's reply to DATA.
+
+        :raises TemporaryDeliveryError: 4xx, or the connection failed (retry later).
+        :raises PermanentDeliveryError: 5xx for this recipient or message (never retried).
+        """
+        try:
+            return self._send_once(sender, recipient, message)
+        except _StaleConnection:
+            # The relay dropped an idle connection before accepting anything: reconnect once.
+            return self._send_once(sender, recipient, message)
+
+    def _send_once(self, sender: str, recipient: str, message: bytes) -> str:
+        if self._smtp is None:
+            self._smtp = self._connect()
+        smtp = self._smtp
+        reused = self._sent_on_connection > 0
+        step = "MAIL"
+        try:
+            options = self._mail_options(smtp, sender, recipient)
+            code, reply = smtp.mail(sender, options)
+            if code != 250:
+                self._reset_or_abort(smtp)
+                raise _delivery_error(code, reply)
+            step = "RCPT"
+            code, reply = smtp.rcpt(recipient)
+            if code not in (250, 251):
+                # A refused recipient leaves the session clean after RSET: keep the connection.
+                self._reset_or_abort(smtp)
+                raise _delivery_error(code, reply)
+            step = "DATA"
+            code, reply = smtp.data(message)
+        except smtplib.SMTPServerDisconnected as error:
+            self._abort()
+            if reused and step == "MAIL":
+                raise _StaleConnection() from None
+            reason = f"connection to {self.relay.name} lost at {step}: {error}"
+            raise TemporaryDeliveryError(-1, reason) from None
+        except smtplib.SMTPResponseException as error:
+            self._abort()
+            raise _delivery_error(error.smtp_code, error.smtp_error) from None
+        except (smtplib.SMTPException, OSError) as error:
+            self._abort()
+            if reused and step == "MAIL" and not isinstance(error, smtplib.SMTPException):
+                raise _StaleConnection() from None  # e.g. a broken pipe on an idle connection
+            raise TemporaryDeliveryError(-1, f"{self.relay.name} at {step}: {error}") from None
+        if code != 250:  # pragma: no cover - smtplib raises SMTPDataError for these
+            self._abort()
+            raise _delivery_error(code, reply)
+        self._sent_on_connection += 1
+        return f"{code} {_reply_text(reply)}"
+
+    def _mail_options(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> list[str]:
+        if (sender + recipient).isascii():
+            return []
+        if smtp.has_extn("smtputf8"):
+            return ["SMTPUTF8", "BODY=8BITMIME"]
+        raise PermanentDeliveryError(553, f"{self.relay.name} cannot take non-ASCII addresses")
+
+    def _reset_or_abort(self, smtp: smtplib.SMTP) -> None:
+        try:
+            code, _ = smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            code = -1
+        if code != 250:
+            self._abort()
+
+    def __enter__(self) -> SMTPTransport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _StaleConnection(Exception):
+    """A reused connection was closed by the relay before it accepted anything."""
+
+
+class MaildirTransport:
+    """Writes each message into a Maildir (the outbox), like a local delivery agent."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._maildir: mailbox.Maildir | None = None
+
+    def send(self, sender: str, recipient: str, message: bytes) -> str:
+        """Store the message with ``Return-Path`` and ``Delivered-To``; return its key."""
+        if self._maildir is None:
+            self._maildir = mailbox.Maildir(self.path, factory=None, create=True)
+        envelope = (
+            f"Return-Path: <{_one_line(sender)}>\r\nDelivered-To: {_one_line(recipient)}\r\n"
+        ).encode()
+        try:
+            key = self._maildir.add(envelope + message)
+        except OSError as error:
+            raise TemporaryDeliveryError(-1, f"cannot write to {self.path}: {error}") from None
+        return f"250 2.0.0 Ok: stored as {key}"
+
+    def close(self) -> None:
+        self._maildir = None
+
+
+def _one_line(value: str) -> str:
+    return "".join(ch for ch in value if ch not in "\r\n\x00").strip()
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    key: str
+    subject: str
+    to: str
+    date: datetime
+    size: int = 0
+
+
+def list_outbox(path: str, *, limit: int | None = None) -> list[OutboxEntry]:
+    """The messages in the outbox at ``path``, newest first (at most ``limit``)."""
+    folder = Path(path)
+    files: list[tuple[float, str, Path, int]] = []
+    for sub in ("new", "cur"):
+        directory = folder / sub
+        if not directory.is_dir():
+            continue
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_file() and not entry.name.startswith("."):
+                    stat = entry.stat()
+                    key = entry.name.split(":", 1)[0]
+                    files.append((stat.st_mtime, key, Path(entry.path), stat.st_size))
+    files.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    parser = BytesHeaderParser(policy=email.policy.default)
+    result = []
+    for mtime, key, file, size in files[:limit] if limit is not None else files:
+        try:
+            with file.open("rb") as handle:
+                headers = parser.parse(handle)
+        except OSError:  # pragma: no cover - removed between the listing and the read
+            continue
+        result.append(
+            OutboxEntry(
+                key=key,
+                subject=str(headers.get("Subject", "")),
+                to=str(headers.get("To", "")),
+                date=_header_date(headers.get("Date"), mtime),
+                size=size,
+            )
+        )
+    return result
+
+
+def _header_date(value: object, mtime: float) -> datetime:
+    if value:
+        try:
+            parsed = parsedate_to_datetime(str(value))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except (TypeError, ValueError):
+            pass
+    return datetime.fromtimestamp(mtime, UTC)
+
+
+class OutboxMessageNotFound(NotFound, KeyError):
+    """No message with this key in the outbox (a KeyError too, as mailbox raises)."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def read_outbox(path: str, key: str) -> bytes:
+    """The raw message with this key in the outbox at ``path``.
+
+    :raises OutboxMessageNotFound: no such message (also a ``NotFound`` and a ``KeyError``).
+    """
+    maildir = mailbox.Maildir(path, factory=None, create=False)
+    try:
+        # Keys are looked up in the folder's table of contents, never joined into a path.
+        return maildir.get_bytes(key)
+    except (KeyError, FileNotFoundError):
+        raise OutboxMessageNotFound("outbox message", key) from None
