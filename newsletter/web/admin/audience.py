@@ -1,0 +1,168 @@
+"""Lists and subscribers: tables, the create-list and add-subscriber forms, CSV import."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response
+
+from newsletter.audience.models import (
+    ConsentSource,
+    MailingList,
+    OptIn,
+    Subscriber,
+    Subscription,
+)
+from newsletter.errors import NewsletterError
+from newsletter.extensions import db
+from newsletter.web.admin import bp
+from newsletter.web.admin.forms import ImportForm, ListForm, SubscriberForm
+
+PER_PAGE = 50
+
+
+def _all_lists() -> list[MailingList]:
+    return list(db.session.scalars(select(MailingList).order_by(MailingList.name)))
+
+
+def _list_choices() -> list[tuple[str, str]]:
+    return [(lst.slug, lst.name) for lst in _all_lists()]
+
+
+def show_error(form: Any, error: NewsletterError, default_field: str) -> None:
+    """Put a service's error beside the field it names (or ``default_field``)."""
+    field = getattr(form, error.field or "", None) or getattr(form, default_field)
+    field.errors = [*field.errors, error.message]
+
+
+def _subscription_counts() -> dict[int, dict[str, int]]:
+    rows = db.session.execute(
+        select(Subscription.list_id, Subscription.status, func.count())
+        .group_by(Subscription.list_id, Subscription.status)
+    )
+    counts: dict[int, dict[str, int]] = {}
+    for list_id, status, number in rows:
+        counts.setdefault(list_id, {})[status.value] = number
+    return counts
+
+
+@bp.route("/lists", methods=["GET", "POST"])
+def lists() -> str | Response | tuple[str, int]:
+    """Every list with its subscriber counts, and a form to make a new one."""
+    from newsletter.audience.lists import create_list
+
+    form = ListForm()
+    if form.validate_on_submit():
+        try:
+            created = create_list(
+                form.slug.data or "",
+                form.name.data or "",
+                description=form.description.data or "",
+                optin=OptIn(form.optin.data),
+                public=bool(form.public.data),
+            )
+        except NewsletterError as error:
+            show_error(form, error, "slug")
+        else:
+            flash(f"List “{created.name}” created.", "success")
+            return redirect(url_for("admin.lists"))
+    status = 422 if form.errors else 200
+    page = render_template(
+        "admin/lists.html", form=form, lists=_all_lists(), counts=_subscription_counts()
+    )
+    return page, status
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@bp.get("/subscribers")
+def subscribers() -> str:
+    """Subscribers, newest first, searchable by email or name, fifty to a page."""
+    term = request.args.get("q", "").strip()
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    query = select(Subscriber)
+    if term:
+        pattern = _like(term.lower())
+        query = query.where(
+            or_(
+                func.lower(Subscriber.email).like(pattern, escape="\\"),
+                func.lower(Subscriber.name).like(pattern, escape="\\"),
+            )
+        )
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = db.session.scalars(
+        query.options(selectinload(Subscriber.subscriptions).selectinload(Subscription.list))
+        .order_by(Subscriber.id.desc())
+        .limit(PER_PAGE)
+        .offset((page - 1) * PER_PAGE)
+    ).all()
+    pages = max((total + PER_PAGE - 1) // PER_PAGE, 1)
+    return render_template(
+        "admin/subscribers.html",
+        subscribers=rows,
+        term=term,
+        page=page,
+        pages=pages,
+        total=total,
+    )
+
+
+@bp.route("/subscribers/new", methods=["GET", "POST"])
+def subscriber_new() -> str | Response | tuple[str, int]:
+    """Add one subscriber to lists; double opt-in lists mail a confirmation unless confirmed."""
+    from newsletter.audience.subscriptions import subscribe
+
+    form = SubscriberForm()
+    form.lists.choices = _list_choices()
+    if form.validate_on_submit():
+        if not form.lists.data:
+            form.lists.errors = ["Choose at least one list."]
+        else:
+            try:
+                subscriber = subscribe(
+                    form.email.data or "",
+                    name=form.name.data or "",
+                    list_slugs=list(form.lists.data),
+                    source=ConsentSource.ADMIN,
+                    ip=request.remote_addr,
+                    confirmed=bool(form.confirmed.data),
+                )
+            except NewsletterError as error:
+                show_error(form, error, "email")
+            else:
+                flash(f"{subscriber.email} added.", "success")
+                return redirect(url_for("admin.subscribers", q=subscriber.email))
+    status = 422 if form.errors else 200
+    return render_template("admin/subscriber_new.html", form=form), status
+
+
+@bp.route("/subscribers/import", methods=["GET", "POST"])
+def subscribers_import() -> str | tuple[str, int]:
+    """Import a CSV file into a list and show what happened, bad rows included."""
+    from newsletter.audience.importer import import_csv
+
+    form = ImportForm()
+    form.list_slug.choices = _list_choices()
+    result = None
+    if form.validate_on_submit():
+        upload = form.file.data
+        # utf-8-sig: spreadsheets often start their CSV with a byte-order mark.
+        stream = io.TextIOWrapper(upload.stream, encoding="utf-8-sig", newline="")
+        try:
+            result = import_csv(
+                stream, list_slug=form.list_slug.data or "", confirmed=bool(form.confirmed.data)
+            )
+        except UnicodeDecodeError:
+            form.file.errors = ["The file is not UTF-8 text."]
+        except NewsletterError as error:
+            show_error(form, error, "file")
+    status = 422 if form.errors else 200
+    return render_template("admin/subscribers_import.html", form=form, result=result), status
+

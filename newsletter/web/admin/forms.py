@@ -1,0 +1,151 @@
+"""The admin pages' forms; every one carries a CSRF token (Flask-WTF)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired, FileSize
+from wtforms import (
+    BooleanField,
+    EmailField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from newsletter.auth.services import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A multiple choice shown as a list of checkboxes rather than a select box."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class ActionForm(FlaskForm):
+    """A button that acts (log out, send): nothing but the CSRF token."""
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+    password = PasswordField(
+        "Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
+    )
+
+
+class SetupForm(FlaskForm):
+    email = EmailField("Your email", validators=[DataRequired(), Email(), Length(max=320)])
+    password = PasswordField(
+        "Password",
+        validators=[
+            DataRequired(),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                message=f"The password must have at least {MIN_PASSWORD_LENGTH} characters.",
+            ),
+            Length(max=MAX_PASSWORD_LENGTH),
+        ],
+        description=f"At least {MIN_PASSWORD_LENGTH} characters; a passphrase is best.",
+    )
+    confirm = PasswordField(
+        "Repeat the password",
+        validators=[DataRequired(), EqualTo("password", message="The passwords differ.")],
+    )
+
+
+class ListForm(FlaskForm):
+    slug = StringField(
+        "Slug",
+        validators=[
+            DataRequired(),
+            Length(max=100),
+            Regexp(
+                r"^[a-z0-9][a-z0-9-]*$",
+                message="Lower-case letters, digits and dashes, starting with a letter or digit.",
+            ),
+        ],
+        description="Used in links and the API, e.g. weekly-news.",
+    )
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=5000)])
+    public = BooleanField("Public: shown on the signup page", default=True)
+    optin = RadioField(
+        "Opt-in",
+        choices=[
+            ("double", "Double: people confirm by a link mailed to them"),
+            ("single", "Single: subscribed at once"),
+        ],
+        default="double",
+    )
+
+
+class SubscriberForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+    name = StringField("Name", validators=[Optional(), Length(max=200)])
+    lists = MultiCheckboxField("Lists", choices=[])
+    confirmed = BooleanField(
+        "Already confirmed (they asked to join elsewhere; no confirmation mail is sent)"
+    )
+
+
+class ImportForm(FlaskForm):
+    file = FileField(
+        "CSV file",
+        validators=[
+            FileRequired("Choose a CSV file."),
+            FileAllowed(["csv", "txt"], "A .csv file, please."),
+            FileSize(MAX_UPLOAD_BYTES * 4),
+        ],
+        description="Header row email,name; further columns are kept as attributes.",
+    )
+    list_slug = SelectField("Into list", choices=[], validators=[DataRequired()])
+    confirmed = BooleanField("Already confirmed (no confirmation mail is sent)")
+
+
+class StatementImportForm(FlaskForm):
+    file = FileField(
+        "Markdown file",
+        validators=[
+            Optional(),
+            FileAllowed(["md", "markdown", "txt"], "A .md file, please."),
+            FileSize(MAX_UPLOAD_BYTES),
+        ],
+    )
+    markdown = TextAreaField(
+        "…or paste Markdown with front matter",
+        validators=[Optional(), Length(max=MAX_UPLOAD_BYTES)],
+        render_kw={"placeholder": "---\ntitle: Our statement\ndate: 2024-05-01\n---\n\nText…"},
+    )
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """One of the two sources is needed."""
+        if not super().validate(extra_validators):
+            return False
+        if not self.file.data and not (self.markdown.data or "").strip():
+            self.markdown.errors = ["Upload a file or paste Markdown."]
+            return False
+        return True
+
+
+class IssueForm(FlaskForm):
+    subject = StringField("Subject", validators=[DataRequired(), Length(max=300)])
+    preheader = StringField(
+        "Preheader",
+        validators=[Optional(), Length(max=300)],
+        description="The line mail apps show after the subject.",
+    )
+    intro = TextAreaField(
+        "Introduction", validators=[Optional()], description="Markdown, before the statements."
+    )
+    statements = MultiCheckboxField("Statements", choices=[], coerce=int)
+    lists = MultiCheckboxField("Send to lists", choices=[])
+    template = SelectField("Template", choices=[], coerce=str)

@@ -1,0 +1,264 @@
+"""Issues: the list, compose and edit, preview, send, and the status page with its progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from newsletter.audience.models import (
+    MailingList,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+from newsletter.content.models import Issue, IssueStatus, Statement, Template
+from newsletter.errors import IssueStateError, NewsletterError
+from newsletter.extensions import db
+from newsletter.web.admin import bp
+from newsletter.web.admin.forms import ActionForm, IssueForm
+from newsletter.web.admin.frames import framed_html
+
+#: Statuses during which the status page keeps refreshing its counts.
+ACTIVE_STATUSES = (IssueStatus.SCHEDULED, IssueStatus.SENDING)
+#: Statuses before the audience is fixed: the page shows how many it would reach now.
+NOT_STARTED = (IssueStatus.DRAFT, IssueStatus.SCHEDULED)
+#: Service error fields → the form field that shows the message.
+ERROR_FIELDS = {
+    "statement_ids": "statements",
+    "list_slugs": "lists",
+    "template_id": "template",
+}
+
+
+def _load_issue(issue_id: int) -> Issue:
+    from newsletter.content.issues import get_issue
+
+    return get_issue(issue_id)
+
+
+def _statements_for_picker(selected: list[int]) -> list[Statement]:
+    """The chosen statements in their order first, then every other one, newest first."""
+    everything = list(
+        db.session.scalars(
+            select(Statement).order_by(
+                Statement.date.desc().nulls_last(), Statement.created_at.desc()
+            )
+        )
+    )
+    by_id = {item.id: item for item in everything}
+    chosen = [by_id[sid] for sid in selected if sid in by_id]
+    return chosen + [item for item in everything if item.id not in set(selected)]
+
+
+def _fill_choices(form: IssueForm) -> None:
+    form.statements.choices = [
+        (item.id, item.title) for item in _statements_for_picker([])
+    ]
+    form.lists.choices = [
+        (lst.slug, lst.name)
+        for lst in db.session.scalars(select(MailingList).order_by(MailingList.name))
+    ]
+    form.template.choices = [("", "Default")] + [
+        (str(template.id), template.name)
+        for template in db.session.scalars(select(Template).order_by(Template.name))
+        if not template.builtin
+    ]
+
+
+def _ordered_statement_ids(form: IssueForm) -> list[int]:
+    """The ticked statements sorted by the position typed beside each (blank: at the end,
+    in the order shown)."""
+    ticked: list[int] = list(form.statements.data or [])
+
+    def position(index_and_id: tuple[int, int]) -> tuple[int, int]:
+        index, statement_id = index_and_id
+        raw = request.form.get(f"position-{statement_id}", "").strip()
+        return (int(raw) if raw.isdigit() else 10**6, index)
+
+    return [sid for _, sid in sorted(enumerate(ticked), key=position)]
+
+
+def _issue_fields(form: IssueForm) -> dict[str, Any]:
+    template = form.template.data or ""
+    return {
+        "subject": (form.subject.data or "").strip(),
+        "preheader": (form.preheader.data or "").strip(),
+        "intro": form.intro.data or "",
+        "statement_ids": _ordered_statement_ids(form),
+        "list_slugs": list(form.lists.data or []),
+        "template_id": int(template) if template.isdigit() else None,
+    }
+
+
+def _show_error(form: IssueForm, error: NewsletterError) -> None:
+    name = ERROR_FIELDS.get(error.field or "", error.field or "")
+    field = getattr(form, name, None) if name else None
+    if field is None or name == "csrf_token":
+        flash(error.message, "error")
+        return
+    field.errors = [*field.errors, error.message]
+
+
+def _render_form(form: IssueForm, issue: Issue | None, selected: list[int]) -> tuple[str, int]:
+    positions = {sid: number for number, sid in enumerate(selected, start=1)}
+    page = render_template(
+        "admin/issue_form.html",
+        form=form,
+        issue=issue,
+        statements=_statements_for_picker(selected),
+        positions=positions,
+    )
+    return page, 422 if form.errors else 200
+
+
+@bp.get("/issues")
+def issues() -> str:
+    """Every issue, newest first, with its status."""
+    rows = db.session.scalars(select(Issue).order_by(Issue.created_at.desc(), Issue.id.desc()))
+    return render_template("admin/issues.html", issues=rows.all())
+
+
+@bp.route("/issues/new", methods=["GET", "POST"])
+def issue_new() -> str | Response | tuple[str, int]:
+    """Compose an issue: subject, intro, statements in order, lists, template."""
+    from newsletter.content.issues import create_issue
+
+    form = IssueForm()
+    _fill_choices(form)
+    if form.validate_on_submit():
+        fields = _issue_fields(form)
+        try:
+            issue = create_issue(**fields)
+        except NewsletterError as error:
+            _show_error(form, error)
+        else:
+            flash("Draft saved. Check the preview, then send.", "success")
+            return redirect(url_for("admin.issue", issue_id=issue.id))
+        return _render_form(form, None, fields["statement_ids"])
+    selected = _ordered_statement_ids(form) if request.method == "POST" else []
+    return _render_form(form, None, selected)
+
+
+@bp.route("/issues/<int:issue_id>/edit", methods=["GET", "POST"])
+def issue_edit(issue_id: int) -> str | Response | tuple[str, int]:
+    """Change a draft; issues that have started sending are read-only."""
+    from newsletter.content.issues import update_issue
+
+    issue = _load_issue(issue_id)
+    if issue.status is not IssueStatus.DRAFT:
+        flash(f"This issue is {issue.status.value}; only drafts can be changed.", "error")
+        return redirect(url_for("admin.issue", issue_id=issue.id))
+    form = IssueForm(obj=None if request.method == "POST" else issue)
+    _fill_choices(form)
+    if request.method == "GET":
+        form.statements.data = [item.statement_id for item in issue.items]
+        form.lists.data = [lst.slug for lst in issue.lists]
+        # The built-in template is what "Default" means.
+        builtin = issue.template is None or issue.template.builtin
+        form.template.data = "" if builtin else str(issue.template_id)
+        return _render_form(form, issue, list(form.statements.data))
+    if form.validate_on_submit():
+        fields = _issue_fields(form)
+        try:
+            update_issue(issue.id, **fields)
+        except NewsletterError as error:
+            _show_error(form, error)
+        else:
+            flash("Draft saved.", "success")
+            return redirect(url_for("admin.issue", issue_id=issue.id))
+        return _render_form(form, issue, fields["statement_ids"])
+    return _render_form(form, issue, _ordered_statement_ids(form))
+
+
+def _audience_size(issue: Issue) -> int:
+    """How many people a send would reach now: confirmed on a target list, not blocklisted,
+    each once."""
+    list_ids = [lst.id for lst in issue.lists]
+    if not list_ids:
+        return 0
+    query = (
+        select(func.count(func.distinct(Subscription.subscriber_id)))
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(
+            Subscription.list_id.in_(list_ids),
+            Subscription.status == SubscriptionStatus.CONFIRMED,
+            Subscriber.status == SubscriberStatus.ACTIVE,
+        )
+    )
+    return db.session.scalar(query) or 0
+
+
+def _progress(issue: Issue) -> dict[str, Any]:
+    from newsletter.delivery.dispatcher import progress
+
+    return dict(progress(issue.id))
+
+
+@bp.get("/issues/<int:issue_id>")
+def issue(issue_id: int) -> str:
+    """The issue's status and counts (refreshing while it sends), and its preview."""
+    from newsletter.mail.render import preview_issue
+
+    item = _load_issue(issue_id)
+    try:
+        text = preview_issue(item)[1]
+        preview_error = None
+    except NewsletterError as error:
+        text, preview_error = "", error.message
+    return render_template(
+        "admin/issue.html",
+        issue=item,
+        progress=_progress(item),
+        active=item.status in ACTIVE_STATUSES,
+        audience=_audience_size(item) if item.status in NOT_STARTED else None,
+        text_preview=text,
+        preview_error=preview_error,
+        send_form=ActionForm(),
+    )
+
+
+@bp.get("/issues/<int:issue_id>/preview.html")
+def issue_preview(issue_id: int) -> Response:
+    """The issue's HTML as a reader would get it (sample name and links), for the iframe."""
+    from newsletter.mail.render import preview_issue
+
+    item = _load_issue(issue_id)
+    try:
+        html = preview_issue(item)[0]
+    except NewsletterError as error:
+        return framed_html(render_template("admin/preview_error.html", message=error.message), 422)
+    return framed_html(html)
+
+
+@bp.post("/issues/<int:issue_id>/send")
+def issue_send(issue_id: int) -> Response:
+    """Start sending now (the button asks for confirmation first)."""
+    from newsletter.delivery.dispatcher import request_send
+
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    item = _load_issue(issue_id)
+    try:
+        request_send(item.id)
+    except IssueStateError as error:
+        flash(f"Not sent: {error.message}.", "error")
+    except NewsletterError as error:
+        flash(f"Not sent: {error.message}", "error")
+    else:
+        flash("Sending has started. This page follows its progress.", "success")
+    return redirect(url_for("admin.issue", issue_id=issue_id))
+
+
+@bp.get("/issues/<int:issue_id>/progress")
+def issue_progress(issue_id: int) -> Response:
+    """``{"status", "total", "sent", "failed", "pending"}``, polled by the status page."""
+    from newsletter.delivery.dispatcher import progress
+
+    response = jsonify(progress(issue_id))
+    response.headers["Cache-Control"] = "no-store"
+    return response
