@@ -1,0 +1,484 @@
+"""GET /openapi.json: the OpenAPI 3.1 document of the API, written out by hand.
+
+Kept next to the routes it describes; a test checks that every route of the blueprint is in
+``paths`` with the same methods, and that the document is valid OpenAPI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify
+
+from newsletter.web.api import bp
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/responses/{description}"}
+
+
+def _nullable(type_: str, **extra: Any) -> dict[str, Any]:
+    return {"type": [type_, "null"], **extra}
+
+
+_DATE_TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_DATE_TIME = _nullable("string", format="date-time")
+_SLUG = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$", "examples": ["weekly"]}
+
+
+def _items(name: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": _ref(name)}},
+    }
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["message", "field"],
+                "properties": {
+                    "message": {"type": "string"},
+                    "field": {
+                        **_nullable("string"),
+                        "description": "the request field at fault, when there is one",
+                    },
+                },
+            }
+        },
+    },
+    "ListCreate": {
+        "type": "object",
+        "required": ["slug", "name"],
+        "additionalProperties": False,
+        "properties": {
+            "slug": _SLUG,
+            "name": {"type": "string"},
+            "description": {"type": "string", "default": ""},
+            "optin": {"enum": ["double", "single"], "default": "double"},
+            "public": {"type": "boolean", "default": True},
+        },
+    },
+    "List": {
+        "type": "object",
+        "required": ["id", "slug", "name", "description", "optin", "public", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "slug": _SLUG,
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "optin": {"enum": ["double", "single"]},
+            "public": {"type": "boolean"},
+            "created_at": _DATE_TIME,
+        },
+    },
+    "SubscriberCreate": {
+        "type": "object",
+        "required": ["email", "lists"],
+        "additionalProperties": False,
+        "properties": {
+            "email": {"type": "string", "format": "email"},
+            "name": {"type": "string", "default": ""},
+            "lists": {"type": "array", "minItems": 1, "items": _SLUG},
+            "confirmed": {
+                "type": "boolean",
+                "default": False,
+                "description": "consent was confirmed elsewhere: skip the confirmation mail "
+                "of double opt-in lists",
+            },
+            "ip": {
+                "type": "string",
+                "description": "the subscriber's IP address, kept as the record of consent",
+            },
+        },
+    },
+    "Subscription": {
+        "type": "object",
+        "required": ["list", "status"],
+        "properties": {
+            "list": _SLUG,
+            "status": {"enum": ["unconfirmed", "confirmed", "unsubscribed"]},
+            "source": {"enum": ["form", "api", "import", "admin"]},
+            "created_at": _DATE_TIME,
+            "confirmed_at": _NULLABLE_DATE_TIME,
+            "unsubscribed_at": _NULLABLE_DATE_TIME,
+        },
+    },
+    "Subscriber": {
+        "type": "object",
+        "required": ["id", "email", "name", "status", "subscriptions"],
+        "properties": {
+            "id": {"type": "integer"},
+            "email": {"type": "string", "format": "email"},
+            "name": {"type": "string"},
+            "status": {"enum": ["active", "blocklisted"]},
+            "attributes": {"type": "object"},
+            "created_at": _DATE_TIME,
+            "subscriptions": {"type": "array", "items": _ref("Subscription")},
+        },
+    },
+    "SubscriberPage": {
+        "type": "object",
+        "required": ["items", "next"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("Subscriber")},
+            "next": {
+                **_nullable("integer"),
+                "description": "pass as `after` for the next page; null on the last page",
+            },
+        },
+    },
+    "StatementCreate": {
+        "type": "object",
+        "required": ["markdown"],
+        "additionalProperties": False,
+        "properties": {
+            "markdown": {
+                "type": "string",
+                "description": "the Markdown file, YAML front matter included",
+            },
+            "filename": {
+                "type": "string",
+                "description": "a Jekyll file name (YYYY-MM-DD-slug.md) giving slug and date",
+            },
+        },
+    },
+    "StatementSummary": {
+        "type": "object",
+        "required": ["id", "slug", "title", "author", "date"],
+        "properties": {
+            "id": {"type": "integer"},
+            "slug": {"type": "string"},
+            "title": {"type": "string"},
+            "author": {"type": "string"},
+            "date": _nullable("string", format="date"),
+            "created_at": _DATE_TIME,
+            "updated_at": _DATE_TIME,
+        },
+    },
+    "Statement": {
+        "allOf": [
+            _ref("StatementSummary"),
+            {
+                "type": "object",
+                "required": ["markdown", "html", "front_matter"],
+                "properties": {
+                    "markdown": {"type": "string"},
+                    "html": {"type": "string", "description": "the cleaned HTML rendering"},
+                    "front_matter": {"type": "object"},
+                },
+            },
+        ]
+    },
+    "IssueCreate": {
+        "type": "object",
+        "required": ["subject", "statements", "lists"],
+        "additionalProperties": False,
+        "properties": {
+            "subject": {"type": "string", "minLength": 1},
+            "statements": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "integer"},
+                "description": "statement ids, in their order in the issue",
+            },
+            "lists": {"type": "array", "minItems": 1, "items": _SLUG},
+            "template": {
+                **_nullable("integer"),
+                "description": "template id; the built-in template when absent",
+            },
+            "preheader": {"type": "string", "default": ""},
+            "intro": {"type": "string", "default": "", "description": "Markdown"},
+        },
+    },
+    "Counts": {
+        "type": "object",
+        "required": ["total", "sent", "failed", "pending"],
+        "properties": {
+            key: {"type": "integer", "minimum": 0}
+            for key in ("total", "sent", "failed", "pending", "skipped")
+        },
+    },
+    "Issue": {
+        "type": "object",
+        "required": [
+            "id", "subject", "status", "counts", "statements", "lists",
+            "created_at", "started_at", "finished_at",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "subject": {"type": "string"},
+            "preheader": {"type": "string"},
+            "intro": {"type": "string"},
+            "template": _nullable("integer"),
+            "status": {"enum": ["draft", "scheduled", "sending", "paused", "cancelled", "sent"]},
+            "counts": _ref("Counts"),
+            "statements": {"type": "array", "items": {"type": "integer"}},
+            "lists": {"type": "array", "items": _SLUG},
+            "send_at": _NULLABLE_DATE_TIME,
+            "created_at": _DATE_TIME,
+            "started_at": _NULLABLE_DATE_TIME,
+            "finished_at": _NULLABLE_DATE_TIME,
+        },
+    },
+    "ListPage": _items("List"),
+    "StatementPage": _items("StatementSummary"),
+    "IssuePage": _items("Issue"),
+}
+
+RESPONSES: dict[str, Any] = {
+    name: _json(_ref("Error"), description)
+    for name, description in {
+        "BadRequest": "malformed JSON, or a body that is not a JSON object",
+        "Unauthorized": "no token, or a token that is not valid",
+        "NotFound": "no such resource (or a list, statement or template named in the body)",
+        "Conflict": "clashes with what exists (a taken slug, an issue already sending)",
+        "UnsupportedMediaType": "the body is not of a type this call takes",
+        "Unprocessable": "a field is missing, mistyped or not acceptable; `field` names it",
+    }.items()
+}
+RESPONSES["Unauthorized"]["headers"] = {
+    "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}
+}
+
+
+def _id_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "integer"},
+    }
+
+
+def _body(name: str) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": _ref(name)}}}
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    errors: tuple[str, ...] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    all_responses = dict(responses)
+    all_responses["401"] = _error("Unauthorized")
+    codes = {
+        "BadRequest": "400",
+        "NotFound": "404",
+        "Conflict": "409",
+        "UnsupportedMediaType": "415",
+        "Unprocessable": "422",
+    }
+    for name in errors:
+        all_responses[codes[name]] = _error(name)
+    return {"operationId": operation_id, "summary": summary, "responses": all_responses, **extra}
+
+
+_WRITE_ERRORS = ("BadRequest", "UnsupportedMediaType", "Unprocessable")
+
+PATHS: dict[str, Any] = {
+    "/lists": {
+        "get": _operation(
+            "listLists", "All lists", {"200": _json(_ref("ListPage"), "the lists")}
+        ),
+        "post": _operation(
+            "createList",
+            "Create a list",
+            {"201": _json(_ref("List"), "the new list")},
+            errors=(*_WRITE_ERRORS, "Conflict"),
+            requestBody=_body("ListCreate"),
+        ),
+    },
+    "/lists/{slug}": {
+        "get": _operation(
+            "getList",
+            "One list",
+            {"200": _json(_ref("List"), "the list")},
+            errors=("NotFound",),
+            parameters=[
+                {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+        )
+    },
+    "/subscribers": {
+        "get": _operation(
+            "listSubscribers",
+            "Find a subscriber by email, or page through subscribers by id",
+            {"200": _json(_ref("SubscriberPage"), "a page of subscribers")},
+            errors=("NotFound", "Unprocessable"),
+            parameters=[
+                {
+                    "name": "email",
+                    "in": "query",
+                    "description": "find this address (case-insensitive); no paging then",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "after",
+                    "in": "query",
+                    "description": "subscribers with an id above this (the previous `next`)",
+                    "schema": {"type": "integer", "minimum": 0, "default": 0},
+                },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                },
+                {
+                    "name": "list",
+                    "in": "query",
+                    "description": "only subscribers with a subscription on this list",
+                    "schema": _SLUG,
+                },
+                {
+                    "name": "status",
+                    "in": "query",
+                    "description": "with `list`: only subscriptions in this status",
+                    "schema": {"enum": ["unconfirmed", "confirmed", "unsubscribed"]},
+                },
+            ],
+        ),
+        "post": _operation(
+            "createSubscriber",
+            "Subscribe an address to lists, under each list's opt-in rule",
+            {
+                "201": _json(_ref("Subscriber"), "a new subscriber"),
+                "200": _json(_ref("Subscriber"), "a known address, now also on these lists"),
+            },
+            errors=(*_WRITE_ERRORS, "NotFound", "Conflict"),
+            requestBody=_body("SubscriberCreate"),
+        ),
+    },
+    "/subscribers/{subscriber_id}": {
+        "get": _operation(
+            "getSubscriber",
+            "One subscriber",
+            {"200": _json(_ref("Subscriber"), "the subscriber")},
+            errors=("NotFound",),
+            parameters=[_id_param("subscriber_id", "subscriber id")],
+        )
+    },
+    "/statements": {
+        "get": _operation(
+            "listStatements",
+            "All statements, newest first",
+            {"200": _json(_ref("StatementPage"), "the statements")},
+        ),
+        "post": _operation(
+            "importStatement",
+            "Import a Markdown statement with front matter (upsert by slug)",
+            {
+                "201": _json(_ref("Statement"), "a new statement"),
+                "200": _json(_ref("Statement"), "an existing statement (same slug), updated"),
+            },
+            errors=_WRITE_ERRORS,
+            parameters=[
+                {
+                    "name": "filename",
+                    "in": "query",
+                    "description": "with text/markdown: a Jekyll file name for slug and date",
+                    "schema": {"type": "string"},
+                }
+            ],
+            requestBody={
+                "required": True,
+                "content": {
+                    "text/markdown": {"schema": {"type": "string"}},
+                    JSON: {"schema": _ref("StatementCreate")},
+                },
+            },
+        ),
+    },
+    "/statements/{statement_id}": {
+        "get": _operation(
+            "getStatement",
+            "One statement with its Markdown, cleaned HTML and front matter",
+            {"200": _json(_ref("Statement"), "the statement")},
+            errors=("NotFound",),
+            parameters=[_id_param("statement_id", "statement id")],
+        )
+    },
+    "/issues": {
+        "get": _operation(
+            "listIssues",
+            "All issues, newest first",
+            {"200": _json(_ref("IssuePage"), "the issues")},
+        ),
+        "post": _operation(
+            "createIssue",
+            "Compose a draft issue",
+            {"201": _json(_ref("Issue"), "the new draft")},
+            errors=(*_WRITE_ERRORS, "NotFound"),
+            requestBody=_body("IssueCreate"),
+        ),
+    },
+    "/issues/{issue_id}": {
+        "get": _operation(
+            "getIssue",
+            "One issue with its status and delivery counts",
+            {"200": _json(_ref("Issue"), "the issue")},
+            errors=("NotFound",),
+            parameters=[_id_param("issue_id", "issue id")],
+        )
+    },
+    "/issues/{issue_id}/send": {
+        "post": _operation(
+            "sendIssue",
+            "Start sending an issue; poll GET /issues/{issue_id} for progress",
+            {"202": _json(_ref("Issue"), "sending has been requested")},
+            errors=("NotFound", "Conflict"),
+            parameters=[_id_param("issue_id", "issue id")],
+        )
+    },
+    "/openapi.json": {
+        "get": _operation(
+            "getOpenapi",
+            "This document",
+            {"200": {"description": "the OpenAPI document", "content": {JSON: {}}}},
+        )
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "newsletter API",
+        "version": "1.0.0",
+        "description": "Lists, subscribers, statements and issues of a newsletter. Every call "
+        "takes `Authorization: Bearer TOKEN` (`newsletter tokens create EMAIL`). Errors are "
+        '`{"error": {"message": …, "field": …}}`; dates are ISO 8601.',
+    },
+    "servers": [{"url": "/api/v1"}],
+    "security": [{"bearerAuth": []}],
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "responses": RESPONSES,
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+    },
+}
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    """The OpenAPI 3.1 document of this API."""
+    return jsonify(DOCUMENT)

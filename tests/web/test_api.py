@@ -1,0 +1,490 @@
+"""The JSON API under /api/v1: bearer tokens, the contract of DESIGN.md, one error shape."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from newsletter.audience.models import OptIn, SubscriptionStatus
+from tests.conftest import SEED_STATEMENT
+from tests.factories import make_issue, make_list, make_statement, make_subscriber
+from tests.smtp import CapturingSMTPServer
+
+API = "/api/v1"
+
+
+class Api:
+    """A client that sends the bearer token on every call."""
+
+    def __init__(self, client: FlaskClient, token: str) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.client.get(API + path, headers=self.headers, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> TestResponse:
+        return self.client.post(API + path, json=json, headers=self.headers, **kwargs)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> TestResponse:
+        return self.client.open(API + path, method=method, headers=self.headers, **kwargs)
+
+
+@pytest.fixture
+def token(app: Flask) -> str:
+    from newsletter.auth.services import create_api_token, create_user
+
+    create_user("robot@example.org", "a long enough password 123")
+    return create_api_token("robot@example.org")
+
+
+@pytest.fixture
+def api(client: FlaskClient, token: str) -> Api:
+    return Api(client, token)
+
+
+def assert_error(response: TestResponse, status: int, field: str | None) -> str:
+    """The response is the API's error shape with this status and field; returns the message."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["field"] == field
+    assert isinstance(error["message"], str) and error["message"]
+    return str(error["message"])
+
+
+# --- authentication -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer", "Bearer nlt_not-a-real-token", "Basic cm9ib3Q6cGFzc3dvcmQ=", "token"],
+)
+def test_every_call_needs_a_valid_bearer_token(
+    client: FlaskClient, token: str, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    for method, path in [("GET", "/lists"), ("POST", "/lists"), ("GET", "/openapi.json")]:
+        response = client.open(API + path, method=method, headers=headers, json={})
+        assert_error(response, 401, "Authorization")
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_token_is_accepted_and_a_wrong_one_names_the_error(
+    client: FlaskClient, token: str
+) -> None:
+    right = client.get(API + "/lists", headers={"Authorization": f"Bearer {token}"})
+    assert right.status_code == 200
+    wrong = client.get(API + "/lists", headers={"Authorization": f"Bearer {token}x"})
+    assert_error(wrong, 401, "Authorization")
+    assert 'error="invalid_token"' in wrong.headers["WWW-Authenticate"]
+
+
+def test_no_csrf_token_is_needed_with_a_bearer_token(app: Flask, token: str) -> None:
+    app.config["WTF_CSRF_ENABLED"] = True  # as in production
+    api = Api(app.test_client(), token)
+    assert api.post("/lists", {"slug": "news", "name": "News"}).status_code == 201
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def test_unknown_routes_and_wrong_methods_answer_in_json(api: Api) -> None:
+    assert_error(api.get("/nothing/here"), 404, None)
+    assert_error(api.get("/"), 404, None)
+    wrong_method = api.call("DELETE", "/lists")
+    assert_error(wrong_method, 405, None)
+    assert set(wrong_method.headers["Allow"].split(", ")) >= {"GET", "POST"}
+    assert_error(api.call("PUT", "/issues/1/send"), 405, None)
+
+
+def test_malformed_json_is_a_400(api: Api) -> None:
+    response = api.client.post(
+        API + "/lists", data="{not json", content_type="application/json", headers=api.headers
+    )
+    assert_error(response, 400, None)
+    assert_error(api.post("/lists", ["a", "list"]), 400, None)
+
+
+def test_a_body_that_is_not_json_is_refused(api: Api) -> None:
+    response = api.client.post(API + "/lists", data={"slug": "news"}, headers=api.headers)
+    assert_error(response, 415, None)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "News"}, "slug"),
+        ({"slug": "news"}, "name"),
+        ({"slug": 7, "name": "News"}, "slug"),
+        ({"slug": "news", "name": "News", "optin": "triple"}, "optin"),
+        ({"slug": "news", "name": "News", "public": "yes"}, "public"),
+        ({"slug": "News Letter", "name": "News"}, "slug"),
+        ({"slug": "news", "name": "News", "colour": "red"}, "colour"),
+    ],
+)
+def test_a_bad_list_names_the_field(api: Api, body: dict[str, Any], field: str) -> None:
+    assert_error(api.post("/lists", body), 422, field)
+
+
+# --- lists --------------------------------------------------------------------------------
+
+
+def test_lists_are_created_and_listed(api: Api) -> None:
+    created = api.post(
+        "/lists",
+        {"slug": "weekly", "name": "Weekly", "optin": "single", "public": False,
+         "description": "Every Friday"},
+    )
+    assert created.status_code == 201
+    weekly = created.get_json()
+    assert weekly["id"] > 0
+    assert (weekly["slug"], weekly["name"], weekly["optin"], weekly["public"]) == (
+        "weekly", "Weekly", "single", False,
+    )
+    assert weekly["description"] == "Every Friday"
+    assert created.headers["Location"].endswith("/api/v1/lists/weekly")
+
+    default = api.post("/lists", {"slug": "alerts", "name": "Alerts"}).get_json()
+    assert (default["optin"], default["public"]) == ("double", True)
+
+    items = api.get("/lists").get_json()["items"]
+    assert {item["slug"] for item in items} == {"weekly", "alerts"}
+    assert api.get("/lists/weekly").get_json() == weekly
+
+
+def test_a_taken_list_slug_is_a_conflict(api: Api) -> None:
+    make_list("weekly")
+    assert_error(api.post("/lists", {"slug": "weekly", "name": "Again"}), 409, "slug")
+
+
+def test_an_unknown_list_is_a_404(api: Api) -> None:
+    assert_error(api.get("/lists/nope"), 404, None)
+
+
+# --- subscribers --------------------------------------------------------------------------
+
+
+def test_a_subscriber_on_a_double_opt_in_list_is_unconfirmed_and_mailed(
+    api: Api, run_jobs: Callable[[], None], mailbox: CapturingSMTPServer
+) -> None:
+    make_list("weekly", optin=OptIn.DOUBLE)
+    response = api.post(
+        "/subscribers", {"email": "Ada@Example.com", "name": "Ada", "lists": ["weekly"]}
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    ada = response.get_json()
+    assert ada["id"] > 0
+    assert ada["status"] == "active"
+    assert ada["name"] == "Ada"
+    assert [(s["list"], s["status"], s["source"]) for s in ada["subscriptions"]] == [
+        ("weekly", "unconfirmed", "api")
+    ]
+    run_jobs()
+    mails = mailbox.to("Ada@example.com")
+    assert len(mails) == 1
+    assert "/confirm/" in mails[0].message.get_body(("plain",)).get_content()
+
+
+def test_a_subscriber_on_a_single_opt_in_list_is_confirmed_without_mail(
+    api: Api, run_jobs: Callable[[], None], mailbox: CapturingSMTPServer
+) -> None:
+    make_list("alerts", optin=OptIn.SINGLE)
+    ada = api.post("/subscribers", {"email": "ada@example.com", "lists": ["alerts"]}).get_json()
+    assert ada["subscriptions"][0]["status"] == "confirmed"
+    assert ada["subscriptions"][0]["confirmed_at"] is not None
+    run_jobs()
+    assert mailbox.to("ada@example.com") == []
+
+
+def test_confirmed_true_skips_the_confirmation_mail(
+    api: Api, run_jobs: Callable[[], None], mailbox: CapturingSMTPServer
+) -> None:
+    make_list("weekly", optin=OptIn.DOUBLE)
+    ada = api.post(
+        "/subscribers", {"email": "ada@example.com", "lists": ["weekly"], "confirmed": True}
+    ).get_json()
+    assert ada["subscriptions"][0]["status"] == "confirmed"
+    run_jobs()
+    assert mailbox.to("ada@example.com") == []
+
+
+def test_subscribing_a_known_address_adds_lists_and_answers_200(api: Api) -> None:
+    weekly = make_list("weekly", optin=OptIn.SINGLE)
+    make_list("alerts", optin=OptIn.SINGLE)
+    known = make_subscriber("ada@example.com", lists=(weekly,))
+    response = api.post("/subscribers", {"email": "ADA@example.com", "lists": ["alerts"]})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["id"] == known.id
+    assert [s["list"] for s in body["subscriptions"]] == ["alerts", "weekly"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"lists": ["weekly"]}, 422, "email"),
+        ({"email": "not an address", "lists": ["weekly"]}, 422, "email"),
+        ({"email": "ada@example.com"}, 422, "lists"),
+        ({"email": "ada@example.com", "lists": []}, 422, "lists"),
+        ({"email": "ada@example.com", "lists": "weekly"}, 422, "lists"),
+        ({"email": "ada@example.com", "lists": ["weekly"], "confirmed": "no"}, 422, "confirmed"),
+        ({"email": "ada@example.com", "lists": ["weekly"], "name": 3}, 422, "name"),
+        ({"email": "ada@example.com", "lists": ["weekly"], "ip": "nowhere"}, 422, "ip"),
+        ({"email": "ada@example.com", "lists": ["nope"]}, 404, "lists"),
+    ],
+)
+def test_a_bad_subscriber_names_the_field(
+    api: Api, body: dict[str, Any], status: int, field: str
+) -> None:
+    make_list("weekly")
+    assert_error(api.post("/subscribers", body), status, field)
+    assert api.get("/subscribers").get_json()["items"] == []
+
+
+def test_a_subscriber_is_found_by_id_and_by_email(api: Api) -> None:
+    weekly = make_list("weekly")
+    ada = make_subscriber("ada@example.com", lists=(weekly,), name="Ada")
+    by_id = api.get(f"/subscribers/{ada.id}")
+    assert by_id.status_code == 200
+    assert by_id.get_json()["email"] == "ada@example.com"
+    assert by_id.get_json()["subscriptions"] == [
+        {
+            "list": "weekly",
+            "status": "confirmed",
+            "source": "admin",
+            "created_at": ada.subscriptions[0].created_at.isoformat(),
+            "confirmed_at": None,
+            "unsubscribed_at": None,
+        }
+    ]
+    found = api.get("/subscribers", query_string={"email": "ADA@example.com"}).get_json()
+    assert [item["id"] for item in found["items"]] == [ada.id]
+    assert found["next"] is None
+    missing = api.get("/subscribers", query_string={"email": "bob@example.com"}).get_json()
+    assert missing == {"items": [], "next": None}
+    assert_error(api.get("/subscribers/999999"), 404, None)
+
+
+def test_subscribers_are_paged_by_id(api: Api) -> None:
+    weekly = make_list("weekly")
+    ids = [make_subscriber(lists=(weekly,)).id for _ in range(5)]
+
+    first = api.get("/subscribers", query_string={"limit": 2}).get_json()
+    assert [item["id"] for item in first["items"]] == ids[:2]
+    assert first["next"] == ids[1]
+    assert all(item["subscriptions"][0]["list"] == "weekly" for item in first["items"])
+
+    second = api.get("/subscribers", query_string={"after": first["next"], "limit": 2}).get_json()
+    assert [item["id"] for item in second["items"]] == ids[2:4]
+    last = api.get("/subscribers", query_string={"after": second["next"], "limit": 2}).get_json()
+    assert [item["id"] for item in last["items"]] == ids[4:]
+    assert last["next"] is None
+
+    everyone = api.get("/subscribers").get_json()
+    assert [item["id"] for item in everyone["items"]] == ids
+    assert everyone["next"] is None
+
+
+def test_subscribers_can_be_paged_within_a_list_and_status(api: Api) -> None:
+    weekly, alerts = make_list("weekly"), make_list("alerts")
+    on_weekly = make_subscriber(lists=(weekly,))
+    make_subscriber(lists=(alerts,))
+    waiting = make_subscriber(lists=(weekly,), status=SubscriptionStatus.UNCONFIRMED)
+    page = api.get("/subscribers", query_string={"list": "weekly"}).get_json()
+    assert [item["id"] for item in page["items"]] == [on_weekly.id, waiting.id]
+    page = api.get("/subscribers", query_string={"list": "weekly", "status": "unconfirmed"})
+    assert [item["id"] for item in page.get_json()["items"]] == [waiting.id]
+    assert_error(api.get("/subscribers", query_string={"list": "nope"}), 404, None)
+    bad_status = api.get("/subscribers", query_string={"list": "weekly", "status": "happy"})
+    assert_error(bad_status, 422, "status")
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"limit": "ten"}, "limit"),
+     ({"after": -1}, "after"), ({"after": "x"}, "after")],
+)
+def test_bad_paging_parameters_name_the_parameter(
+    api: Api, query: dict[str, Any], field: str
+) -> None:
+    assert_error(api.get("/subscribers", query_string=query), 422, field)
+
+
+def test_the_page_size_is_capped_at_1000(api: Api) -> None:
+    assert api.get("/subscribers", query_string={"limit": 1000}).status_code == 200
+
+
+# --- statements ---------------------------------------------------------------------------
+
+
+def test_a_statement_is_imported_from_a_markdown_body(api: Api) -> None:
+    response = api.client.post(
+        API + "/statements",
+        data=SEED_STATEMENT.read_bytes(),
+        content_type="text/markdown; charset=utf-8",
+        headers=api.headers,
+        query_string={"filename": SEED_STATEMENT.name},
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    created = response.get_json()
+    assert created["id"] > 0
+    assert created["slug"] == "post-election-mobilization"
+    assert created["title"] == "An Anarchist Call for Post-election Mobilization"
+
+    statement = api.get(f"/statements/{created['id']}").get_json()
+    assert set(statement) >= {
+        "id", "slug", "title", "author", "date", "markdown", "html", "front_matter",
+    }
+    assert statement["author"] == "MACC"
+    assert statement["date"] == "2020-11-03"
+    assert statement["front_matter"]["layout"] == "post"
+    assert "Everybody Out!" in statement["markdown"]
+    html = statement["html"]
+    everybody_out = "https://itsgoingdown.org/everybody-out-resources-for-a-season-of-post-election-unrest/"
+    assert f'href="{everybody_out}"' in html
+    assert "https://twitter.com/macc_nyc/status/1323661176732004356/photo/1" in html
+    assert "<script" not in html.lower()
+
+    listed = api.get("/statements").get_json()["items"]
+    assert [(item["id"], item["slug"]) for item in listed] == [(created["id"], created["slug"])]
+
+
+def test_a_statement_is_imported_from_json_and_cleaned(api: Api) -> None:
+    markdown = (
+        "---\ntitle: Hello\nslug: hello\nauthor: Us\ndate: 2021-05-01\n---\n\n"
+        "Read [this](https://example.org/read).\n\n<script>alert('x')</script>\n"
+        "<a href=\"javascript:alert(1)\">bad</a>\n"
+    )
+    response = api.post("/statements", {"markdown": markdown})
+    assert response.status_code == 201
+    statement = api.get(f"/statements/{response.get_json()['id']}").get_json()
+    assert statement["slug"] == "hello"
+    assert statement["date"] == "2021-05-01"
+    assert 'href="https://example.org/read"' in statement["html"]
+    assert "<script" not in statement["html"]
+    assert "javascript:" not in statement["html"]
+
+
+def test_importing_the_same_slug_again_updates_it(api: Api) -> None:
+    first = api.post("/statements", {"markdown": "---\ntitle: One\nslug: same\n---\nOne"})
+    again = api.post("/statements", {"markdown": "---\ntitle: Two\nslug: same\n---\nTwo"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.get_json()["title"] == "Two"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "field"),
+    [
+        ({"json": {}}, 422, "markdown"),
+        ({"json": {"markdown": 5}}, 422, "markdown"),
+        ({"json": {"markdown": "   "}}, 422, "markdown"),
+        ({"data": "---\ntitle: [unclosed\n---\nx", "content_type": "text/markdown"}, 422,
+         "markdown"),
+        ({"data": "<p>hi</p>", "content_type": "text/html"}, 415, "markdown"),
+    ],
+)
+def test_a_bad_statement_names_the_markdown_field(
+    api: Api, kwargs: dict[str, Any], status: int, field: str
+) -> None:
+    response = api.client.post(API + "/statements", headers=api.headers, **kwargs)
+    assert_error(response, status, field)
+
+
+def test_an_unknown_statement_is_a_404(api: Api) -> None:
+    assert_error(api.get("/statements/424242"), 404, None)
+
+
+# --- issues -------------------------------------------------------------------------------
+
+
+def test_an_issue_is_created_sent_and_reaches_sent(
+    api: Api, run_jobs: Callable[[], None], mailbox: CapturingSMTPServer
+) -> None:
+    weekly = make_list("weekly")
+    make_subscriber("ada@example.com", lists=(weekly,))
+    make_subscriber("bob@example.com", lists=(weekly,))
+    make_subscriber("eve@example.com", lists=(weekly,), status=SubscriptionStatus.UNCONFIRMED)
+    first, second = make_statement(), make_statement()
+
+    response = api.post(
+        "/issues",
+        {"subject": "This week", "statements": [second.id, first.id], "lists": ["weekly"],
+         "preheader": "Two statements", "intro": "Hello *all*"},
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    issue = response.get_json()
+    assert issue["status"] == "draft"
+    assert issue["statements"] == [second.id, first.id]
+    assert issue["lists"] == ["weekly"]
+    assert issue["counts"] == {"total": 0, "sent": 0, "failed": 0, "pending": 0, "skipped": 0}
+    assert issue["started_at"] is None and issue["finished_at"] is None
+    assert response.headers["Location"].endswith(f"/api/v1/issues/{issue['id']}")
+
+    sending = api.post(f"/issues/{issue['id']}/send")
+    assert sending.status_code == 202, sending.get_data(as_text=True)
+    assert sending.get_json()["status"] in {"scheduled", "sending"}
+
+    run_jobs()
+    done = api.get(f"/issues/{issue['id']}").get_json()
+    assert done["status"] == "sent"
+    assert done["counts"] == {"total": 2, "sent": 2, "failed": 0, "pending": 0, "skipped": 0}
+    assert done["started_at"] is not None and done["finished_at"] is not None
+    recipients = sorted(rcpt for message in mailbox.messages for rcpt in message.recipients)
+    assert recipients == ["ada@example.com", "bob@example.com"]
+
+    assert_error(api.post(f"/issues/{issue['id']}/send"), 409, "status")
+    listed = api.get("/issues").get_json()["items"]
+    assert [(item["id"], item["status"]) for item in listed] == [(issue["id"], "sent")]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"statements": ["S"], "lists": ["weekly"]}, 422, "subject"),
+        ({"subject": "", "statements": ["S"], "lists": ["weekly"]}, 422, "subject"),
+        ({"subject": "Hi", "lists": ["weekly"]}, 422, "statements"),
+        ({"subject": "Hi", "statements": [], "lists": ["weekly"]}, 422, "statements"),
+        ({"subject": "Hi", "statements": ["one"], "lists": ["weekly"]}, 422, "statements"),
+        ({"subject": "Hi", "statements": [True], "lists": ["weekly"]}, 422, "statements"),
+        ({"subject": "Hi", "statements": ["S"]}, 422, "lists"),
+        ({"subject": "Hi", "statements": ["S"], "lists": [1]}, 422, "lists"),
+        ({"subject": "Hi", "statements": ["S"], "lists": ["weekly"], "template": "x"}, 422,
+         "template"),
+        ({"subject": "Hi", "statements": [424242], "lists": ["weekly"]}, 404, "statements"),
+        ({"subject": "Hi", "statements": ["S"], "lists": ["nope"]}, 404, "lists"),
+        ({"subject": "Hi", "statements": ["S"], "lists": ["weekly"], "template": 424242}, 404,
+         "template"),
+    ],
+)
+def test_a_bad_issue_names_the_field(
+    api: Api, body: dict[str, Any], status: int, field: str
+) -> None:
+    make_list("weekly")
+    statement = make_statement()
+    if "statements" in body:  # "S" stands for a statement that exists
+        body = {**body, "statements": [statement.id if s == "S" else s for s in body["statements"]]}
+    assert_error(api.post("/issues", body), status, field)
+    assert api.get("/issues").get_json()["items"] == []
+
+
+def test_an_unknown_issue_is_a_404(api: Api) -> None:
+    assert_error(api.get("/issues/424242"), 404, None)
+    assert_error(api.post("/issues/424242/send"), 404, None)
+
+
+def test_an_issue_shows_its_counts(api: Api) -> None:
+    weekly = make_list("weekly")
+    issue = make_issue((make_statement(),), (weekly,), subject="Old news")
+    body = api.get(f"/issues/{issue.id}").get_json()
+    assert body["subject"] == "Old news"
+    assert body["status"] == "draft"
+    assert set(body["counts"]) == {"total", "sent", "failed", "pending", "skipped"}
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", body["created_at"])
