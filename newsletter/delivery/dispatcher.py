@@ -91,7 +91,8 @@ def request_send(issue_id: int) -> None:
             rendered_subject=rendered.subject,
             rendered_html=rendered.html,
             rendered_text=rendered.text,
-            max_subscriber_id=None,
+            # The audience is the one of this moment, however long the queue takes.
+            max_subscriber_id=snapshot.audience_ceiling(),
             total_count=0,
             sent_count=0,
             failed_count=0,

@@ -93,8 +93,11 @@ def write_range(issue_id: int, after: int, end: int) -> WrittenRange | None:
     statement = _insert()(deliveries).from_select(
         ["issue_id", "subscriber_id", "status", "attempts"], chosen.order_by(subscribers.c.id)
     )
-    statement = statement.on_conflict_do_nothing(index_elements=["issue_id", "subscriber_id"])
-    added = rowcount(db.session.execute(statement))
+    statement = statement.on_conflict_do_nothing(
+        index_elements=["issue_id", "subscriber_id"]
+    ).returning(deliveries.c.id)
+    # Counted from RETURNING: psycopg reports no rowcount for INSERT … SELECT … ON CONFLICT.
+    added = len(db.session.execute(statement).all())
     bounds = db.session.execute(
         select(func.min(deliveries.c.id), func.max(deliveries.c.id)).where(
             deliveries.c.issue_id == issue_id,
