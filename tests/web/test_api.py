@@ -356,6 +356,18 @@ def test_a_statement_is_imported_from_a_markdown_body(api: Api) -> None:
     assert [(item["id"], item["slug"]) for item in listed] == [(created["id"], created["slug"])]
 
 
+def test_a_statement_posted_without_a_filename_takes_its_slug_from_the_title(api: Api) -> None:
+    # The README's curl --data-binary example: no file name, so no Jekyll slug or date from it.
+    response = api.client.post(
+        API + "/statements",
+        data=SEED_STATEMENT.read_bytes(),
+        headers={**api.headers, "Content-Type": "text/markdown"},
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.get_json()["slug"] == "an-anarchist-call-for-post-election-mobilization"
+    assert response.get_json()["date"] == "2020-11-03"  # from the front matter
+
+
 def test_a_statement_is_imported_from_json_and_cleaned(api: Api) -> None:
     markdown = (
         "---\ntitle: Hello\nslug: hello\nauthor: Us\ndate: 2021-05-01\n---\n\n"

@@ -47,7 +47,6 @@ def create_subscriber() -> tuple[Response, int, dict[str, str]]:
         email, name=name, list_slugs=list_slugs, source=ConsentSource.API, ip=ip,
         confirmed=confirmed,
     )
-    db.session.refresh(subscriber)
     location = url_for("api.get_subscriber", subscriber_id=subscriber.id)
     return jsonify(serializers.subscriber(subscriber)), 200 if existed else 201, {
         "Location": location
