@@ -4,6 +4,11 @@ Links that arrive by mail show a page on GET and act only on POST: mail scanners
 links, people press buttons. The signed token in the URL is the authority for who and what;
 CSRF protects every form a person submits. The one exception is the RFC 8058 one-click
 unsubscribe, which a mail provider posts with no session at all.
+
+CSRF here is checked by this blueprint rather than by ``CSRFProtect``: the token is always
+required, and the Origin or Referer must be this site *when the browser sends one*.
+``CSRFProtect`` refuses any HTTPS post without a Referer, which would lock out readers whose
+browser or privacy extension strips it, on the one form strangers must be able to use.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import re
 from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -24,10 +30,11 @@ from flask import (
     request,
     url_for,
 )
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import func, select
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response as BaseResponse
+from wtforms import ValidationError as TokenMismatch
 
 from newsletter.audience import subscriptions
 from newsletter.audience.lists import list_lists
@@ -39,6 +46,7 @@ from newsletter.extensions import csrf, db, limiter
 from newsletter.models import utcnow
 
 bp = Blueprint("public", __name__)
+csrf.exempt(bp)  # checked in _check_csrf below
 
 FEED_SIZE = 50
 # The web version is an email's HTML: inline styles, remote images in statements, nothing else.
@@ -61,6 +69,34 @@ def site_name() -> str:
         return str(configured)
     display, _ = parseaddr(str(current_app.config.get("FROM_ADDRESS", "")))
     return display or "Newsletter"
+
+
+@bp.before_request
+def _check_csrf() -> None:
+    """Every form post needs its CSRF token, except the RFC 8058 one-click unsubscribe."""
+    if request.method in {"GET", "HEAD", "OPTIONS"}:
+        return
+    if (
+        request.endpoint == "public.unsubscribe"
+        and request.form.get("List-Unsubscribe") == "One-Click"
+    ):
+        return  # a mail provider's POST: no session; the signed token is the authority
+    try:
+        validate_csrf(request.form.get("csrf_token"))
+    except TokenMismatch as error:
+        raise CSRFError(str(error.args[0]) if error.args else "CSRF token invalid") from None
+    if not _same_origin(request.headers.get("Origin") or request.headers.get("Referer")):
+        raise CSRFError("The form was sent from another site.")
+
+
+def _same_origin(source: str | None) -> bool:
+    """True unless the browser names a different site as the source of the post."""
+    if not source or source == "null":
+        return True
+    # Hosts only: behind a TLS-terminating proxy the app may see http for an https page.
+    host = urlsplit(source).netloc.lower()
+    ours = {request.host.lower(), urlsplit(current_app.config["BASE_URL"]).netloc.lower()}
+    return host in ours
 
 
 def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -197,14 +233,11 @@ def confirm(token: str) -> tuple[str, int]:
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
-@csrf.exempt
 def unsubscribe(token: str) -> tuple[str, int]:
-    """GET shows a button; POST unsubscribes: from that button (CSRF checked here), or the
+    """GET shows a button; POST unsubscribes: from that button (with its CSRF token), or the
     RFC 8058 one-click POST of a mail provider (no session, no CSRF token)."""
     subscriber, lst = subscriptions.read_link("unsubscribe", token)
     if request.method == "POST":
-        if request.form.get("List-Unsubscribe") != "One-Click":
-            csrf.protect()  # the human form; raises CSRFError
         subscriptions.unsubscribe(subscriber.id, lst.id if lst else None)
         return _page(
             "unsubscribed.html",
