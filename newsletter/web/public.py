@@ -37,6 +37,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import ValidationError as TokenMismatch
 
 from newsletter.audience import subscriptions
+from newsletter.audience.addresses import normalise_email
 from newsletter.audience.lists import list_lists
 from newsletter.audience.models import ConsentSource, SubscriptionStatus
 from newsletter.audience.tokens import manage_url
@@ -157,7 +158,10 @@ def subscribe() -> tuple[str, int]:
     """The signup form; a valid post always answers with the same neutral page."""
     lists = list_lists(public_only=True)
     if request.method == "GET":
-        preselected = [lists[0].slug] if len(lists) == 1 else []
+        # /subscribe?lists=news pre-ticks a list (links from a website); one list is ticked.
+        public = {lst.slug for lst in lists}
+        asked = [slug for slug in request.args.getlist("lists") if slug in public]
+        preselected = asked or ([lists[0].slug] if len(lists) == 1 else [])
         return _page("subscribe.html", lists=lists, chosen=preselected, values={}, errors={})
 
     values = {
@@ -176,7 +180,7 @@ def subscribe() -> tuple[str, int]:
                 ip=request.remote_addr,
             )
         except InvalidEmail as error:
-            errors["email"] = f"That doesn't look like an email address we can use: {error.reason}"
+            errors["email"] = _email_error(error)
         except ValidationError as error:
             errors[error.field or "email"] = error.message[:1].upper() + error.message[1:] + "."
     if errors:
@@ -192,12 +196,21 @@ def subscribe() -> tuple[str, int]:
     )
 
 
+def _email_error(error: InvalidEmail) -> str:
+    return f"That doesn't look like an email address we can use: {error.reason}"
+
+
 def _subscribe_errors(
     values: dict[str, str], chosen: list[str], public: set[str]
 ) -> dict[str, str]:
     errors = {}
     if not values["email"]:
         errors["email"] = "Enter your email address."
+    else:
+        try:  # syntax only here, so every mistake shows at once; subscribe() checks again
+            normalise_email(values["email"])
+        except InvalidEmail as error:
+            errors["email"] = _email_error(error)
     if len(values["name"]) > subscriptions.NAME_MAX:
         errors["name"] = f"Keep the name under {subscriptions.NAME_MAX} characters."
     if not chosen:

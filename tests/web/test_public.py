@@ -107,6 +107,13 @@ def test_a_single_public_list_comes_pre_checked(client: FlaskClient, news: Any) 
     assert re.search(r'value="news" checked', page(client.get("/subscribe")))
 
 
+def test_a_link_can_pre_check_a_list(client: FlaskClient, news: Any) -> None:
+    make_list("daily")
+    html = page(client.get("/subscribe?lists=daily&lists=nope"))
+    assert re.search(r'value="daily" checked', html)
+    assert not re.search(r'value="news" checked', html)
+
+
 def test_no_public_list_says_so(client: FlaskClient) -> None:
     response = client.get("/subscribe")
     assert response.status_code == 200
@@ -183,6 +190,13 @@ def test_a_bad_address_shows_the_form_again_with_the_error(
     assert 'value="Ada"' in html  # what they typed is kept
     assert csrf_token_from(html)
     assert db.session.query(Subscriber).count() == 0
+
+
+def test_every_mistake_shows_at_once(client: FlaskClient, news: Any) -> None:
+    response = submit(client, "/subscribe", {"email": "ada@"})
+    assert response.status_code == 400
+    assert 'id="email-error"' in page(response)
+    assert "Choose at least one list" in page(response)
 
 
 def test_choosing_no_list_or_a_private_one_is_an_error(client: FlaskClient, news: Any) -> None:
