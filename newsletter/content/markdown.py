@@ -93,6 +93,7 @@ class _TextWriter(HTMLParser):
         self.pre = 0
         self.quote = 0
         self.cells: list[str] | None = None
+        self.top_list = 0  # numbers top-level lists: items of one list pack tight, two lists don't
 
     # -- block handling -------------------------------------------------------------
     def _flush(self) -> None:
@@ -106,7 +107,7 @@ class _TextWriter(HTMLParser):
         if not text:
             return
         indent = "  " * max(len(self.lists) - 1, 0)
-        kind = "item" if self.prefix else "para"
+        kind = f"item-{self.top_list}" if self.prefix else "para"
         first = indent + self.prefix
         rest = indent + " " * len(self.prefix)
         self.prefix = ""
@@ -139,6 +140,8 @@ class _TextWriter(HTMLParser):
             self._flush()
             start = attributes.get("start")
             number = int(start) if tag == "ol" and start and start.isdigit() else 1
+            if not self.lists:
+                self.top_list += 1
             self.lists.append([number if tag == "ol" else None])
         elif tag == "br":
             self.current.append("\n" if self.pre else " ")
@@ -202,7 +205,7 @@ class _TextWriter(HTMLParser):
         previous = ""
         for text, kind in self.blocks:
             if parts:
-                tight = kind == previous and kind in ("item", "row")
+                tight = kind == previous and kind != "para" and kind != "pre"
                 parts.append("\n" if tight else "\n\n")
             parts.append(text)
             previous = kind

@@ -296,6 +296,9 @@ class MaildirTransport:
     def send(self, sender: str, recipient: str, message: bytes) -> str:
         """Store the message with ``Return-Path`` and ``Delivered-To``; return its key."""
         if self._maildir is None:
+            # mailbox creates a missing folder but not the sub-folders of an existing empty one.
+            for sub in ("tmp", "new", "cur"):
+                Path(self.path, sub).mkdir(parents=True, exist_ok=True)
             self._maildir = mailbox.Maildir(self.path, factory=None, create=True)
         envelope = (
             f"Return-Path: <{_one_line(sender)}>\r\nDelivered-To: {_one_line(recipient)}\r\n"

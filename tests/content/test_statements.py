@@ -1,0 +1,189 @@
+"""Statements from Jekyll posts: front matter, file names, import of files and folders."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
+
+from newsletter.content.models import Statement
+from newsletter.content.statements import (
+    get_statement,
+    import_paths,
+    import_statement,
+    list_statements,
+    parse_statement,
+    slugify,
+    statement_html,
+)
+from newsletter.errors import InvalidStatement, NotFound
+from newsletter.extensions import db
+from tests.conftest import SEED_STATEMENT
+from tests.factories import make_statement
+
+
+def test_seed_statement_parses_with_front_matter_and_jekyll_name() -> None:
+    data = parse_statement(SEED_STATEMENT.read_text(encoding="utf-8"), SEED_STATEMENT.name)
+
+    assert data.slug == "post-election-mobilization"
+    assert data.title == "An Anarchist Call for Post-election Mobilization"
+    assert data.author == "MACC"
+    assert data.date == date(2020, 11, 3)
+    assert data.front_matter["layout"] == "post"
+    assert data.front_matter["date"] == "2020-11-03"  # JSON-safe
+    assert data.body.startswith('<a href= "https://twitter.com/macc_nyc')
+    assert "---" not in data.body.splitlines()[0]
+
+
+def test_front_matter_slug_and_date_win_over_the_file_name() -> None:
+    text = "---\ntitle: Hello\nslug: Custom Slug\ndate: 2021-05-06 10:00:00 +0100\n---\nBody\n"
+    data = parse_statement(text, "2020-01-02-from-name.md")
+
+    assert data.slug == "custom-slug"
+    assert data.date == date(2021, 5, 6)
+
+
+def test_without_jekyll_name_the_slug_comes_from_the_title() -> None:
+    data = parse_statement("---\ntitle: Ça va? Oui!\n---\nBody", "post.md")
+    assert data.slug == "ca-va-oui"
+    assert data.date is None
+
+
+def test_no_front_matter_title_falls_back_to_the_first_heading() -> None:
+    data = parse_statement("# A *Heading* Title\n\nThe text.\n", "2020-01-02-x.md")
+
+    assert data.title == "A Heading Title"
+    assert data.body == "The text.\n"  # the heading is the title, not repeated in the body
+    assert data.slug == "x" and data.date == date(2020, 1, 2)
+
+
+def test_heading_later_in_the_text_is_the_title_but_stays_in_the_body() -> None:
+    data = parse_statement("Intro paragraph.\n\n## Section\n\nMore.\n")
+    assert data.title == "Section"
+    assert "## Section" in data.body
+
+
+def test_authors_list_and_other_front_matter_kept() -> None:
+    text = "---\ntitle: T\nauthors: [Ann, Bo]\ntags: [a, b]\nlayout: post\n---\nBody"
+    data = parse_statement(text)
+
+    assert data.author == "Ann, Bo"
+    assert data.front_matter["tags"] == ["a", "b"]
+    assert data.front_matter["layout"] == "post"
+
+
+@pytest.mark.parametrize(
+    ("text", "filename", "reason"),
+    [
+        ("---\ntitle: [unclosed\n---\nBody", "bad.md", "invalid YAML front matter"),
+        ("---\n- a\n- b\n---\nBody", "list.md", "front matter must be a mapping"),
+        ("Just some text without any heading.", "plain.md", "no title"),
+        ("---\ntitle: Empty\n---\n\n   \n", "empty.md", "no text"),
+        ("---\ntitle: T\ndate: someday\n---\nBody", "date.md", "not a date"),
+        ("---\ntitle: T\n---\nBody", "2020-13-45-impossible.md", "impossible date"),
+    ],
+)
+def test_bad_statements_raise_with_source_and_reason(text: str, filename: str, reason: str) -> None:
+    with pytest.raises(InvalidStatement) as caught:
+        parse_statement(text, filename)
+
+    assert caught.value.source == filename
+    assert reason in caught.value.reason
+    assert caught.value.field == "markdown"
+
+
+def test_invalid_yaml_says_which_line() -> None:
+    with pytest.raises(InvalidStatement) as caught:
+        parse_statement("---\ntitle: ok\nauthor: a: b\n---\nBody", "bad.md")
+    assert "(line 3)" in caught.value.reason
+
+
+def test_slugify() -> None:
+    assert slugify("  Hello, World!  ") == "hello-world"
+    assert slugify("Über_Straße") == "uber-strasse" or slugify("Über_Straße") == "uber-strae"
+    assert slugify("Всем привет") == "всем-привет"
+
+
+def test_import_statement_creates_then_updates_by_slug(app: Flask) -> None:
+    statement, created = import_statement(SEED_STATEMENT.read_text(), SEED_STATEMENT.name)
+    assert created
+    assert statement.id is not None
+
+    changed = SEED_STATEMENT.read_text().replace("author: MACC", "author: MACC NYC")
+    again, created_again = import_statement(changed, SEED_STATEMENT.name)
+
+    assert not created_again
+    assert again.id == statement.id
+    assert again.author == "MACC NYC"
+    assert db.session.query(Statement).count() == 1
+
+
+def test_statement_html_is_the_cleaned_rendering(app: Flask) -> None:
+    statement = make_statement(body='Hi <a href="javascript:x()" onclick="y()">there</a>')
+    html = statement_html(statement)
+    assert "there" in html and "javascript" not in html and "onclick" not in html
+
+
+def test_import_paths_takes_files_and_folders_and_reports_each_bad_file(
+    app: Flask, tmp_path: Path
+) -> None:
+    posts = tmp_path / "_posts"
+    (posts / "2021").mkdir(parents=True)
+    (posts / "2021-01-01-first.md").write_text("---\ntitle: First\n---\nOne")
+    (posts / "2021" / "2021-02-01-second.markdown").write_text("---\ntitle: Second\n---\nTwo")
+    (posts / "2021-03-01-broken.md").write_text("---\ntitle: [oops\n---\nThree")
+    (posts / "notes.txt").write_text("not markdown")
+    (posts / "latin1.md").write_bytes("---\ntitle: Caf\xe9\n---\nx".encode("latin-1"))
+
+    report = import_paths([posts, SEED_STATEMENT, tmp_path / "missing.md"])
+
+    assert sorted(s.slug for s in report.created) == [
+        "first", "post-election-mobilization", "second",
+    ]  # fmt: skip
+    assert report.updated == []
+    errors = dict(report.errors)
+    assert "invalid YAML" in errors[str(posts / "2021-03-01-broken.md")]
+    assert errors[str(posts / "latin1.md")] == "not UTF-8 text"
+    assert errors[str(tmp_path / "missing.md")] == "no such file or folder"
+    assert len(report.errors) == 3
+
+    again = import_paths([posts / "2021-01-01-first.md"])
+    assert [s.slug for s in again.updated] == ["first"] and again.created == []
+
+
+def test_list_statements_newest_first_and_get(app: Flask) -> None:
+    old = make_statement(date=date(2019, 1, 1))
+    new = make_statement(date=date(2022, 1, 1))
+    undated = make_statement(date=None)
+
+    assert [s.id for s in list_statements()] == [new.id, old.id, undated.id]
+    assert get_statement(old.id).slug == old.slug
+    with pytest.raises(NotFound):
+        get_statement(9999)
+
+
+def test_cli_imports_and_exits_1_on_errors(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    good = tmp_path / "2021-01-01-good.md"
+    good.write_text("---\ntitle: Good\n---\nText")
+    bad = tmp_path / "bad.md"
+    bad.write_text("no title here")
+
+    result = runner.invoke(args=["statements", "import", str(SEED_STATEMENT), str(good)])
+    assert result.exit_code == 0, result.output
+    assert "created  post-election-mobilization" in result.output
+    assert "2 created, 0 updated, 0 errors" in result.output
+
+    result = runner.invoke(args=["statements", "import", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "updated  good" in result.output
+    assert f"error    {bad}: no title" in result.output
+    assert "0 created, 1 updated, 1 error" in result.output
+
+
+def test_cli_needs_a_path(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["statements", "import"])
+    assert result.exit_code != 0
+    assert "Missing argument" in result.output

@@ -1,0 +1,283 @@
+"""Transports: SMTP against a real server on loopback, and the Maildir outbox."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from newsletter.errors import NotFound, PermanentDeliveryError, TemporaryDeliveryError
+from newsletter.mail.message import build_simple_message
+from newsletter.mail.transport import (
+    MaildirTransport,
+    Relay,
+    SMTPTransport,
+    list_outbox,
+    open_transport,
+    read_outbox,
+)
+from tests.conftest import free_port
+from tests.smtp import CapturingSMTPServer, _Handler
+
+SENDER = "news@example.org"
+
+
+def message(to: str = "ann@example.com", subject: str = "Hello") -> bytes:
+    return build_simple_message(
+        to=to, subject=subject, text="Hi there\n", html="<p>Hi</p>", from_address=SENDER
+    )
+
+
+def smtp_config(port: int, **extra: Any) -> dict[str, Any]:
+    return {"SMTP_URL": f"smtp://127.0.0.1:{port}", "BASE_URL": "https://news.example.org",
+            "OUTBOX_PATH": "/nonexistent", **extra}  # fmt: skip
+
+
+# -- SMTP ---------------------------------------------------------------------------------
+
+
+def test_smtp_sends_and_returns_the_relays_reply(mailbox: CapturingSMTPServer) -> None:
+    transport = open_transport(smtp_config(mailbox.port))
+    try:
+        reply = transport.send(SENDER, "ann@example.com", message())
+    finally:
+        transport.close()
+
+    assert reply == "250 2.0.0 Ok: queued"
+    [captured] = mailbox.to("ann@example.com")
+    assert captured.mail_from == SENDER
+    assert captured.message["Subject"] == "Hello"
+
+
+def test_smtp_connects_lazily_and_reuses_one_connection(mailbox: CapturingSMTPServer) -> None:
+    transport = open_transport(smtp_config(mailbox.port))
+    assert isinstance(transport, SMTPTransport)
+    assert transport.connections == 0  # nothing opened before the first send
+
+    for number in range(5):
+        address = f"reader{number}@example.com"
+        transport.send(SENDER, address, message(address))
+    transport.close()
+
+    assert transport.connections == 1
+    assert len(mailbox.messages) == 5
+
+
+def test_refused_recipient_is_permanent_and_the_connection_carries_on(
+    mailbox: CapturingSMTPServer,
+) -> None:
+    mailbox.handler.refuse["gone@example.com"] = "550 5.1.1 no such user"
+    transport = open_transport(smtp_config(mailbox.port))
+
+    with pytest.raises(PermanentDeliveryError) as caught:
+        transport.send(SENDER, "gone@example.com", message("gone@example.com"))
+    assert caught.value.code == 550
+    assert caught.value.reply == "5.1.1 no such user"
+
+    assert transport.send(SENDER, "ann@example.com", message()).startswith("250")
+    transport.close()
+    assert [m.recipients for m in mailbox.messages] == [["ann@example.com"]]
+
+
+def test_4xx_is_temporary(mailbox: CapturingSMTPServer) -> None:
+    mailbox.handler.refuse["busy@example.com"] = "451 4.3.0 try again later"
+    transport = open_transport(smtp_config(mailbox.port))
+
+    with pytest.raises(TemporaryDeliveryError) as caught:
+        transport.send(SENDER, "busy@example.com", message("busy@example.com"))
+    transport.close()
+
+    assert (caught.value.code, caught.value.reply) == (451, "4.3.0 try again later")
+
+
+def test_no_server_is_a_temporary_error() -> None:
+    transport = open_transport(smtp_config(free_port()))
+
+    with pytest.raises(TemporaryDeliveryError) as caught:
+        transport.send(SENDER, "ann@example.com", message())
+    assert "cannot connect" in caught.value.reply
+
+
+def test_a_dropped_connection_is_reopened_on_the_next_send(mailbox: CapturingSMTPServer) -> None:
+    transport = open_transport(smtp_config(mailbox.port))
+    assert isinstance(transport, SMTPTransport)
+    transport.send(SENDER, "a@example.com", message("a@example.com"))
+    assert transport._smtp is not None and transport._smtp.sock is not None
+    transport._smtp.sock.shutdown(socket.SHUT_RDWR)  # as if the relay had dropped it
+
+    transport.send(SENDER, "b@example.com", message("b@example.com"))
+    transport.close()
+
+    assert transport.connections == 2
+    assert sorted(r for m in mailbox.messages for r in m.recipients) == [
+        "a@example.com", "b@example.com",
+    ]  # fmt: skip
+
+
+def test_an_error_at_data_closes_the_connection_and_the_next_send_reconnects(
+    mailbox: CapturingSMTPServer,
+) -> None:
+    transport = open_transport(smtp_config(mailbox.port))
+    assert isinstance(transport, SMTPTransport)
+    transport.send(SENDER, "a@example.com", message("a@example.com"))
+
+    with pytest.raises(PermanentDeliveryError):
+        transport.send(SENDER, "a@example.com", b"Subject: x\r\n\r\n" + b"x" * 40_000_000)
+    assert transport._smtp is None  # closed after the error
+
+    transport.send(SENDER, "b@example.com", message("b@example.com"))
+    transport.close()
+    assert transport.connections == 2
+
+
+# -- TLS and AUTH -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        b"user", b"s3cret"
+    )
+    return AuthResult(success=ok, handled=False)  # handled=False: the server says 535
+
+
+@pytest.fixture
+def tls_server(certificate: tuple[Path, Path], request: pytest.FixtureRequest) -> Iterator[Any]:
+    """An SMTP server needing STARTTLS then AUTH (or implicit TLS with ``smtps``)."""
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    implicit = getattr(request, "param", "starttls") == "smtps"
+    handler = _Handler()
+    port = free_port()
+    options: dict[str, Any] = {"authenticator": _authenticator, "auth_required": True}
+    if implicit:
+        # aiosmtpd only counts STARTTLS as TLS when deciding to offer AUTH.
+        options["auth_require_tls"] = False
+        controller = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=context,
+                                **options)  # fmt: skip
+    else:
+        controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=context,
+                                require_starttls=True, **options)  # fmt: skip
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+def _client_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(certificate[0]))
+
+
+def test_starttls_and_auth(tls_server: Any, certificate: tuple[Path, Path]) -> None:
+    handler, port = tls_server
+    relay = Relay("smtp", "127.0.0.1", port, "user", "s3cret", starttls=True)
+    with SMTPTransport(relay, tls_context=_client_context(certificate)) as transport:
+        assert transport.send(SENDER, "ann@example.com", message()).startswith("250")
+    assert [m.recipients for m in handler.messages] == [["ann@example.com"]]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.parametrize("tls_server", ["smtps"], indirect=True)
+def test_smtps_implicit_tls_and_auth(tls_server: Any, certificate: tuple[Path, Path]) -> None:
+    handler, port = tls_server
+    relay = Relay("smtps", "127.0.0.1", port, "user", "s3cret")
+    with SMTPTransport(relay, tls_context=_client_context(certificate)) as transport:
+        assert transport.send(SENDER, "ann@example.com", message()).startswith("250")
+    assert len(handler.messages) == 1
+
+
+def test_wrong_password_is_temporary_not_a_bounce(
+    tls_server: Any, certificate: tuple[Path, Path]
+) -> None:
+    _, port = tls_server
+    relay = Relay("smtp", "127.0.0.1", port, "user", "wrong", starttls=True)
+    transport = SMTPTransport(relay, tls_context=_client_context(certificate))
+
+    with pytest.raises(TemporaryDeliveryError) as caught:
+        transport.send(SENDER, "ann@example.com", message())
+    assert caught.value.code == 535
+
+
+def test_untrusted_certificate_is_refused(tls_server: Any) -> None:
+    _, port = tls_server
+    relay = Relay("smtp", "127.0.0.1", port, "user", "s3cret", starttls=True)
+
+    with pytest.raises(TemporaryDeliveryError) as caught:
+        SMTPTransport(relay).send(SENDER, "ann@example.com", message())
+    assert "CERTIFICATE_VERIFY_FAILED" in caught.value.reply
+
+
+def test_open_transport_reads_the_relay_url() -> None:
+    transport = open_transport(
+        {"SMTP_URL": "smtp://me:p%40ss@mail.example.org:587?starttls=true,smtp://other:25",
+         "SMTP_HELO_NAME": "out.example.org"}
+    )  # fmt: skip
+    assert isinstance(transport, SMTPTransport)
+    assert transport.relay == Relay("smtp", "mail.example.org", 587, "me", "p@ss", starttls=True)
+    assert transport.local_hostname == "out.example.org"
+
+
+# -- Maildir outbox -----------------------------------------------------------------------
+
+
+def test_outbox_is_used_without_smtp_url_and_created_if_missing(tmp_path: Path) -> None:
+    outbox = tmp_path / "instance" / "outbox"
+    transport = open_transport({"SMTP_URL": None, "OUTBOX_PATH": str(outbox)})
+    assert isinstance(transport, MaildirTransport)
+
+    reply = transport.send(SENDER, "ann@example.com", message(subject="First"))
+    transport.send(SENDER, "bo@example.com", message("bo@example.com", subject="Second"))
+    transport.close()
+
+    assert reply.startswith("250 ")
+    assert (outbox / "new").is_dir()
+    entries = list_outbox(str(outbox))
+    assert {(e.subject, e.to) for e in entries} == {
+        ("First", "ann@example.com"), ("Second", "bo@example.com"),
+    }  # fmt: skip
+    raw = read_outbox(str(outbox), entries[0].key)
+    assert raw.startswith(b"Return-Path: <news@example.org>\r\nDelivered-To: ")
+    assert entries[0].date.tzinfo is not None
+    assert len(list_outbox(str(outbox), limit=1)) == 1
+
+
+def test_maildir_url_names_the_outbox(tmp_path: Path) -> None:
+    transport = open_transport({"SMTP_URL": f"maildir://{tmp_path}/box", "OUTBOX_PATH": "x"})
+    transport.send(SENDER, "ann@example.com", message())
+    assert [e.to for e in list_outbox(str(tmp_path / "box"))] == ["ann@example.com"]
+
+
+def test_read_outbox_unknown_or_hostile_key(tmp_path: Path) -> None:
+    MaildirTransport(str(tmp_path)).send(SENDER, "ann@example.com", message())
+
+    for key in ("nope", "../../etc/passwd", "new/../cur"):
+        with pytest.raises(NotFound):
+            read_outbox(str(tmp_path), key)
+        with pytest.raises(KeyError):
+            read_outbox(str(tmp_path), key)
+
+
+def test_empty_or_missing_outbox_lists_nothing(tmp_path: Path) -> None:
+    assert list_outbox(str(tmp_path / "missing")) == []
