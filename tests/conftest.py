@@ -219,9 +219,13 @@ def run_jobs(app: Flask) -> Iterator[Callable[[], None]]:
 
 
 def _queue_empty(broker: Any, queue: str) -> bool:
-    if hasattr(broker, "queues") and hasattr(broker.queues.get(queue), "unfinished_tasks"):
-        return broker.queues[queue].unfinished_tasks == 0
-    return True
+    """No message waiting, delayed (retries) or in flight on ``queue``."""
+    from dramatiq.brokers.stub import StubBroker
+    from dramatiq.common import dq_name
+
+    if isinstance(broker, StubBroker):
+        return all(broker.queues[name].unfinished_tasks == 0 for name in (queue, dq_name(queue)))
+    return int(broker.do_qsize(queue)) == 0
 
 
 CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
