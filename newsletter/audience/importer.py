@@ -63,7 +63,7 @@ def import_csv(
 
     Without ``confirmed``, rows on a double opt-in list stay unconfirmed (and get no mail
     unless ``send_confirmations``). Anyone who unsubscribed from the list stays unsubscribed.
-    ``progress`` is called with the number of rows done after each chunk.
+    ``progress`` is called with the number of rows read (good or bad) since its last call.
 
     :raises NotFound: no such list.
     :raises ValidationError: the file has no header or no ``email`` column (``field="file"``).
@@ -72,11 +72,16 @@ def import_csv(
     list_id, direct = lst.id, confirmed or lst.optin is OptIn.SINGLE
     result = ImportResult()
     pending: Pending = []
+    read = [0]  # rows read so far, good and bad: what the progress bar counts
+    reported = 0
     try:
-        for chunk in _chunks(_rows(stream, result)):
+        for chunk in _chunks(_rows(stream, result, read)):
             _write_chunk(chunk, list_id, direct, result, pending)
             if progress is not None:
-                progress(len(chunk))
+                progress(read[0] - reported)
+                reported = read[0]
+        if progress is not None and read[0] > reported:
+            progress(read[0] - reported)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -87,7 +92,7 @@ def import_csv(
     return result
 
 
-def _rows(stream: TextIO, result: ImportResult) -> Iterator[_Row]:
+def _rows(stream: TextIO, result: ImportResult, read: list[int]) -> Iterator[_Row]:
     """Good rows of the file; bad ones go to ``result.bad_rows``."""
     reader = csv.reader(stream)
     header = next(reader, None)
@@ -106,6 +111,7 @@ def _rows(stream: TextIO, result: ImportResult) -> Iterator[_Row]:
     line = reader.line_num
     for cells in reader:
         start, line = line + 1, reader.line_num
+        read[0] += 1
         if not any(cell.strip() for cell in cells):
             continue
         row, reason = _parse(cells, columns, email_at, name_at, extras, start)

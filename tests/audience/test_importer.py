@@ -121,11 +121,12 @@ def test_a_big_file_goes_in_chunks_with_progress(
     app: Flask, news: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(importer, "CHUNK_SIZE", 3)
-    rows = [f"reader{n}@example.org,Reader {n}" for n in range(10)]
+    rows = [f"reader{n}@example.org,Reader {n}" for n in range(10)] + ["bad,Bad"]
     progress: list[int] = []
     result = import_csv(csv_text("email,name", *rows), list_slug="news", progress=progress.append)
-    assert result.created == 10 and result.bad_rows == []
-    assert progress == [3, 3, 3, 1]
+    assert result.created == 10 and result.bad_rows == [(12, result.bad_rows[0][1])]
+    assert sum(progress) == 11  # every row read, the bad one too
+    assert len(progress) >= 4
     assert db.session.query(Subscription).count() == 10
 
 
