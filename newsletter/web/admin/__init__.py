@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, g, jsonify, render_template, request
 from flask_login import current_user
 
 from newsletter.errors import NotFound
@@ -26,6 +26,9 @@ JSON_ENDPOINTS = frozenset({"admin.issue_progress"})
 @bp.before_request
 def require_login() -> Any:
     """Send anyone not logged in to the login page (JSON endpoints get a plain 401)."""
+    # Load the user afresh for every request: where one app context spans several requests
+    # (the test client inside an app context), Flask-Login's copy in ``g`` may be stale.
+    g.pop("_login_user", None)
     if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
         return None
     if request.endpoint in JSON_ENDPOINTS:

@@ -157,7 +157,10 @@ def subscribers_import() -> str | tuple[str, int]:
         stream = io.TextIOWrapper(upload.stream, encoding="utf-8-sig", newline="")
         try:
             result = import_csv(
-                stream, list_slug=form.list_slug.data or "", confirmed=bool(form.confirmed.data)
+                stream,
+                list_slug=form.list_slug.data or "",
+                confirmed=bool(form.confirmed.data),
+                send_confirmations=bool(form.send_confirmations.data),
             )
         except UnicodeDecodeError:
             form.file.errors = ["The file is not UTF-8 text."]

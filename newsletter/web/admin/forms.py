@@ -24,6 +24,15 @@ from newsletter.auth.services import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
 
+def choices(pairs: list[tuple[str, str]]) -> list[Any]:
+    """Fixed choices in the form this WTForms wants (3.3 deprecates bare tuples)."""
+    try:
+        from wtforms.fields.choices import SelectChoice
+    except ImportError:  # WTForms before 3.3
+        return list(pairs)
+    return [SelectChoice(value=value, label=label) for value, label in pairs]
+
+
 class MultiCheckboxField(SelectMultipleField):
     """A multiple choice shown as a list of checkboxes rather than a select box."""
 
@@ -80,10 +89,12 @@ class ListForm(FlaskForm):
     public = BooleanField("Public: shown on the signup page", default=True)
     optin = RadioField(
         "Opt-in",
-        choices=[
-            ("double", "Double: people confirm by a link mailed to them"),
-            ("single", "Single: subscribed at once"),
-        ],
+        choices=choices(
+            [
+                ("double", "Double: people confirm by a link mailed to them"),
+                ("single", "Single: subscribed at once"),
+            ]
+        ),
         default="double",
     )
 
@@ -108,7 +119,10 @@ class ImportForm(FlaskForm):
         description="Header row email,name; further columns are kept as attributes.",
     )
     list_slug = SelectField("Into list", choices=[], validators=[DataRequired()])
-    confirmed = BooleanField("Already confirmed (no confirmation mail is sent)")
+    confirmed = BooleanField("Already confirmed (they opted in elsewhere; no mail is sent)")
+    send_confirmations = BooleanField(
+        "Otherwise, mail a confirmation link to new rows on a double opt-in list"
+    )
 
 
 class StatementImportForm(FlaskForm):

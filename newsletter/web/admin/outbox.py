@@ -31,6 +31,8 @@ SHOWN_HEADERS = (
     "List-Unsubscribe-Post",
     "Auto-Submitted",
 )
+#: How many of the newest messages the outbox page lists.
+OUTBOX_PAGE = 200
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 
 
@@ -99,8 +101,14 @@ def outbox() -> str:
     from newsletter.mail.transport import list_outbox
 
     path = _require_outbox()
-    entries = list(list_outbox(path))
-    return render_template("admin/outbox.html", entries=entries, path=path)
+    # A bench run can leave 100 000 messages: list the newest only.
+    entries = list(list_outbox(path, limit=OUTBOX_PAGE + 1))
+    return render_template(
+        "admin/outbox.html",
+        entries=entries[:OUTBOX_PAGE],
+        more=len(entries) > OUTBOX_PAGE,
+        path=path,
+    )
 
 
 @bp.get("/outbox/<key>")
