@@ -144,12 +144,14 @@ def faulty_smtp() -> Iterator[FaultySMTPServer]:
 
 @pytest.fixture
 def run_jobs(app: Any) -> Iterator[Any]:
-    """The suite's ``run_jobs`` with one fix for Redis, where ``broker.queues`` is a set
-    (tests/conftest.py's ``_queue_empty`` calls ``.get`` on it). Remove once fixed there."""
+    """Like the suite's ``run_jobs``, with two differences: the worker threads start on the
+    first call, not before the test (so a test can lose the queue before anything runs), and
+    it works on Redis, where ``broker.queues`` is a set (tests/conftest.py's ``_queue_empty``
+    calls ``.get`` on it)."""
     from newsletter.broker import QUEUES, start_worker_threads
 
     broker = app.extensions["dramatiq"]
-    worker = start_worker_threads(app, threads=2)
+    workers: list[Any] = []
 
     def queue_empty(queue: str) -> bool:
         queues = getattr(broker, "queues", None)
@@ -159,6 +161,8 @@ def run_jobs(app: Any) -> Iterator[Any]:
 
     def wait_for_jobs() -> None:
         db.session.remove()
+        if not workers:
+            workers.append(start_worker_threads(app, threads=2))
         for _ in range(20):
             for queue in QUEUES:
                 if hasattr(broker, "dead_letters_by_queue"):
@@ -167,8 +171,9 @@ def run_jobs(app: Any) -> Iterator[Any]:
                     broker.join(queue, timeout=60_000)
             if all(queue_empty(queue) for queue in QUEUES):
                 break
-        worker.join()
+        workers[0].join()
         db.session.remove()
 
     yield wait_for_jobs
-    worker.stop()
+    for worker in workers:
+        worker.stop()
