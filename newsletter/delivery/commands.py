@@ -76,11 +76,12 @@ def _wait_for(app: Flask, issue_id: int, *, resume: bool) -> dict[str, Any]:
     worker = None
     if is_embedded(app):
         worker = start_worker_threads(app)
-        if resume:
-            # The in-memory queue of the process that started it is gone: rebuild from the rows.
-            dispatcher.recover_unfinished()
     else:
         click.echo("Waiting for the workers (`newsletter worker`) to send it…")
+    if resume:
+        # The queue may have lost it (the embedded one surely has, with the process that
+        # started the send): rebuild what is left from the rows. Duplicates are harmless.
+        dispatcher.recover_unfinished()
     shown = ""
     live = sys.stdout.isatty()
     try:

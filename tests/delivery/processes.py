@@ -1,0 +1,86 @@
+"""Running the ``newsletter`` command in a subprocess against the test's database and queue."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+
+def newsletter_command() -> list[str]:
+    """The installed ``newsletter`` script beside this Python (what an operator runs)."""
+    script = Path(sys.executable).parent / "newsletter"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("newsletter")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from newsletter.cli import main; main()"]
+
+
+def newsletter_env(app: Flask, **settings: Any) -> dict[str, str]:
+    """An environment whose ``NEWSLETTER_*`` settings point at the app's database, queue,
+    relay and instance folder; ``settings`` override or add (None removes one)."""
+    env = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith(("NEWSLETTER_", "FLASK_"))
+    }
+    values: dict[str, Any] = {
+        "INSTANCE_PATH": app.instance_path,
+        "DATABASE_URL": app.config["DATABASE_URL"],
+        "BROKER_URL": app.config.get("BROKER_URL"),
+        "SMTP_URL": app.config.get("SMTP_URL"),
+        "BASE_URL": app.config["BASE_URL"],
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "FROM_ADDRESS": app.config["FROM_ADDRESS"],
+    }
+    values.update(settings)
+    for key, value in values.items():
+        if value is not None:
+            env[f"NEWSLETTER_{key}"] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start ``newsletter ARGS…`` in its own process group, output to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            newsletter_command() + args, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def run(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``newsletter ARGS…`` to the end and return its output."""
+    return subprocess.run(
+        newsletter_command() + args, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def kill_group(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> int:
+    """Send ``sig`` to the process and its children; return its exit status."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+    return process.wait(timeout=60)
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 60, what: str = "") -> None:
+    """Poll ``condition`` until true: only for other processes, which run_jobs cannot join."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(0.1)

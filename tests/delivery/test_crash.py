@@ -1,0 +1,74 @@
+"""A worker process killed (SIGKILL) in the middle of a send: a new one finishes the issue and
+nobody is mailed twice."""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from newsletter.broker import is_embedded
+from newsletter.delivery import dispatcher
+from newsletter.extensions import db
+from tests.delivery.conftest import FaultySMTPServer, make_sendable_issue
+from tests.delivery.processes import kill_group, newsletter_env, run, start
+from tests.factories import make_list, make_subscriber
+
+RECIPIENTS = 15
+KILLED_AFTER = 6
+
+
+@pytest.mark.slow
+def test_a_send_killed_mid_batch_is_finished_by_the_next_worker_without_duplicates(
+    app: Flask, faulty_smtp: FaultySMTPServer, tmp_path: Path
+) -> None:
+    news = make_list("news")
+    emails = [f"reader{n:02}@example.com" for n in range(RECIPIENTS)]
+    for email in emails:
+        make_subscriber(email, lists=(news,))
+    issue_id = make_sendable_issue(news).id
+    env = newsletter_env(
+        app, SMTP_URL=faulty_smtp.url, BATCH_SIZE=5, LEASE_SECONDS=2, WORKER_THREADS=1,
+    )
+    log = tmp_path / "worker.log"
+    # The relay takes KILLED_AFTER messages, then holds the next MAIL: the worker is caught
+    # between two messages with a batch claimed, and killed there.
+    faulty_smtp.handler.hold_after = KILLED_AFTER
+    embedded = is_embedded(app)
+    if embedded:
+        first = start(["issues", "send", str(issue_id), "--wait"], env, log)
+    else:
+        dispatcher.request_send(issue_id)
+        first = start(["worker", "--threads", "1"], env, log)
+
+    assert faulty_smtp.handler.held.wait(60), log.read_text()
+    assert kill_group(first) == -signal.SIGKILL
+    faulty_smtp.handler.hold_after = None
+    faulty_smtp.handler.released.set()
+
+    db.session.remove()
+    assert dispatcher.progress(issue_id)["status"] == "sending"
+    assert dispatcher.progress(issue_id)["sent"] == KILLED_AFTER
+
+    env["NEWSLETTER_WORKER_THREADS"] = "2"
+    second = None if embedded else start(["worker"], env, log)
+    try:
+        # On the embedded queue this command itself resumes and does the work.
+        resumed = run(["issues", "send", str(issue_id), "--wait"], env, timeout=120)
+    finally:
+        if second is not None:
+            assert kill_group(second, signal.SIGTERM) == 0, log.read_text()
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "already sending" in resumed.stdout
+    received = Counter(r.lower() for m in faulty_smtp.messages for r in m.recipients)
+    assert sorted(received) == emails
+    assert set(received.values()) == {1}, [a for a, n in received.items() if n > 1]
+    db.session.remove()
+    assert dispatcher.progress(issue_id) == {
+        "status": "sent", "total": RECIPIENTS, "sent": RECIPIENTS, "failed": 0, "pending": 0,
+        "skipped": 0,
+    }
