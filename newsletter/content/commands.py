@@ -20,9 +20,14 @@ def import_command(paths: tuple[Path, ...]) -> None:
     A statement with the same slug is updated. Bad files are listed with the reason and the
     command exits with status 1; the good ones are imported all the same.
     """
-    from newsletter.content.statements import import_paths
+    from newsletter.content.statements import import_paths, markdown_files
 
-    report = import_paths(list(paths))
+    files, _ = markdown_files(list(paths))
+    if sys.stdout.isatty() and len(files) > 20:
+        with click.progressbar(length=len(files), label="Importing") as bar:
+            report = import_paths(list(paths), progress=lambda _file: bar.update(1))
+    else:
+        report = import_paths(list(paths))
     for statement in report.created:
         click.echo(f"created  {statement.slug}  {statement.title}")
     for statement in report.updated:

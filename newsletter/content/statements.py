@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path, PurePath
@@ -251,13 +252,17 @@ def import_statement(text: str, filename: str | None = None) -> tuple[Statement,
     return statement, created
 
 
-def import_paths(paths: list[Path]) -> ImportReport:
+def import_paths(
+    paths: list[Path], *, progress: Callable[[Path], None] | None = None
+) -> ImportReport:
     """Import Markdown files and folders of them (``*.md`` / ``*.markdown``, recursively).
 
     Each file stands alone: a bad one is reported in ``errors`` and the rest still import.
+    ``progress`` is called after each file (the CLI draws its progress bar with it).
     """
     report = ImportReport()
-    for file in _markdown_files(paths, report):
+    files, report.errors = markdown_files(paths)
+    for file in files:
         try:
             text = file.read_text(encoding="utf-8-sig")
             statement, created = import_statement(text, file.name)
@@ -270,11 +275,15 @@ def import_paths(paths: list[Path]) -> ImportReport:
             report.errors.append((str(file), error.strerror or str(error)))
         else:
             (report.created if created else report.updated).append(statement)
+        if progress is not None:
+            progress(file)
     return report
 
 
-def _markdown_files(paths: list[Path], report: ImportReport) -> list[Path]:
+def markdown_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The files an import of ``paths`` reads, and the paths that name nothing to import."""
     files: list[Path] = []
+    errors: list[tuple[str, str]] = []
     for path in paths:
         if path.is_dir():
             found = sorted(
@@ -282,13 +291,13 @@ def _markdown_files(paths: list[Path], report: ImportReport) -> list[Path]:
                 if item.is_file() and item.suffix.lower() in MARKDOWN_SUFFIXES
             )  # fmt: skip
             if not found:
-                report.errors.append((str(path), "no .md or .markdown files in this folder"))
+                errors.append((str(path), "no .md or .markdown files in this folder"))
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
-            report.errors.append((str(path), "no such file or folder"))
-    return files
+            errors.append((str(path), "no such file or folder"))
+    return files, errors
 
 
 def list_statements() -> list[Statement]:
