@@ -54,7 +54,7 @@ class ImportReport:
 
 def slugify(value: str) -> str:
     """A URL slug: lower case, words joined by hyphens (letters outside ASCII are kept)."""
-    normal = unicodedata.normalize("NFKD", value)
+    normal = unicodedata.normalize("NFKD", value.casefold())  # casefold: ß → ss
     ascii_only = normal.encode("ascii", "ignore").decode("ascii")
     # Titles in other scripts would vanish when forced to ASCII; keep their letters instead.
     base = ascii_only if re.search(r"\w", ascii_only) else unicodedata.normalize("NFKC", value)

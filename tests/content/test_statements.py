@@ -103,7 +103,7 @@ def test_invalid_yaml_says_which_line() -> None:
 
 def test_slugify() -> None:
     assert slugify("  Hello, World!  ") == "hello-world"
-    assert slugify("Über_Straße") == "uber-strasse" or slugify("Über_Straße") == "uber-strae"
+    assert slugify("Über_Straße") == "uber-strasse"
     assert slugify("Всем привет") == "всем-привет"
 
 
