@@ -13,7 +13,7 @@ from types import FrameType
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 
 from newsletter.errors import ConfigError
 
@@ -35,9 +35,10 @@ def main() -> None:
     """Manage and run the newsletter app."""
 
 
-@main.command("run")
+@click.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@with_appcontext
 def run_command(host: str, port: int) -> None:
     """Migrate the database, then serve the app (and, on the embedded queue, its workers)."""
     from werkzeug.serving import run_simple
@@ -45,7 +46,7 @@ def run_command(host: str, port: int) -> None:
     from newsletter.broker import is_embedded, start_worker_threads, stop_worker
 
     app = _current_app()
-    _upgrade_database()
+    upgrade_database()
     worker = None
     if is_embedded(app):
         worker = start_worker_threads(app)
@@ -66,11 +67,12 @@ def run_command(host: str, port: int) -> None:
             stop_worker(worker)
 
 
-@main.command("worker")
+@click.command("worker")
 @click.option("--processes", "-p", default=1, show_default=True, type=click.IntRange(min=1),
               help="Worker processes to start.")
 @click.option("--threads", "-t", default=None, type=click.IntRange(min=1),
               help="Threads per process [default: WORKER_THREADS, 2].")
+@with_appcontext
 def worker_command(processes: int, threads: int | None) -> None:
     """Run Dramatiq workers on the configured broker (NEWSLETTER_BROKER_URL)."""
     from newsletter.broker import is_embedded
@@ -94,7 +96,7 @@ def _current_app() -> Flask:
     return app
 
 
-def _upgrade_database() -> None:
+def upgrade_database() -> None:
     """Apply the migrations; Alembic's logging set-up is undone so ours keeps working."""
     from flask_migrate import upgrade
 
@@ -132,8 +134,14 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+main.add_command(run_command)
+main.add_command(worker_command)
+
+
 def register(app: Flask) -> None:
     """Add the app's commands to ``app.cli`` (``flask --app newsletter …`` sees them too)."""
+    app.cli.add_command(run_command)
+    app.cli.add_command(worker_command)
     from newsletter.audience import commands as audience_commands
     from newsletter.auth import commands as auth_commands
     from newsletter.content import commands as content_commands
