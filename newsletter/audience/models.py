@@ -89,7 +89,9 @@ class Subscription(db.Model):  # type: ignore[name-defined]
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
     )
-    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True)
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True
+    )
     status: Mapped[SubscriptionStatus] = mapped_column(
         enum_column(SubscriptionStatus), default=SubscriptionStatus.UNCONFIRMED
     )

@@ -44,4 +44,7 @@ class Delivery(db.Model):  # type: ignore[name-defined]
     message_id: Mapped[str | None] = mapped_column(String(255))
 
     def __repr__(self) -> str:
-        return f"<Delivery issue={self.issue_id} subscriber={self.subscriber_id} {self.status.value}>"
+        return (
+            f"<Delivery issue={self.issue_id} subscriber={self.subscriber_id}"
+            f" {self.status.value}>"
+        )
