@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "BASE_URL": "http://127.0.0.1:5000",
     "SECRET_KEY": None,  # None: generated once and kept in the instance folder
     "FROM_ADDRESS": "Newsletter <newsletter@localhost>",
+    "SITE_NAME": None,  # None: the From address's display name
     "CHECK_DELIVERABILITY": False,  # DNS look-ups when validating addresses
     "CONFIRM_MAX_AGE": 7 * 24 * 3600,
     "UNSUBSCRIBE_MAX_AGE": 400 * 24 * 3600,  # links in old mail must keep working
@@ -32,7 +33,12 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_THREADS": 2,
     "LEASE_SECONDS": 300,
     "MAX_ATTEMPTS": 5,
+    "RETRY_BACKOFF_SECONDS": 60,  # first wait after a 4xx; doubles with each attempt
+    "SWEEP_SECONDS": 10,  # how often workers look for unfinished sends in the database
+    "SMTP_TIMEOUT": 30,
+    "SMTP_HELO_NAME": None,  # None: the host of BASE_URL
     "RATELIMIT_SUBSCRIBE": "20 per hour",
+    "RATELIMIT_LOGIN": "10 per minute",
 }
 
 SETTINGS = (
