@@ -44,13 +44,15 @@ def run_command(host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
     from newsletter.broker import is_embedded, start_worker_threads, stop_worker
+    from newsletter.delivery.workers import start_sweeper
 
     app = _current_app()
     upgrade_database()
-    worker = None
+    worker = sweeper = None
     if is_embedded(app):
         worker = start_worker_threads(app)
         _recover()
+        sweeper = start_sweeper(app)
     else:
         click.echo("Queue: external broker; start workers with `newsletter worker`.")
     _announce_first_admin()
@@ -63,6 +65,8 @@ def run_command(host: str, port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        if sweeper is not None:
+            sweeper.stop()
         if worker is not None:
             stop_worker(worker)
 

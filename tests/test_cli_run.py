@@ -17,7 +17,7 @@ from newsletter.delivery import dispatcher
 from newsletter.extensions import db
 from tests.conftest import free_port
 from tests.delivery.conftest import make_audience, make_sendable_issue
-from tests.delivery.processes import kill_group, newsletter_env, start, wait_until
+from tests.delivery.processes import kill_group, newsletter_env, run, start, wait_until
 from tests.smtp import CapturingSMTPServer
 
 
@@ -55,7 +55,8 @@ def embedded_instance(
     tmp_path: Path, mailbox: CapturingSMTPServer
 ) -> tuple[Flask, int, list[str]]:
     """A fresh embedded instance (SQLite, stub queue) whose schema comes from the migrations,
-    with an issue left sending by a process that died (its queue died with it)."""
+    with an issue left sending by a process that died (its queue died with it), and a draft
+    (issue id + 1) to the news list."""
     from newsletter.cli import upgrade_database
 
     app = create_app({
@@ -72,6 +73,7 @@ def embedded_instance(
         audience = make_audience()
         issue_id = make_sendable_issue(audience.news, audience.events).id
         dispatcher.request_send(issue_id)
+        make_sendable_issue(audience.news, subject="Next week")
         db.session.remove()
         db.engine.dispose()
     return app, issue_id, audience.emails
@@ -85,11 +87,17 @@ def test_run_migrates_serves_and_finishes_an_interrupted_send(
     port = free_port()
     log = tmp_path / "run.log"
 
-    server = start(["run", "--port", str(port)], newsletter_env(app), log)
+    env = newsletter_env(app, SWEEP_SECONDS=1)
+
+    server = start(["run", "--port", str(port)], env, log)
     try:
         wait_until(lambda: "Serving on" in log.read_text(), what="the server to start")
         wait_until(lambda: _get(port, "/subscribe") == 200, what="the signup page")
         wait_until(lambda: len(mailbox.messages) >= len(emails), what="the resumed send")
+        # A send asked for from another shell reaches the running server's workers.
+        other = run(["issues", "send", str(issue_id + 1)], env)
+        assert other.returncode == 0, other.stdout + other.stderr
+        wait_until(lambda: _subjects(mailbox).count("Next week") == 3, what="the second send")
     finally:
         status = kill_group(server, signal.SIGTERM)
 
@@ -97,10 +105,18 @@ def test_run_migrates_serves_and_finishes_an_interrupted_send(
     assert status == 0, output
     assert "Resumed unfinished sends" in output
     assert re.search(r"https://news\.example\.org/admin/setup/\S+", output), output
-    assert sorted(r for m in mailbox.messages for r in m.recipients) == emails
+    assert sorted(_subjects(mailbox)) == ["Next week"] * 3 + ["This week"] * len(emails)
+    assert sorted(
+        r for m in mailbox.messages if m.message["Subject"] == "This week" for r in m.recipients
+    ) == emails
     with app.app_context():
         assert dispatcher.progress(issue_id)["status"] == "sent"
+        assert dispatcher.progress(issue_id + 1)["status"] == "sent"
         db.engine.dispose()
+
+
+def _subjects(mailbox: CapturingSMTPServer) -> list[str]:
+    return [str(m.message["Subject"]) for m in mailbox.messages]
 
 
 def test_worker_processes_send_and_stop_cleanly_on_sigterm(

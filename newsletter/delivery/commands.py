@@ -54,8 +54,8 @@ def send_command(issue_id: int, wait: bool) -> None:
     if not wait:
         if is_embedded(app):
             click.echo(
-                "The embedded queue runs inside `newsletter run`: the mail goes out while it "
-                "runs (or use --wait to send it now)."
+                "The embedded queue lives in `newsletter run`: a running server starts this "
+                "send within seconds, or at its next start (or use --wait to send it from here)."
             )
         return
     final = _wait_for(app, issue_id, resume=resuming)

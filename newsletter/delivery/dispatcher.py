@@ -428,6 +428,31 @@ def recover_unfinished() -> int:
     return queued
 
 
+def recover_unstarted(older_than: timedelta) -> int:
+    """Enqueue ``start_issue`` again for issues sending for ``older_than`` with no delivery
+    written yet; return how many.
+
+    A cheap sweep for the embedded queue: ``newsletter issues send`` in another process puts
+    its job on that process's in-memory queue, which the server never sees. Sends under way
+    are not touched (they have rows), so this never duplicates their batches.
+    """
+    stale = utcnow() - older_than
+    has_rows = select(deliveries.c.id).where(deliveries.c.issue_id == issues.c.id).exists()
+    issue_ids = db.session.scalars(
+        select(issues.c.id).where(
+            issues.c.status == IssueStatus.SENDING,
+            issues.c.total_count == 0,
+            issues.c.started_at < stale,
+            ~has_rows,
+        )
+    ).all()
+    db.session.commit()
+    for issue_id in issue_ids:
+        log.info("issue %s is sending but was never started here; starting it", issue_id)
+        tasks.start_issue.send(issue_id)
+    return len(issue_ids)
+
+
 def pending_ranges(issue_id: int, size: int) -> list[tuple[int, int]]:
     """Delivery-id ranges of at most ``size`` pending rows of the issue, in order."""
     ranges: list[tuple[int, int]] = []

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: how long running messages may take to stop before the process exits anyway
 STOP_TIMEOUT_MS = 30_000
+#: seconds between two sweeps for sends started by another process (``SWEEP_SECONDS``)
+SWEEP_SECONDS = 10
 
 
 def run_workers(app: Flask, *, processes: int, threads: int | None) -> int:
@@ -73,6 +75,42 @@ def serve(app: Flask, threads: int | None) -> int:
     print(f"worker {os.getpid()} stopping", flush=True)
     stop_worker(worker, STOP_TIMEOUT_MS)
     return 0
+
+
+class Sweeper(threading.Thread):
+    """Beside the embedded workers: now and then, start sends that another process asked
+    for (``newsletter issues send`` writes the row, but its queue dies with it)."""
+
+    def __init__(self, app: Flask, interval: float) -> None:
+        super().__init__(name="newsletter-sweeper", daemon=True)
+        self.app = app
+        self.interval = interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        from datetime import timedelta
+
+        from newsletter.delivery.dispatcher import recover_unstarted
+        from newsletter.extensions import db
+
+        while not self._stop_event.wait(self.interval):
+            with self.app.app_context():
+                try:
+                    recover_unstarted(timedelta(seconds=self.interval))
+                except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeper
+                    log.exception("sweep for unstarted sends failed")
+                finally:
+                    db.session.remove()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def start_sweeper(app: Flask) -> Sweeper:
+    """Start the sweep thread for the embedded queue."""
+    sweeper = Sweeper(app, float(app.config.get("SWEEP_SECONDS", SWEEP_SECONDS)))
+    sweeper.start()
+    return sweeper
 
 
 def _child_main(threads: int | None) -> None:

@@ -178,3 +178,33 @@ def test_running_recovery_while_a_send_goes_on_mails_nobody_twice(
 
     assert sorted(received(mailbox)) == audience.emails
     assert set(received(mailbox).values()) == {1}
+
+
+def test_a_send_asked_for_by_another_process_is_started_by_the_sweep(
+    app: Flask, audience: Audience, issue_id: int, mailbox: CapturingSMTPServer,
+    run_jobs: Callable[[], None],
+) -> None:
+    dispatcher.request_send(issue_id)
+    lose_the_queue(app)  # `newsletter issues send` ran elsewhere; its queue died with it
+
+    assert dispatcher.recover_unstarted(timedelta(minutes=5)) == 0  # not stale yet
+    db.session.execute(
+        update(Issue).where(Issue.id == issue_id)
+        .values(started_at=utcnow() - timedelta(seconds=20))
+    )
+    db.session.commit()
+    assert dispatcher.recover_unstarted(timedelta(seconds=10)) == 1
+    run_jobs()
+
+    assert sorted(received(mailbox)) == audience.emails
+    assert dispatcher.recover_unstarted(timedelta(seconds=0)) == 0  # sent: nothing to sweep
+
+
+def test_the_sweep_leaves_sends_under_way_alone(
+    app: Flask, audience: Audience, issue_id: int
+) -> None:
+    dispatcher.request_send(issue_id)
+    ceiling = db.session.get(Issue, issue_id).max_subscriber_id
+    next(snapshot.write_audience(issue_id, ceiling, 2))
+
+    assert dispatcher.recover_unstarted(timedelta(seconds=-60)) == 0

@@ -188,3 +188,20 @@ def _unconfirmed() -> Any:
     from newsletter.audience.models import SubscriptionStatus
 
     return SubscriptionStatus.UNCONFIRMED
+
+
+def test_a_template_that_does_not_render_stops_the_send_before_it_starts(
+    audience: Audience, issue_id: int
+) -> None:
+    from newsletter.content.models import Template
+    from newsletter.errors import TemplateError
+
+    broken = Template(name="broken", mjml="<mjml><mj-body>{{ oops(</mj-body></mjml>", text="x")
+    db.session.add(broken)
+    db.session.get(Issue, issue_id).template = broken
+    db.session.commit()
+
+    with pytest.raises(TemplateError):
+        dispatcher.request_send(issue_id)
+
+    assert dispatcher.progress(issue_id)["status"] == "draft"
