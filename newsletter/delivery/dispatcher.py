@@ -244,25 +244,33 @@ class BatchSender:
         while True:
             if _status_of(self.issue_id) is not IssueStatus.SENDING:
                 return None  # paused or cancelled: stop between messages
-            claimed = outcomes.claim(
+            claim = outcomes.claim(
                 self.issue_id, first_id, last_id, limit=CLAIM_SIZE, lease=self.lease
             )
-            if not claimed:
+            if not claim.ids:
                 return None
-            not_before = self._send_claimed(claimed)
+            not_before = self._send_claimed(claim)
             if not_before is not None or self.interrupted:
                 return not_before
 
-    def _send_claimed(self, claimed: list[int]) -> datetime | None:
-        rows = outcomes.load(self.issue_id, claimed)
+    def _send_claimed(self, claim: outcomes.Claim) -> datetime | None:
+        rows = outcomes.load(self.issue_id, claim.ids)
         outcomes.record_skipped([row.delivery_id for row in rows if not row.still_wanted])
         todo = [row for row in rows if row.still_wanted]
         streak = 0
-        for index, row in enumerate(todo):
+        index = 0
+        while index < len(todo):
             if broker.stopping.is_set():
                 self.interrupted = True
                 outcomes.release([r.delivery_id for r in todo[index:]])
                 return None
+            if utcnow() > claim.until - self.lease / 2:
+                # A slow relay: keep the rest of the rows ours before the lease can run out.
+                claim = outcomes.renew(claim, [r.delivery_id for r in todo[index:]], self.lease)
+                todo = todo[:index] + [r for r in todo[index:] if r.delivery_id in claim.ids]
+                if index >= len(todo):
+                    break
+            row = todo[index]
             try:
                 temporary = self._send_one(row)
             except BaseException:
@@ -270,9 +278,10 @@ class BatchSender:
                 db.session.rollback()
                 outcomes.release([r.delivery_id for r in todo[index + 1 :]])
                 raise
+            index += 1
             streak = streak + 1 if temporary else 0
             if streak >= TEMPORARY_STREAK:
-                outcomes.release([r.delivery_id for r in todo[index + 1 :]])
+                outcomes.release([r.delivery_id for r in todo[index:]])
                 log.warning("issue %s: relay keeps failing; batch waits", self.issue_id)
                 return utcnow() + self.backoff
         return None

@@ -55,6 +55,14 @@ class Claimed:
         return self.active and self.list_id is not None
 
 
+@dataclass(frozen=True)
+class Claim:
+    """Rows leased together, and the lease's end: also the token that says they are ours."""
+
+    ids: list[int]
+    until: datetime
+
+
 def claimable(issue_id: int, first_id: int, last_id: int, now: datetime) -> list[object]:
     """Conditions for pending rows in the range that nobody holds and that are due."""
     return [
@@ -67,13 +75,14 @@ def claimable(issue_id: int, first_id: int, last_id: int, now: datetime) -> list
     ]
 
 
-def claim(issue_id: int, first_id: int, last_id: int, *, limit: int, lease: timedelta) -> list[int]:
-    """Lease up to ``limit`` due pending deliveries in the range; return their ids (committed).
+def claim(issue_id: int, first_id: int, last_id: int, *, limit: int, lease: timedelta) -> Claim:
+    """Lease up to ``limit`` due pending deliveries in the range (committed).
 
     On PostgreSQL rows another worker is claiming right now are skipped (``SKIP LOCKED``);
     SQLite serialises writers, so the same single UPDATE is already atomic there.
     """
     now = utcnow()
+    until = now + lease
     chosen = (
         select(deliveries.c.id)
         .where(*claimable(issue_id, first_id, last_id, now))  # type: ignore[arg-type]
@@ -85,12 +94,34 @@ def claim(issue_id: int, first_id: int, last_id: int, *, limit: int, lease: time
     result = db.session.execute(
         update(deliveries)
         .where(deliveries.c.id.in_(chosen.scalar_subquery()))
-        .values(lease_until=now + lease)
+        .values(lease_until=until)
         .returning(deliveries.c.id)
     )
     ids = sorted(int(row[0]) for row in result)
     db.session.commit()
-    return ids
+    return Claim(ids=ids, until=until)
+
+
+def renew(claim: Claim, delivery_ids: Sequence[int], lease: timedelta) -> Claim:
+    """Extend the lease on those of ``delivery_ids`` still held under ``claim`` (committed).
+
+    A row whose lease ran out and that another worker took is no longer ours: it is left
+    out of the returned claim, so it is never sent by both.
+    """
+    until = utcnow() + lease
+    result = db.session.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id.in_(list(delivery_ids)),
+            deliveries.c.status == DeliveryStatus.PENDING,
+            deliveries.c.lease_until == claim.until,
+        )
+        .values(lease_until=until)
+        .returning(deliveries.c.id)
+    )
+    ids = sorted(int(row[0]) for row in result)
+    db.session.commit()
+    return Claim(ids=ids, until=until)
 
 
 def load(issue_id: int, delivery_ids: Sequence[int]) -> list[Claimed]:

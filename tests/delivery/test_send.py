@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from newsletter.audience.models import (
     Subscriber,
@@ -23,6 +23,7 @@ from newsletter.delivery import dispatcher, outcomes
 from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.errors import PermanentDeliveryError
 from newsletter.extensions import db
+from newsletter.models import utcnow
 from tests.delivery.conftest import Audience, FaultySMTPServer
 from tests.smtp import CapturingSMTPServer
 
@@ -305,10 +306,30 @@ def test_rows_leased_by_another_worker_are_left_alone(
 
     assert len(mailbox.messages) == 3
     assert deliveries_by_email(issue_id) and dispatcher.progress(issue_id)["pending"] == 1
-    assert db.session.get(Delivery, taken[0]).status is DeliveryStatus.PENDING
+    assert db.session.get(Delivery, taken.ids[0]).status is DeliveryStatus.PENDING
 
 
 def _minutes(n: int) -> Any:
     from datetime import timedelta
 
     return timedelta(minutes=n)
+
+
+def test_a_slow_batch_renews_its_lease_and_keeps_only_rows_still_its_own(
+    app: Flask, audience: Audience, issue_id: int
+) -> None:
+    from datetime import timedelta
+
+    start_without_workers(issue_id)
+    first, last = all_ids(issue_id)
+    claim = outcomes.claim(issue_id, first, last, limit=10, lease=timedelta(seconds=1))
+    # One row's lease ran out and another worker took it meanwhile (a new lease).
+    db.session.execute(
+        update(Delivery).where(Delivery.id == claim.ids[0]).values(lease_until=utcnow())
+    )
+    db.session.commit()
+
+    renewed = outcomes.renew(claim, claim.ids, timedelta(minutes=5))
+
+    assert renewed.ids == claim.ids[1:]
+    assert renewed.until > claim.until
