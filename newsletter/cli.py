@@ -101,13 +101,10 @@ def _current_app() -> Flask:
 
 
 def upgrade_database() -> None:
-    """Apply the migrations; Alembic's logging set-up is undone so ours keeps working."""
+    """Apply the migrations."""
     from flask_migrate import upgrade
 
     upgrade()
-    for logger in logging.Logger.manager.loggerDict.values():
-        if isinstance(logger, logging.Logger):
-            logger.disabled = False
     logging.getLogger("werkzeug").setLevel(logging.INFO)
     logging.getLogger("newsletter").setLevel(logging.INFO)
 

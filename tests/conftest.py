@@ -194,28 +194,42 @@ def runner(app: Flask) -> FlaskCliRunner:
 
 @pytest.fixture
 def run_jobs(app: Flask) -> Iterator[Callable[[], None]]:
-    """Start worker threads on the app's broker; calling the result waits until every queue
-    is empty and re-raises a job's error."""
+    """Run queued jobs in worker threads on the app's broker.
+
+    Calling the result starts the threads (on the first call, so a test can lose the queue
+    before anything runs), waits until no message is waiting, delayed or in flight, and fails
+    the test if a job was dead-lettered.
+    """
     from newsletter.broker import QUEUES, start_worker_threads
 
     broker = app.extensions["dramatiq"]
-    worker = start_worker_threads(app, threads=2)
+    workers: list[Any] = []
 
     def wait_for_jobs() -> None:
-        db.session.remove()  # the test sees what the workers committed
+        db.session.remove()  # the test sees what the workers commit
+        if not workers:
+            workers.append(start_worker_threads(app, threads=2))
         for _ in range(20):  # jobs enqueue jobs: join until every queue stays empty
             for queue in QUEUES:
-                if hasattr(broker, "dead_letters_by_queue"):
-                    broker.join(queue, fail_fast=True, timeout=60_000)
-                else:
-                    broker.join(queue, timeout=60_000)
+                _join(broker, queue)
             if all(_queue_empty(broker, queue) for queue in QUEUES):
                 break
-        worker.join()
+        workers[0].join()
+        _fail_on_dead_letters(broker)
         db.session.remove()
 
     yield wait_for_jobs
-    worker.stop()
+    for worker in workers:
+        worker.stop()
+
+
+def _join(broker: Any, queue: str) -> None:
+    from dramatiq.brokers.stub import StubBroker
+
+    if isinstance(broker, StubBroker):
+        broker.join(queue, fail_fast=True, timeout=60_000)
+    else:
+        broker.join(queue, timeout=60_000)
 
 
 def _queue_empty(broker: Any, queue: str) -> bool:
@@ -226,6 +240,19 @@ def _queue_empty(broker: Any, queue: str) -> bool:
     if isinstance(broker, StubBroker):
         return all(broker.queues[name].unfinished_tasks == 0 for name in (queue, dq_name(queue)))
     return int(broker.do_qsize(queue)) == 0
+
+
+def _fail_on_dead_letters(broker: Any) -> None:
+    """The stub broker's join already raised; Redis keeps dead letters in a sorted set."""
+    from dramatiq.common import xq_name
+
+    client = getattr(broker, "client", None)
+    if client is None:
+        return
+    from newsletter.broker import QUEUES
+
+    dead = {q: client.zcard(f"{broker.namespace}:{xq_name(q)}") for q in QUEUES}
+    assert not any(dead.values()), f"jobs were dead-lettered: {dead}"
 
 
 CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
