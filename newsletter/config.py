@@ -74,6 +74,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     _check_smtp(app)
     _check_base_url(app)
     _check_from_address(app)
+    _complete_site_name(app)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
@@ -160,6 +161,15 @@ def _check_from_address(app: Flask) -> None:
             "NEWSLETTER_FROM_ADDRESS",
             f"{app.config['FROM_ADDRESS']!r} has no address like name@domain",
         )
+
+
+def _complete_site_name(app: Flask) -> None:
+    """What pages and mail call the newsletter: SITE_NAME, else the From display name."""
+    from email.utils import parseaddr
+
+    if not app.config.get("SITE_NAME"):
+        display, _ = parseaddr(str(app.config["FROM_ADDRESS"]))
+        app.config["SITE_NAME"] = display or "Newsletter"
 
 
 def _limiter_storage(app: Flask) -> str:

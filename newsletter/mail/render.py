@@ -13,7 +13,6 @@ import html as html_lib
 import re
 from dataclasses import dataclass
 from datetime import date
-from email.utils import parseaddr
 from typing import Any
 
 import jinja2
@@ -224,9 +223,5 @@ def _config(key: str, default: str) -> str:
 
 
 def _org_name() -> str:
-    """Who sends: ``SITE_NAME`` if set, else the From address's display name."""
-    site = _config("SITE_NAME", "")
-    if site:
-        return site
-    name, address = parseaddr(_config("FROM_ADDRESS", "Newsletter <newsletter@localhost>"))
-    return name or address.split("@")[-1] or "Newsletter"
+    """Who sends (``SITE_NAME``, completed by the config from the From display name)."""
+    return _config("SITE_NAME", "Newsletter")

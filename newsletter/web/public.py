@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -64,12 +63,8 @@ def _public_context() -> dict[str, Any]:
 
 
 def site_name() -> str:
-    """What the public pages call the newsletter: SITE_NAME, else the From display name."""
-    configured = current_app.config.get("SITE_NAME")
-    if configured:
-        return str(configured)
-    display, _ = parseaddr(str(current_app.config.get("FROM_ADDRESS", "")))
-    return display or "Newsletter"
+    """What the public pages call the newsletter (``SITE_NAME``, completed by the config)."""
+    return str(current_app.config["SITE_NAME"])
 
 
 @bp.before_request
