@@ -1,5 +1,12 @@
 """Entry point for gunicorn: ``gunicorn wsgi:app``."""
 
-from newsletter import create_app
+import sys
 
-app = create_app()
+from newsletter import create_app
+from newsletter.errors import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as error:
+    # One line in the server's log, not a traceback: the operator fixes the setting.
+    sys.exit(f"newsletter: configuration error: {error}")

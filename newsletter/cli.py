@@ -25,8 +25,8 @@ def _create_app() -> Flask:
         return create_app()
     except ConfigError as error:
         # One clear line, no traceback: the operator fixes the setting and starts again.
-        click.echo(f"newsletter: configuration error: {error}", err=True)
-        sys.exit(2)
+        _exit_with(error)
+        raise  # unreachable: _exit_with leaves
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
@@ -47,6 +47,7 @@ def run_command(host: str, port: int) -> None:
     from newsletter.delivery.workers import start_sweeper
 
     app = _current_app()
+    _check_services(app)
     upgrade_database()
     worker = sweeper = None
     if is_embedded(app):
@@ -89,10 +90,26 @@ def worker_command(processes: int, threads: int | None) -> None:
             "for separate workers. On the embedded default, `newsletter run` already runs "
             "the workers inside the web process."
         )
+    _check_services(app, need_schema=True)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s [%(name)s] %(message)s")
     _recover()
     _release_session()
     sys.exit(run_workers(app, processes=processes, threads=threads))
+
+
+def _check_services(app: Flask, *, need_schema: bool = False) -> None:
+    """Stop with one line when the database or the broker cannot be reached."""
+    from newsletter.checks import check_services
+
+    try:
+        check_services(app, need_schema=need_schema)
+    except ConfigError as error:
+        _exit_with(error)
+
+
+def _exit_with(error: ConfigError) -> None:
+    click.echo(f"newsletter: configuration error: {error}", err=True)
+    sys.exit(2)
 
 
 def _current_app() -> Flask:
@@ -150,3 +167,7 @@ def register(app: Flask) -> None:
 
     for module in (audience_commands, auth_commands, content_commands, delivery_commands):
         module.register(app)
+
+
+if __name__ == "__main__":
+    main()
