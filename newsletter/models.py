@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Enum
 from sqlalchemy.types import TypeDecorator
@@ -43,3 +43,25 @@ def enum_column(enum_class: type[enum.Enum]) -> Enum:
         values_callable=lambda members: [member.value for member in members],
         validate_strings=True,
     )
+
+
+Row = TypeVar("Row")
+
+
+def get_or_raise(model: type[Row], key: int, kind: str, *, field: str | None = None) -> Row:
+    """The row of ``model`` with primary key ``key``.
+
+    :raises NotFound: no such row (``kind`` names it to the person asking; ``field`` names
+        the input that held the key, when there is one).
+    """
+    from newsletter.errors import NotFound
+    from newsletter.extensions import db
+
+    row = db.session.get(model, key)
+    if row is None:
+        error = NotFound(kind, key)
+        if field is not None:
+            error.field = field
+        raise error
+    return row
+

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from newsletter.audience.models import MailingList, OptIn
 from newsletter.errors import Conflict, NotFound, ValidationError
 from newsletter.extensions import db
+from newsletter.models import get_or_raise
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 
@@ -72,7 +73,4 @@ def get_list(list_id: int) -> MailingList:
 
     :raises NotFound: no such list.
     """
-    lst = db.session.get(MailingList, list_id)
-    if lst is None:
-        raise NotFound("list", list_id)
-    return lst
+    return get_or_raise(MailingList, list_id, "list")

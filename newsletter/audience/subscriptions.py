@@ -27,9 +27,9 @@ from newsletter.audience.models import (
     SubscriptionStatus,
 )
 from newsletter.audience.tokens import read_token
-from newsletter.errors import InvalidToken, NotFound, ValidationError
+from newsletter.errors import InvalidToken, ValidationError
 from newsletter.extensions import db
-from newsletter.models import utcnow
+from newsletter.models import get_or_raise, utcnow
 
 MAX_AGE_SETTING = {
     "confirm": "CONFIRM_MAX_AGE",
@@ -66,10 +66,7 @@ def get_subscriber(subscriber_id: int) -> Subscriber:
 
     :raises NotFound: no such subscriber.
     """
-    subscriber = db.session.get(Subscriber, subscriber_id)
-    if subscriber is None:
-        raise NotFound("subscriber", subscriber_id)
-    return subscriber
+    return get_or_raise(Subscriber, subscriber_id, "subscriber")
 
 
 def subscribe(

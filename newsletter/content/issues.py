@@ -12,6 +12,7 @@ from newsletter.content.templates import default_template, get_template
 from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.errors import IssueStateError, NotFound, ValidationError
 from newsletter.extensions import db
+from newsletter.models import get_or_raise
 
 MAX_SUBJECT = 300
 MAX_PREHEADER = 300
@@ -162,10 +163,7 @@ def get_issue(issue_id: int) -> Issue:
 
     :raises NotFound: no such issue.
     """
-    issue = db.session.get(Issue, issue_id)
-    if issue is None:
-        raise NotFound("issue", issue_id)
-    return issue
+    return get_or_raise(Issue, issue_id, "issue")
 
 
 def list_issues() -> list[Issue]:

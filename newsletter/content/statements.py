@@ -20,8 +20,9 @@ from sqlalchemy import select
 
 from newsletter.content.markdown import render_markdown
 from newsletter.content.models import Statement
-from newsletter.errors import InvalidStatement, NotFound
+from newsletter.errors import InvalidStatement
 from newsletter.extensions import db
+from newsletter.models import get_or_raise
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 _JEKYLL_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
@@ -313,10 +314,7 @@ def get_statement(statement_id: int) -> Statement:
 
     :raises NotFound: no such statement.
     """
-    statement = db.session.get(Statement, statement_id)
-    if statement is None:
-        raise NotFound("statement", statement_id)
-    return statement
+    return get_or_raise(Statement, statement_id, "statement")
 
 
 def statement_html(statement: Statement) -> str:

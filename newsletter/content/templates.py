@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.content.models import Template
-from newsletter.errors import NotFound
 from newsletter.extensions import db
+from newsletter.models import get_or_raise
 
 DEFAULT_NAME = "Default"
 
@@ -71,9 +71,4 @@ def get_template(template_id: int) -> Template:
 
     :raises NotFound: no such template (``field`` is ``template``).
     """
-    template = db.session.get(Template, template_id)
-    if template is None:
-        error = NotFound("template", template_id)
-        error.field = "template"
-        raise error
-    return template
+    return get_or_raise(Template, template_id, "template", field="template")

@@ -37,7 +37,7 @@ from newsletter.errors import (
     ValidationError,
 )
 from newsletter.extensions import db
-from newsletter.models import utcnow
+from newsletter.models import get_or_raise, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -524,10 +524,7 @@ def _status_counts(issue_id: int) -> dict[str, int]:
 
 
 def _get_issue(issue_id: int) -> Issue:
-    issue = db.session.get(Issue, issue_id)
-    if issue is None:
-        raise NotFound("issue", issue_id)
-    return issue
+    return get_or_raise(Issue, issue_id, "issue")
 
 
 def _status_of(issue_id: int) -> IssueStatus:

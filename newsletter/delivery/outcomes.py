@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 
@@ -224,20 +225,16 @@ def record_permanent(delivery: Claimed, error: PermanentDeliveryError) -> None:
 
 def record_skipped(delivery_ids: Sequence[int]) -> None:
     """Unsubscribed or blocklisted since the audience was fixed: final, not mailed."""
-    if delivery_ids:
-        db.session.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.id.in_(list(delivery_ids)),
-                deliveries.c.status == DeliveryStatus.PENDING,
-            )
-            .values(status=DeliveryStatus.SKIPPED, lease_until=None)
-        )
-        db.session.commit()
+    _update_pending(delivery_ids, status=DeliveryStatus.SKIPPED, lease_until=None)
 
 
 def release(delivery_ids: Sequence[int]) -> None:
     """Give back claimed rows that were not tried, so any worker may take them at once."""
+    _update_pending(delivery_ids, lease_until=None)
+
+
+def _update_pending(delivery_ids: Sequence[int], **values: Any) -> None:
+    """Set ``values`` on those of the rows that are still pending, and commit."""
     if delivery_ids:
         db.session.execute(
             update(deliveries)
@@ -245,7 +242,7 @@ def release(delivery_ids: Sequence[int]) -> None:
                 deliveries.c.id.in_(list(delivery_ids)),
                 deliveries.c.status == DeliveryStatus.PENDING,
             )
-            .values(lease_until=None)
+            .values(**values)
         )
         db.session.commit()
 
