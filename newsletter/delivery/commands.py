@@ -43,7 +43,12 @@ def send_command(issue_id: int, wait: bool) -> None:
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        resuming = wait and dispatcher.progress(issue_id)["status"] == "sending"
+        status = dispatcher.progress(issue_id)["status"] if wait else None
+        resuming = status == "sending"
+        if status == "sent":
+            # Waiting for an issue that is already sent is done at once (scripts re-run).
+            _report(issue_id, dispatcher.progress(issue_id), already=True)
+            return
         if resuming:
             click.echo(f"Issue {issue_id} is already sending; waiting for it to finish.")
         else:
@@ -59,12 +64,17 @@ def send_command(issue_id: int, wait: bool) -> None:
             )
         return
     final = _wait_for(app, issue_id, resume=resuming)
-    click.echo(
-        f"Issue {issue_id} {final['status']}: {final['sent']} sent, {final['failed']} failed, "
-        f"{final['skipped']} skipped of {final['total']}."
-    )
+    _report(issue_id, final)
     if final["status"] != "sent":
         sys.exit(1)
+
+
+def _report(issue_id: int, state: dict[str, Any], *, already: bool = False) -> None:
+    click.echo(
+        f"Issue {issue_id} {'was already ' if already else ''}{state['status']}: "
+        f"{state['sent']} sent, {state['failed']} failed, "
+        f"{state['skipped']} skipped of {state['total']}."
+    )
 
 
 def _wait_for(app: Flask, issue_id: int, *, resume: bool) -> dict[str, Any]:

@@ -87,3 +87,16 @@ def test_send_has_help(runner: FlaskCliRunner) -> None:
 
     assert result.exit_code == 0
     assert "--wait" in result.output
+
+
+def test_send_wait_on_a_sent_issue_reports_it_and_succeeds(
+    app: Flask, runner: FlaskCliRunner, issue_id: int, run_jobs: Callable[[], None]
+) -> None:
+    dispatcher.request_send(issue_id)
+    run_jobs()
+    result = runner.invoke(args=["issues", "send", str(issue_id), "--wait"])
+    assert result.exit_code == 0, result.output
+    assert f"Issue {issue_id} was already sent: 4 sent, 0 failed, 0 skipped of 4." in result.output
+    again = runner.invoke(args=["issues", "send", str(issue_id)])
+    assert again.exit_code == 1
+    assert "is sent; cannot send" in again.output

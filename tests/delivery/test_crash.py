@@ -63,7 +63,8 @@ def test_a_send_killed_mid_batch_is_finished_by_the_next_worker_without_duplicat
             assert kill_group(second, signal.SIGTERM) == 0, log.read_text()
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "already sending" in resumed.stdout
+    # The restarted worker may finish before this command looks: either way it succeeds.
+    assert "already sending" in resumed.stdout or "was already sent" in resumed.stdout
     received = Counter(r.lower() for m in faulty_smtp.messages for r in m.recipients)
     assert sorted(received) == emails
     assert set(received.values()) == {1}, [a for a, n in received.items() if n > 1]
