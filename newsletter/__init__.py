@@ -27,6 +27,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     init_extensions(app)
     register_blueprints(app)
     register_cli(app)
+    trust_proxies(app)
     return app
 
 
@@ -36,6 +37,18 @@ def import_models() -> None:
     from newsletter.auth import models as _auth  # noqa: F401
     from newsletter.content import models as _content  # noqa: F401
     from newsletter.delivery import models as _delivery  # noqa: F401
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXIES`` reverse proxies, take the client's address and scheme from
+    their X-Forwarded-* headers (rate limits count visitors, not the proxy)."""
+    hops = int(app.config["TRUSTED_PROXIES"])
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
 
 
 def register_blueprints(app: Flask) -> None:

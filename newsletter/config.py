@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_HELO_NAME": None,  # None: the host of BASE_URL
     "RATELIMIT_SUBSCRIBE": "20 per hour",
     "RATELIMIT_LOGIN": "10 per minute",
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted
+    # (0: none). Behind one proxy (nginx), set 1, or every visitor looks like the proxy.
+    "TRUSTED_PROXIES": 0,
 }
 
 SETTINGS = (
@@ -149,7 +152,13 @@ def _check_base_url(app: Flask) -> None:
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ConfigError("NEWSLETTER_BASE_URL", f"{base!r} is not an http(s) URL")
     app.config["BASE_URL"] = base
-    app.config.setdefault("PREFERRED_URL_SCHEME", parts.scheme)
+    # Flask's own defaults (http, insecure cookies) give way to what BASE_URL says.
+    https = parts.scheme == "https"
+    app.config["PREFERRED_URL_SCHEME"] = parts.scheme
+    # Served over https, the session and remember-me cookies never travel in clear.
+    app.config["SESSION_COOKIE_SECURE"] = app.config["SESSION_COOKIE_SECURE"] or https
+    app.config["REMEMBER_COOKIE_SECURE"] = app.config.get("REMEMBER_COOKIE_SECURE") or https
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config["SESSION_COOKIE_SAMESITE"] or "Lax"
 
 
 def _check_from_address(app: Flask) -> None:

@@ -39,3 +39,23 @@ def test_wrong_setting_names_itself(tmp_path: Path, setting: str, value: str) ->
     with pytest.raises(ConfigError) as raised:
         create_app({"INSTANCE_PATH": str(tmp_path), setting: value})
     assert raised.value.setting == f"NEWSLETTER_{setting}"
+
+
+def test_cookies_are_secure_when_served_over_https(tmp_path: Path) -> None:
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "BASE_URL": "https://news.example.org"})
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    plain = create_app({"INSTANCE_PATH": str(tmp_path), "BASE_URL": "http://127.0.0.1:5000"})
+    assert plain.config["SESSION_COOKIE_SECURE"] is False
+
+
+def test_trusted_proxy_gives_the_visitors_address(tmp_path: Path) -> None:
+    from flask import request
+
+    for proxies, expected in ((0, "127.0.0.1"), (1, "203.0.113.9")):
+        app = create_app({"INSTANCE_PATH": str(tmp_path), "TRUSTED_PROXIES": proxies})
+        app.add_url_rule("/whoami", "whoami", lambda: request.remote_addr or "")
+        answer = app.test_client().get(
+            "/whoami", headers={"X-Forwarded-For": "203.0.113.9"},
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )
+        assert answer.get_data(as_text=True) == expected
