@@ -31,7 +31,8 @@ def _login_limit() -> str:
 
 def _safe_next(target: str | None) -> str:
     """Where to go after logging in: only a path on this site, never another host."""
-    if target:
+    # Browsers read "///host" as "//host" and drop tabs and newlines, so refuse them outright.
+    if target and target.isprintable() and not target.startswith("//"):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/") and "\\" not in target:
             return target

@@ -1,0 +1,72 @@
+"""Security review: attacks and odd input on the web layer get a safe, clear answer.
+
+Each test names what an attacker (or a clumsy client) tries and what must happen instead.
+"""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from newsletter.auth import services
+from tests.conftest import csrf_token_from
+from tests.web.test_admin_auth import EMAIL, PASSWORD, as_browser
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def browser(app: Flask) -> FlaskClient:
+    """A browser on this site, not logged in, with an admin account to log in to."""
+    services.create_user(EMAIL, PASSWORD)
+    return as_browser(app.test_client())
+
+
+@pytest.fixture
+def admin(browser: FlaskClient) -> FlaskClient:
+    """A browser logged in as an admin."""
+    assert log_in_to(browser).status_code == 302
+    return browser
+
+
+def log_in_to(client: FlaskClient, next_url: str | None = None) -> object:
+    token = csrf_token_from(client.get("/admin/login").get_data(as_text=True))
+    return client.post(
+        "/admin/login",
+        query_string={"next": next_url} if next_url is not None else {},
+        data={"email": EMAIL, "password": PASSWORD, "csrf_token": token},
+    )
+
+
+def token_for(client: FlaskClient, path: str) -> str:
+    return csrf_token_from(client.get(path).get_data(as_text=True))
+
+
+# Open redirects: after logging in, ``next`` only ever leads to a page of this site.
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//evil.example/",
+        "///evil.example/",
+        "////evil.example/",
+        "/\\evil.example/",
+        "/\t/evil.example/",
+        "/\t//evil.example/",
+        "/\n//evil.example/",
+    ],
+)
+def test_login_never_redirects_to_another_site(browser: FlaskClient, target: str) -> None:
+    response = log_in_to(browser, target)
+    assert response.status_code == 302  # type: ignore[attr-defined]
+    location = response.headers["Location"]  # type: ignore[attr-defined]
+    assert "evil.example" not in location
+    assert location == "/admin/"
+
+
+def test_login_still_returns_to_the_page_asked_for(browser: FlaskClient) -> None:
+    response = log_in_to(browser, "/admin/issues?x=1")
+    assert response.headers["Location"] == "/admin/issues?x=1"  # type: ignore[attr-defined]
