@@ -30,6 +30,10 @@ _PLACEHOLDER_SPLIT = re.compile(
     "(" + "|".join(re.escape(value) for value in PLACEHOLDERS.values()) + ")"
 )
 _KEY_OF = {value: key for key, value in PLACEHOLDERS.items()}
+#: the longest display name written as it is; with "List-Id: " or "To: " it fits in 78
+_MAX_PLAIN_PHRASE = 66
+#: RFC 2045 §6.7 (5): encoded lines are at most 76 characters, the soft break's "=" included
+_QP_LINE = 76
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,17 @@ def one_line(value: str) -> str:
 def encode_phrase(phrase: str) -> str:
     """A display name for an address header: as is, quoted, or RFC 2047 encoded words."""
     phrase = one_line(phrase)
-    if not phrase or _ATEXT_PHRASE.match(phrase):
+    if not phrase:
         return phrase
-    if phrase.isascii():
-        return '"' + phrase.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    plain = (
+        phrase
+        if _ATEXT_PHRASE.match(phrase)
+        else '"' + phrase.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    )
+    # "=?" would be read as an encoded word, and a long phrase cannot be folded under 78
+    # characters: both go as encoded words, which decode back to the text as written.
+    if phrase.isascii() and "=?" not in phrase and len(plain) <= _MAX_PLAIN_PHRASE:
+        return plain
     return "\r\n ".join(
         "=?utf-8?b?" + b64encode(chunk).decode("ascii") + "?=" for chunk in _utf8_chunks(phrase)
     )
@@ -117,7 +128,33 @@ def make_message_id(from_address: str) -> str:
 def _qp(data: str) -> bytes:
     """Quoted-printable (binascii, in C) with CRLF line ends, hard and soft."""
     encoded = binascii.b2a_qp(data.encode("utf-8"), quotetabs=False, istext=True, header=False)
-    return encoded.replace(b"\r\n", b"\n").replace(b"\n", CRLF)
+    if len(encoded) < _QP_LINE:  # most per-recipient values: one short line
+        return encoded.replace(b"\r\n", b"\n").replace(b"\n", CRLF)
+    lines = encoded.replace(b"\r\n", b"\n").split(b"\n")
+    return CRLF.join([_fold_qp_line(line) for line in lines])
+
+
+def _fold_qp_line(line: bytes) -> bytes:
+    """Split an encoded line so that each piece, soft break included, has at most 76 chars.
+
+    binascii writes lines of 77 or 78 when it escapes trailing whitespace, and a piece's
+    last line gets one more "=" (its soft break) here: so a line without a soft break of its
+    own is kept to 75. A cut never falls inside an "=XX" escape.
+    """
+    limit = _QP_LINE if line.endswith(b"=") else _QP_LINE - 1
+    if len(line) <= limit:
+        return line
+    pieces = []
+    while len(line) > limit:
+        cut = _QP_LINE - 1
+        if line[cut - 1 : cut] == b"=":
+            cut -= 1
+        elif line[cut - 2 : cut - 1] == b"=":
+            cut -= 2
+        pieces.append(line[:cut] + b"=")
+        line = line[cut:]
+    pieces.append(line)
+    return CRLF.join(pieces)
 
 
 def _crlf(text: str) -> str:
