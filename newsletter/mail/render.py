@@ -138,6 +138,8 @@ def _render(env: SandboxedEnvironment, source: str, context: dict[str, Any], nam
         raise TemplateError(name, f"line {error.lineno}: {error.message}") from None
     except jinja2.TemplateError as error:
         raise TemplateError(name, str(error.message or error)) from None
+    except Exception as error:  # noqa: BLE001 - {{ 1 // 0 }}, {% for x in 5 %}: still the template
+        raise TemplateError(name, f"{type(error).__name__}: {error}") from None
 
 
 def compile_mjml(source: str, name: str = "template") -> str:
