@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "UNSUBSCRIBE_MAX_AGE": 400 * 24 * 3600,  # links in old mail must keep working
     "MANAGE_MAX_AGE": 400 * 24 * 3600,
     "SETUP_MAX_AGE": 24 * 3600,
+    "MAX_CONTENT_LENGTH": 24 * 1024 * 1024,  # request bodies; the CSV import takes up to 20 MiB
     "BATCH_SIZE": 500,
     "WORKER_THREADS": 2,
     "LEASE_SECONDS": 300,

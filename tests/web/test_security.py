@@ -70,3 +70,32 @@ def test_login_never_redirects_to_another_site(browser: FlaskClient, target: str
 def test_login_still_returns_to_the_page_asked_for(browser: FlaskClient) -> None:
     response = log_in_to(browser, "/admin/issues?x=1")
     assert response.headers["Location"] == "/admin/issues?x=1"  # type: ignore[attr-defined]
+
+
+# Unbounded input: a huge body is refused before anything reads it.
+
+
+def test_request_bodies_have_a_size_limit_above_the_largest_upload(app: Flask) -> None:
+    from newsletter.web.admin.forms import MAX_UPLOAD_BYTES
+
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    assert limit is not None
+    assert MAX_UPLOAD_BYTES * 4 < limit <= 64 * 1024 * 1024  # the CSV import fits, no more
+
+
+def test_a_body_over_the_limit_is_a_413(app: Flask, admin: FlaskClient) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    services.create_user("robot@example.org", "a long enough password 123")
+    bearer = {"Authorization": f"Bearer {services.create_api_token('robot@example.org')}"}
+    response = admin.post(
+        API + "/statements",
+        data=b"---\ntitle: Big\n---\n" + b"x" * 2000,
+        content_type="text/markdown",
+        headers=bearer,
+    )
+    assert response.status_code == 413
+    assert response.json == {"error": {"message": "the request body is too large", "field": None}}
+    response = admin.post(
+        "/subscribe", data={"email": "a" * 2000 + "@example.org", "csrf_token": "x"}
+    )
+    assert response.status_code == 413
