@@ -25,6 +25,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from newsletter import broker, tasks
+from newsletter.audience.addresses import ascii_address
 from newsletter.audience.models import MailingList
 from newsletter.content.models import Issue, IssueStatus, issue_lists
 from newsletter.delivery import outcomes, snapshot
@@ -201,7 +202,9 @@ class BatchSender:
 
         self.issue_id = issue.id
         self.from_address = str(config["FROM_ADDRESS"])
-        self.envelope_from = parseaddr(self.from_address)[1]
+        # IDN domains in punycode: a relay without SMTPUTF8 would refuse them (and the 553
+        # would read as a hard bounce of the subscriber).
+        self.envelope_from = ascii_address(parseaddr(self.from_address)[1])
         self.lease = timedelta(seconds=int(config["LEASE_SECONDS"]))
         self.max_attempts = int(config["MAX_ATTEMPTS"])
         self.backoff = timedelta(
@@ -301,7 +304,7 @@ class BatchSender:
         )
         data = self.skeleton.personalise(recipient)
         try:
-            reply = self.transport.send(self.envelope_from, row.email, data)
+            reply = self.transport.send(self.envelope_from, ascii_address(row.email), data)
         except TemporaryDeliveryError as error:
             failed = outcomes.record_temporary(
                 row, error, max_attempts=self.max_attempts, backoff=self.backoff
