@@ -265,7 +265,10 @@ class SMTPTransport:
             return []
         if smtp.has_extn("smtputf8"):
             return ["SMTPUTF8", "BODY=8BITMIME"]
-        raise PermanentDeliveryError(553, f"{self.relay.name} cannot take non-ASCII addresses")
+        # 5.6.7 (RFC 6531): the relay's limit, not a bad address, so never a hard bounce.
+        raise PermanentDeliveryError(
+            553, f"5.6.7 {self.relay.name} cannot take non-ASCII addresses (no SMTPUTF8)"
+        )
 
     def _reset_or_abort(self, smtp: smtplib.SMTP) -> None:
         try:

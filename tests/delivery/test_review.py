@@ -70,3 +70,22 @@ def test_an_idn_from_domain_goes_out_as_punycode_in_the_envelope(
     assert dispatcher.progress(issue_id)["sent"] == 1
     assert subscriber_status("ada@example.com") is SubscriberStatus.ACTIVE
 
+
+def test_a_relay_without_smtputf8_fails_a_non_ascii_mailbox_but_does_not_blocklist_it(
+    app: Flask, relay: PlainRelay, run_jobs: Callable[[], None]
+) -> None:
+    news = make_list("news")
+    make_subscriber("jörg@example.com", lists=(news,), name="Jörg")
+    make_subscriber("ada@example.com", lists=(news,), name="Ada")
+    issue_id = int(make_sendable_issue(news).id)
+
+    dispatcher.request_send(issue_id)
+    run_jobs()
+
+    record = deliveries_by_email(issue_id)["jörg@example.com"]
+    assert record.status is DeliveryStatus.FAILED
+    assert record.last_reply and "non-ASCII" in record.last_reply
+    # The relay's limit, not a bad address: the subscriber stays, for a relay that can.
+    assert subscriber_status("jörg@example.com") is SubscriberStatus.ACTIVE
+    assert len(relay.to("ada@example.com")) == 1
+    assert dispatcher.progress(issue_id)["status"] == "sent"
