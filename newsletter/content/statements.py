@@ -70,9 +70,13 @@ def parse_statement(text: str, filename: str | None = None) -> StatementData:
     (``YYYY-MM-DD-slug.md``), else the title; the date from the front matter, else the file
     name; the title from the front matter, else the first heading (taken out of the body).
 
-    :raises InvalidStatement: invalid YAML, no title, no text, a bad date; the reason says which.
+    :raises InvalidStatement: invalid YAML, no title, no text, a bad date, NUL characters; the
+        reason says which.
     """
     source = filename or "statement"
+    if "\x00" in text:
+        # PostgreSQL stores no NUL in text; a file holding one is rarely text at all.
+        raise InvalidStatement(source, "the file contains NUL characters; is it a text file?")
     metadata, body = _split_front_matter(text, source)
     stem, name_date = _from_filename(filename, source)
 
