@@ -6,6 +6,7 @@ A Jekyll post is named ``YYYY-MM-DD-slug.md``; its front matter holds ``title``,
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Callable
@@ -231,6 +232,8 @@ def _json_safe(value: Any) -> Any:
         return [_json_safe(item) for item in value]
     if isinstance(value, date | datetime):
         return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # YAML's .nan and .inf are not JSON (PostgreSQL refuses them)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)

@@ -1,5 +1,5 @@
 """Review: a bad file in a folder import gets a clear error and the others are imported, on
-SQLite and on PostgreSQL alike (PostgreSQL refuses NUL characters in text)."""
+SQLite and on PostgreSQL alike (PostgreSQL refuses NUL characters and NaN in JSON)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,23 @@ def test_nul_characters_anywhere_are_refused_with_the_reason() -> None:
     with pytest.raises(InvalidStatement) as caught:
         parse_statement("# Title\n\nBody \x00 text\n", "post.md")
     assert "NUL" in caught.value.reason
+
+
+def test_front_matter_with_nan_or_infinity_is_kept_as_text(app: Flask, tmp_path: Path) -> None:
+    (tmp_path / "2021-01-01-odd.md").write_text(
+        "---\ntitle: Odd\nscore: .nan\nlimit: .inf\nfloor: -.inf\nratio: 0.5\n---\nText\n"
+    )
+    (tmp_path / "2021-01-02-next.md").write_text("---\ntitle: Next\n---\nText\n")
+
+    report = import_paths([tmp_path])
+
+    assert report.errors == []
+    assert sorted(s.slug for s in report.created) == ["next", "odd"]
+    db.session.expire_all()
+    odd = db.session.scalars(select(Statement).where(Statement.slug == "odd")).one()
+    assert odd.front_matter["ratio"] == 0.5
+    assert odd.front_matter["score"] == "nan"
+    assert (odd.front_matter["limit"], odd.front_matter["floor"]) == ("inf", "-inf")
 
 
 def test_reimporting_a_folder_updates_by_slug_and_never_duplicates(
