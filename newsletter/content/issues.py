@@ -72,6 +72,9 @@ def update_issue(issue_id: int, **fields: Any) -> Issue:
 def _apply(issue: Issue, **fields: Any) -> None:
     """Validate every given field first, then set them, so a bad field changes nothing."""
     values: dict[str, Any] = {}
+    for name in ("subject", "preheader", "intro"):
+        if "\x00" in str(fields.get(name) or ""):  # PostgreSQL stores no NUL in text
+            raise ValidationError(f"The {name} contains a NUL character.", field=name)
     if "subject" in fields:
         values["subject"] = _subject(fields["subject"])
     if "preheader" in fields:

@@ -10,9 +10,10 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.content.models import Statement
+from newsletter.content.issues import create_issue
+from newsletter.content.models import Issue, Statement
 from newsletter.content.statements import import_paths, parse_statement
-from newsletter.errors import InvalidStatement
+from newsletter.errors import InvalidStatement, ValidationError
 from newsletter.extensions import db
 from newsletter.mail.render import render_issue
 from tests.factories import make_issue, make_list, make_statement
@@ -83,3 +84,18 @@ def test_a_statement_in_an_issue_cannot_be_deleted_and_the_issue_still_renders(
     db.session.rollback()
 
     assert "Kept" in render_issue(issue).text
+
+
+@pytest.mark.parametrize("field", ["subject", "preheader", "intro"])
+def test_an_issue_field_with_a_nul_character_is_a_validation_error(
+    app: Flask, field: str
+) -> None:
+    statement = make_statement()
+    make_list("news")
+    fields = {"subject": "Hello", field: "Hel\x00lo"}
+
+    with pytest.raises(ValidationError) as caught:
+        create_issue(statement_ids=[statement.id], list_slugs=["news"], **fields)
+    assert caught.value.field == field
+    db.session.rollback()
+    assert db.session.scalars(select(Issue)).all() == []
