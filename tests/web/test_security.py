@@ -99,3 +99,59 @@ def test_a_body_over_the_limit_is_a_413(app: Flask, admin: FlaskClient) -> None:
         "/subscribe", data={"email": "a" * 2000 + "@example.org", "csrf_token": "x"}
     )
     assert response.status_code == 413
+
+
+# Ids beyond what the database holds (INTEGER) are simply not there: 404, not a 500.
+
+TOO_BIG = [str(2**31), str(2**63), "9" * 30]
+
+
+@pytest.fixture
+def bearer(app: Flask) -> dict[str, str]:
+    services.create_user("robot@example.org", "a long enough password 123")
+    return {"Authorization": f"Bearer {services.create_api_token('robot@example.org')}"}
+
+
+@pytest.mark.parametrize("number", TOO_BIG)
+def test_an_id_too_big_for_the_database_is_not_found(
+    admin: FlaskClient, bearer: dict[str, str], number: str
+) -> None:
+    assert admin.get(f"/archive/{number}").status_code == 404
+    assert admin.get(f"/admin/issues/{number}").status_code == 404
+    assert admin.get(f"/admin/statements/{number}").status_code == 404
+    for path in ("subscribers", "statements", "issues"):
+        response = admin.get(f"{API}/{path}/{number}", headers=bearer)
+        assert response.status_code == 404
+        assert response.json["error"]["message"]
+
+
+@pytest.mark.parametrize("number", TOO_BIG)
+def test_a_page_number_too_big_shows_the_last_page(admin: FlaskClient, number: str) -> None:
+    response = admin.get("/admin/subscribers", query_string={"page": number})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("number", TOO_BIG)
+def test_api_ids_too_big_are_a_clear_error(
+    admin: FlaskClient, bearer: dict[str, str], number: str
+) -> None:
+    from tests.factories import make_list
+
+    make_list("news")
+    response = admin.get(f"{API}/subscribers", query_string={"after": number}, headers=bearer)
+    assert response.status_code == 422
+    assert response.json["error"]["field"] == "after"
+    response = admin.post(
+        f"{API}/issues",
+        json={"subject": "S", "statements": [int(number)], "lists": ["news"]},
+        headers=bearer,
+    )
+    assert response.status_code in {404, 422}
+    assert response.json["error"]["field"] == "statements"
+    response = admin.post(
+        f"{API}/issues",
+        json={"subject": "S", "statements": [], "lists": ["news"], "template": int(number)},
+        headers=bearer,
+    )
+    assert response.status_code in {404, 422}
+    assert response.json["error"]["field"] in {"statements", "template"}

@@ -97,6 +97,7 @@ def subscribers() -> str:
             )
         )
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = min(page, max((total + PER_PAGE - 1) // PER_PAGE, 1))  # past the end: the last
     rows = db.session.scalars(
         query.options(selectinload(Subscriber.subscriptions).selectinload(Subscription.list))
         .order_by(Subscriber.id.desc())

@@ -19,6 +19,7 @@ from newsletter.audience.models import (
 )
 from newsletter.errors import NotFound, ValidationError
 from newsletter.extensions import db
+from newsletter.web import MAX_ID
 from newsletter.web.api import bp, serializers
 from newsletter.web.api.validation import json_object, query_int
 
@@ -72,7 +73,7 @@ def list_subscribers() -> Response:
         subscriber = _find_by_email(normalise_email(email))
         items = [serializers.subscriber(subscriber)] if subscriber else []
         return jsonify({"items": items, "next": None})
-    after = query_int("after", default=0, minimum=0)
+    after = query_int("after", default=0, minimum=0, maximum=MAX_ID)
     limit = query_int("limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
     query = _with_subscriptions(select(Subscriber)).where(Subscriber.id > after)
     query = _filter_by_list(query)

@@ -12,6 +12,7 @@ from typing import Any
 from flask import request
 
 from newsletter.errors import ValidationError
+from newsletter.web import MAX_ID
 
 
 def json_object(allowed: Iterable[str]) -> Body:
@@ -113,8 +114,8 @@ class Body:
 
 
 def _is_int(value: Any) -> bool:
-    # bool is an int subclass in Python, but `true` is not an id.
-    return isinstance(value, int) and not isinstance(value, bool)
+    # bool is an int subclass in Python, but `true` is not an id; nor is what no row can hold.
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_ID
 
 
 def query_int(name: str, *, default: int, minimum: int, maximum: int | None = None) -> int:
