@@ -37,6 +37,9 @@ def create_list(
         )
     if not name:
         raise ValidationError("a list needs a name", field="name")
+    for field, value in (("name", name), ("description", description or "")):
+        if "\x00" in value:  # PostgreSQL text cannot hold it
+            raise ValidationError(f"the {field} contains a NUL character", field=field)
     if len(name) > 200:
         raise ValidationError("the name is longer than 200 characters", field="name")
     if db.session.scalar(select(MailingList.id).where(MailingList.slug == slug)) is not None:
@@ -62,7 +65,10 @@ def get_list_by_slug(slug: str) -> MailingList:
 
     :raises NotFound: no such list.
     """
-    lst = db.session.scalar(select(MailingList).where(MailingList.slug == slug))
+    # No slug holds NUL, and PostgreSQL refuses it in a query rather than finding nothing.
+    lst = None if "\x00" in slug else db.session.scalar(
+        select(MailingList).where(MailingList.slug == slug)
+    )
     if lst is None:
         raise NotFound("list", slug)
     return lst

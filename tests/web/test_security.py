@@ -155,3 +155,73 @@ def test_api_ids_too_big_are_a_clear_error(
     )
     assert response.status_code in {404, 422}
     assert response.json["error"]["field"] in {"statements", "template"}
+
+
+# NUL characters: PostgreSQL text cannot hold them, so they are refused at the edge with a
+# clear error (SQLite would store them; the answer is the same on both).
+
+
+def test_nul_characters_in_api_strings_are_a_422(
+    admin: FlaskClient, bearer: dict[str, str]
+) -> None:
+    from tests.factories import make_list, make_statement
+
+    make_list("news")
+    statement = make_statement("one")
+    response = admin.post(f"{API}/lists", json={"slug": "ok", "name": "x\x00"}, headers=bearer)
+    assert (response.status_code, response.json["error"]["field"]) == (422, "name")
+    response = admin.post(
+        f"{API}/issues",
+        json={"subject": "S\x00", "statements": [statement.id], "lists": ["news"]},
+        headers=bearer,
+    )
+    assert (response.status_code, response.json["error"]["field"]) == (422, "subject")
+    response = admin.post(
+        f"{API}/statements", json={"markdown": "---\ntitle: T\n---\nA\x00B"}, headers=bearer
+    )
+    assert (response.status_code, response.json["error"]["field"]) == (422, "markdown")
+    response = admin.post(
+        f"{API}/statements",
+        data=b"---\ntitle: T\n---\nA\x00B",
+        content_type="text/markdown",
+        headers=bearer,
+    )
+    assert (response.status_code, response.json["error"]["field"]) == (422, "markdown")
+
+
+def test_nul_characters_in_api_lookups_find_nothing(
+    admin: FlaskClient, bearer: dict[str, str]
+) -> None:
+    assert admin.get(f"{API}/lists/a%00b", headers=bearer).status_code == 404
+    response = admin.get(f"{API}/subscribers", query_string={"list": "a\x00b"}, headers=bearer)
+    assert response.status_code == 404
+
+
+def test_nul_characters_in_admin_forms_are_refused(admin: FlaskClient) -> None:
+    assert admin.get("/admin/subscribers", query_string={"q": "a\x00b"}).status_code == 200
+    response = admin.post(
+        "/admin/lists",
+        data={"csrf_token": token_for(admin, "/admin/lists"), "slug": "ok", "name": "x\x00",
+              "optin": "double"},
+    )
+    assert response.status_code == 422
+    assert 'class="field-error"' in response.get_data(as_text=True)
+    response = admin.post(
+        "/admin/statements",
+        data={"csrf_token": token_for(admin, "/admin/statements"),
+              "markdown": "---\ntitle: T\n---\nA\x00B"},
+    )
+    assert response.status_code == 422
+
+
+def test_a_markdown_file_holding_nul_is_refused_beside_the_field(admin: FlaskClient) -> None:
+    import io
+
+    response = admin.post(
+        "/admin/statements",
+        data={"csrf_token": token_for(admin, "/admin/statements"),
+              "file": (io.BytesIO(b"---\ntitle: T\n---\nA\x00B\n"), "2020-01-01-t.md")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422
+    assert 'class="field-error"' in response.get_data(as_text=True)

@@ -85,7 +85,7 @@ def _like(term: str) -> str:
 @bp.get("/subscribers")
 def subscribers() -> str:
     """Subscribers, newest first, searchable by email or name, fifty to a page."""
-    term = request.args.get("q", "").strip()
+    term = request.args.get("q", "").replace("\x00", "").strip()  # PostgreSQL refuses NUL
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     query = select(Subscriber)
     if term:
