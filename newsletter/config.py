@@ -79,6 +79,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     _check_base_url(app)
     _check_from_address(app)
     _complete_site_name(app)
+    _check_lease(app)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
@@ -170,6 +171,18 @@ def _check_from_address(app: Flask) -> None:
         raise ConfigError(
             "NEWSLETTER_FROM_ADDRESS",
             f"{app.config['FROM_ADDRESS']!r} has no address like name@domain",
+        )
+
+
+def _check_lease(app: Flask) -> None:
+    """A lease is renewed between messages; one slow message must not outlive it, or another
+    worker could claim the rows and mail them again."""
+    lease, timeout = float(app.config["LEASE_SECONDS"]), float(app.config["SMTP_TIMEOUT"])
+    if lease < 2 * timeout:
+        raise ConfigError(
+            "NEWSLETTER_LEASE_SECONDS",
+            f"{lease:g} is too short for NEWSLETTER_SMTP_TIMEOUT={timeout:g}; "
+            f"use at least {2 * timeout:g}",
         )
 
 

@@ -33,6 +33,7 @@ def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
         ("SMTP_URL", "http://relay.example.org"),
         ("BASE_URL", "news.example.org"),
         ("FROM_ADDRESS", "nobody"),
+        ("LEASE_SECONDS", 50),  # shorter than two SMTP timeouts of 30 s
     ],
 )
 def test_wrong_setting_names_itself(tmp_path: Path, setting: str, value: str) -> None:

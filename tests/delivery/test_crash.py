@@ -31,7 +31,8 @@ def test_a_send_killed_mid_batch_is_finished_by_the_next_worker_without_duplicat
         make_subscriber(email, lists=(news,))
     issue_id = make_sendable_issue(news).id
     env = newsletter_env(
-        app, SMTP_URL=faulty_smtp.url, BATCH_SIZE=5, LEASE_SECONDS=2, WORKER_THREADS=1,
+        app, SMTP_URL=faulty_smtp.url, BATCH_SIZE=5, LEASE_SECONDS=2, SMTP_TIMEOUT=1,
+        WORKER_THREADS=1,
     )
     log = tmp_path / "worker.log"
     # The relay takes KILLED_AFTER messages, then holds the next MAIL: the worker is caught
