@@ -95,7 +95,8 @@ def import_csv(
 def _rows(stream: TextIO, result: ImportResult, read: list[int]) -> Iterator[_Row]:
     """Good rows of the file; bad ones go to ``result.bad_rows``."""
     reader = csv.reader(stream)
-    header = next(reader, None)
+    rows = _readable(reader)
+    header = next(rows, None)
     if not header:
         raise ValidationError("the file is empty; it needs a header like email,name", field="file")
     columns = [column.strip().lstrip("\ufeff") for column in header]
@@ -109,7 +110,7 @@ def _rows(stream: TextIO, result: ImportResult, read: list[int]) -> Iterator[_Ro
     extras = [i for i in range(len(columns)) if i not in (email_at, name_at) and columns[i]]
     seen: dict[str, int] = {}
     line = reader.line_num
-    for cells in reader:
+    for cells in rows:
         start, line = line + 1, reader.line_num
         read[0] += 1
         if not any(cell.strip() for cell in cells):
@@ -123,6 +124,16 @@ def _rows(stream: TextIO, result: ImportResult, read: list[int]) -> Iterator[_Ro
             result.bad_rows.append((start, reason))
         else:
             yield row
+
+
+def _readable(reader: Iterator[list[str]]) -> Iterator[list[str]]:
+    """The reader's rows; a line the csv module cannot read (a field over its size limit)
+    stops the import with an error naming the line, like a missing header does."""
+    try:
+        yield from reader
+    except csv.Error as error:
+        line = getattr(reader, "line_num", 0)
+        raise ValidationError(f"line {line} cannot be read: {error}", field="file") from None
 
 
 def _parse(

@@ -22,3 +22,25 @@ def test_a_list_name_or_description_holding_nul_is_refused(app: Flask, field: st
     with pytest.raises(ValidationError) as caught:
         create_list("news", values["name"], description=values["description"])
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "email,name\na@example.org," + "x" * 200_000 + "\n",  # over the csv module's field limit
+        "email," + "x" * 200_000 + "\na@example.org,A\n",  # the same in the header
+    ],
+)
+def test_a_csv_line_the_reader_cannot_read_is_a_clear_error(app: Flask, text: str) -> None:
+    import io
+
+    from newsletter.audience.importer import import_csv
+    from newsletter.audience.models import Subscriber
+    from newsletter.extensions import db
+
+    make_list("news")
+    with pytest.raises(ValidationError) as caught:
+        import_csv(io.StringIO(text), list_slug="news")
+    assert caught.value.field == "file"
+    assert "line" in caught.value.message
+    assert db.session.query(Subscriber).count() == 0  # nothing half-imported

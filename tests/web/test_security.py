@@ -225,3 +225,20 @@ def test_a_markdown_file_holding_nul_is_refused_beside_the_field(admin: FlaskCli
     )
     assert response.status_code == 422
     assert 'class="field-error"' in response.get_data(as_text=True)
+
+
+def test_a_csv_with_an_unreadable_line_is_refused_beside_the_field(admin: FlaskClient) -> None:
+    import io
+
+    from tests.factories import make_list
+
+    make_list("news")
+    body = b"email,name\na@example.org," + b"x" * 200_000 + b"\n"
+    response = admin.post(
+        "/admin/subscribers/import",
+        data={"csrf_token": token_for(admin, "/admin/subscribers/import"),
+              "file": (io.BytesIO(body), "people.csv"), "list_slug": "news"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422
+    assert 'class="field-error"' in response.get_data(as_text=True)
