@@ -242,3 +242,19 @@ def test_a_csv_with_an_unreadable_line_is_refused_beside_the_field(admin: FlaskC
     )
     assert response.status_code == 422
     assert 'class="field-error"' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("position", ["\u00b2", "\u0663", "-1", "x", "9" * 30])
+def test_an_odd_statement_position_puts_it_at_the_end(admin: FlaskClient, position: str) -> None:
+    from tests.factories import make_list, make_statement
+
+    make_list("news")
+    first, second = make_statement("first"), make_statement("second")
+    response = admin.post(
+        "/admin/issues/new",
+        data={"csrf_token": token_for(admin, "/admin/issues/new"), "subject": "S",
+              "statements": [str(first.id), str(second.id)], "lists": ["news"],
+              "template": "", f"position-{first.id}": position,
+              f"position-{second.id}": "1"},
+    )
+    assert response.status_code == 302

@@ -77,7 +77,8 @@ def _ordered_statement_ids(form: IssueForm) -> list[int]:
     def position(index_and_id: tuple[int, int]) -> tuple[int, int]:
         index, statement_id = index_and_id
         raw = request.form.get(f"position-{statement_id}", "").strip()
-        return (int(raw) if raw.isdigit() else 10**6, index)
+        # isascii: "²" is a digit to isdigit() but not a number to int().
+        return (int(raw) if raw.isascii() and raw.isdigit() else 10**6, index)
 
     return [sid for _, sid in sorted(enumerate(ticked), key=position)]
 
