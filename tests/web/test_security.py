@@ -258,3 +258,66 @@ def test_an_odd_statement_position_puts_it_at_the_end(admin: FlaskClient, positi
               f"position-{second.id}": "1"},
     )
     assert response.status_code == 302
+
+
+# Public forms: regression checks of the blueprint's own CSRF and token rules.
+
+
+def test_a_csrf_token_from_another_session_is_refused(app: Flask) -> None:
+    from newsletter.audience.models import Subscriber
+    from newsletter.extensions import db
+    from tests.factories import make_list
+
+    make_list("news")
+    attacker, victim = app.test_client(), app.test_client()
+    stolen = csrf_token_from(attacker.get("/subscribe").get_data(as_text=True))
+    victim.get("/subscribe")
+    response = victim.post(
+        "/subscribe", data={"email": "ada@example.org", "lists": ["news"], "csrf_token": stolen}
+    )
+    assert response.status_code == 400
+    assert db.session.query(Subscriber).count() == 0
+
+
+def test_one_click_is_only_for_unsubscribe_links(app: Flask) -> None:
+    from newsletter.audience.models import SubscriptionStatus
+    from newsletter.audience.tokens import make_token
+    from tests.factories import make_list, make_subscriber
+
+    news = make_list("news")
+    ada = make_subscriber("ada@example.org", lists=(news,))
+    provider = app.test_client(use_cookies=False)
+    body = {"List-Unsubscribe": "One-Click", "action": "unsubscribe-all"}
+    # The preferences page is a form a person sends: it still needs its CSRF token.
+    response = provider.post(f"/manage/{make_token('manage', ada.id)}", data=body)
+    assert response.status_code == 400
+    # A token made for another purpose is no unsubscribe link.
+    response = provider.post(f"/unsubscribe/{make_token('manage', ada.id)}", data=body)
+    assert response.status_code == 400
+    response = provider.post(f"/unsubscribe/{make_token('confirm', ada.id, news.id)}", data=body)
+    assert response.status_code == 400
+    # Without the RFC 8058 body, the unsubscribe link needs the CSRF token too.
+    response = provider.post(f"/unsubscribe/{make_token('unsubscribe', ada.id, news.id)}")
+    assert response.status_code == 400
+    from newsletter.extensions import db
+
+    db.session.expire_all()
+    assert ada.subscriptions[0].status is SubscriptionStatus.CONFIRMED
+
+
+def test_issue_subjects_are_escaped_in_the_archive_and_its_feed(app: Flask) -> None:
+    import xml.etree.ElementTree as ET
+
+    from newsletter.content.models import IssueStatus
+    from tests.factories import make_issue, make_list, make_statement
+
+    subject = '<script>alert(1)</script> & "quotes"'
+    make_issue((make_statement("one"),), (make_list("news"),), subject=subject,
+               status=IssueStatus.SENT)
+    client = app.test_client()
+    page = client.get("/archive").get_data(as_text=True)
+    assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    feed = ET.fromstring(client.get("/archive.atom").get_data())
+    titles = [e.text for e in feed.iter("{http://www.w3.org/2005/Atom}title")]
+    assert subject in titles
