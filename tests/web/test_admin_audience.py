@@ -17,25 +17,16 @@ from newsletter.audience.models import (
     Subscriber,
     SubscriptionStatus,
 )
-from newsletter.auth import services
 from newsletter.extensions import db
-from tests.conftest import csrf_token_from
 from tests.factories import make_list, make_subscriber
 from tests.smtp import CapturingSMTPServer
-from tests.web.test_admin_auth import EMAIL, PASSWORD, as_browser, log_in
+from tests.web.admin_browser import logged_in_admin, token_for
 
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     """A browser logged in as an admin."""
-    client = as_browser(app.test_client())
-    services.create_user(EMAIL, PASSWORD)
-    assert log_in(client).status_code == 302
-    return client
-
-
-def token_for(client: FlaskClient, path: str) -> str:
-    return csrf_token_from(client.get(path).get_data(as_text=True))
+    return logged_in_admin(app)
 
 
 def test_create_a_list_from_the_lists_page(client: FlaskClient) -> None:

@@ -10,9 +10,7 @@ from flask.testing import FlaskClient
 
 from newsletter.auth import services
 from tests.conftest import csrf_token_from
-
-EMAIL = "editor@example.org"
-PASSWORD = "correct horse battery"
+from tests.web.admin_browser import EMAIL, PASSWORD, as_browser, log_in
 
 ADMIN_PAGES = [
     "/admin/",
@@ -29,21 +27,6 @@ ADMIN_PAGES = [
     "/admin/issues/1/preview.html",
     "/admin/outbox",
 ]
-
-
-def as_browser(client: FlaskClient) -> FlaskClient:
-    """Send a same-site Referer, as browsers do: on https, Flask-WTF checks it with the token."""
-    client.environ_base["HTTP_REFERER"] = "https://news.example.org/admin/"
-    return client
-
-
-def log_in(client: FlaskClient, email: str = EMAIL, password: str = PASSWORD) -> Any:
-    """Post the login form as a browser would, CSRF token included."""
-    as_browser(client)
-    token = csrf_token_from(client.get("/admin/login").get_data(as_text=True))
-    return client.post(
-        "/admin/login", data={"email": email, "password": password, "csrf_token": token}
-    )
 
 
 @pytest.fixture

@@ -11,13 +11,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from newsletter.auth import services
 from newsletter.content.models import Issue, IssueStatus, Statement
 from newsletter.extensions import db
 from tests.conftest import SEED_STATEMENT, csrf_token_from
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 from tests.smtp import CapturingSMTPServer
-from tests.web.test_admin_auth import EMAIL, PASSWORD, as_browser, log_in
+from tests.web.admin_browser import logged_in_admin, token_for
 
 SEED_TITLE = "An Anarchist Call for Post-election Mobilization"
 SEED_LINK = "https://itsgoingdown.org/from-nyc-to-the-world-a-call-for-a-peoples-state-of-emergency/"
@@ -26,14 +25,7 @@ SEED_LINK = "https://itsgoingdown.org/from-nyc-to-the-world-a-call-for-a-peoples
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     """A browser logged in as an admin."""
-    client = as_browser(app.test_client())
-    services.create_user(EMAIL, PASSWORD)
-    assert log_in(client).status_code == 302
-    return client
-
-
-def token_for(client: FlaskClient, path: str) -> str:
-    return csrf_token_from(client.get(path).get_data(as_text=True))
+    return logged_in_admin(app)
 
 
 def imported_statement() -> Statement:

@@ -10,9 +10,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from newsletter.auth import services
 from newsletter.mail.message import build_simple_message
-from tests.web.test_admin_auth import EMAIL, PASSWORD, as_browser, log_in
+from tests.web.admin_browser import logged_in_admin
 
 CONFIRM_URL = "https://news.example.org/confirm/abc.def"
 
@@ -26,10 +25,7 @@ def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     """A browser logged in as an admin."""
-    client = as_browser(app.test_client())
-    services.create_user(EMAIL, PASSWORD)
-    assert log_in(client).status_code == 302
-    return client
+    return logged_in_admin(app)
 
 
 def put_in_outbox(app: Flask, *, subject: str, html: str | None) -> str:

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from newsletter.auth import services
 from tests.conftest import csrf_token_from
-from tests.web.test_admin_auth import EMAIL, PASSWORD, as_browser
+from tests.web.admin_browser import EMAIL, PASSWORD, as_browser, token_for
 
 API = "/api/v1"
 
@@ -37,10 +37,6 @@ def log_in_to(client: FlaskClient, next_url: str | None = None) -> object:
         query_string={"next": next_url} if next_url is not None else {},
         data={"email": EMAIL, "password": PASSWORD, "csrf_token": token},
     )
-
-
-def token_for(client: FlaskClient, path: str) -> str:
-    return csrf_token_from(client.get(path).get_data(as_text=True))
 
 
 # Open redirects: after logging in, ``next`` only ever leads to a page of this site.
