@@ -282,7 +282,7 @@ def manage(token: str) -> BaseResponse | tuple[str, int]:
         try:
             subscriptions.update_preferences(
                 subscriber.id,
-                name=request.form.get("name", ""),
+                name=request.form.get("name", subscriber.name),  # a form without it keeps the name
                 list_slugs=request.form.getlist("lists"),
                 ip=request.remote_addr,
             )

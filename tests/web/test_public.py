@@ -379,6 +379,15 @@ def test_the_preferences_page_changes_name_and_lists(client: FlaskClient, news: 
     assert subscription("ada@example.org", "extra").subscriber.name == "Ada King"
 
 
+def test_the_preferences_form_without_a_name_keeps_the_name(
+    client: FlaskClient, news: Any
+) -> None:
+    ada = make_subscriber("ada@example.org", name="Ada", lists=(news,))
+    path = path_of(manage_url(ada.id))
+    assert submit(client, path, {"lists": ["news"]}).status_code == 302
+    assert subscription("ada@example.org", "news").subscriber.name == "Ada"
+
+
 def test_the_preferences_page_can_leave_every_list(client: FlaskClient, news: Any) -> None:
     extra = make_list("extra")
     ada = make_subscriber("ada@example.org", lists=(news, extra))
