@@ -11,7 +11,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -19,6 +18,7 @@ from newsletter.auth.models import ApiToken, Role, User
 from newsletter.errors import Conflict, InvalidEmail, InvalidToken, NotFound, ValidationError
 from newsletter.extensions import db
 from newsletter.models import utcnow
+from newsletter.signing import sign, unsign
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; a cap stops hashing megabytes per request
@@ -150,16 +150,12 @@ def needs_first_admin() -> bool:
     return db.session.scalar(select(func.count()).select_from(User)) == 0
 
 
-def _setup_serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=SETUP_PURPOSE)
-
-
 def first_admin_setup_url() -> str:
     """A signed, expiring, absolute link to the page that creates the first admin.
 
     The link only works while no user exists (``SETUP_MAX_AGE`` seconds at most).
     """
-    token = _setup_serializer().dumps({"purpose": SETUP_PURPOSE})
+    token = sign(SETUP_PURPOSE)
     base = urlsplit(current_app.config["BASE_URL"])
     adapter = current_app.url_map.bind(
         base.netloc, script_name=base.path or "/", url_scheme=base.scheme
@@ -172,16 +168,7 @@ def check_setup_token(token: str) -> None:
 
     :raises InvalidToken: purpose ``setup``, reason ``invalid``, ``expired`` or ``used``.
     """
-    try:
-        data = _setup_serializer().loads(
-            token, max_age=int(current_app.config["SETUP_MAX_AGE"])
-        )
-    except SignatureExpired:
-        raise InvalidToken(SETUP_PURPOSE, "expired") from None
-    except BadSignature:
-        raise InvalidToken(SETUP_PURPOSE, "invalid") from None
-    if not isinstance(data, dict) or data.get("purpose") != SETUP_PURPOSE:
-        raise InvalidToken(SETUP_PURPOSE, "invalid")
+    unsign(SETUP_PURPOSE, token, int(current_app.config["SETUP_MAX_AGE"]))
     if not needs_first_admin():
         raise InvalidToken(SETUP_PURPOSE, "used")
 

@@ -1,0 +1,36 @@
+"""Signed, expiring tokens for links: one salt per purpose, and the purpose in the payload,
+so a token made for one thing is worthless for any other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from newsletter.errors import InvalidToken
+
+
+def _serializer(purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"newsletter.{purpose}")
+
+
+def sign(purpose: str, **payload: Any) -> str:
+    """A URL-safe token for ``purpose`` carrying ``payload`` (JSON values)."""
+    return str(_serializer(purpose).dumps({"p": purpose, **payload}))
+
+
+def unsign(purpose: str, token: str, max_age: int) -> dict[str, Any]:
+    """The payload of a token made by ``sign(purpose, …)`` at most ``max_age`` seconds ago.
+
+    :raises InvalidToken: ``reason`` is "expired" or "invalid".
+    """
+    try:
+        payload = _serializer(purpose).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise InvalidToken(purpose, "expired") from None
+    except BadSignature:
+        raise InvalidToken(purpose, "invalid") from None
+    if not isinstance(payload, dict) or payload.get("p") != purpose:
+        raise InvalidToken(purpose, "invalid")
+    return payload
