@@ -27,6 +27,9 @@ class Delivery(db.Model):  # type: ignore[name-defined]
     __table_args__ = (
         UniqueConstraint("issue_id", "subscriber_id", name="uq_deliveries_issue_id_subscriber_id"),
         Index("ix_deliveries_issue_id_status", "issue_id", "status"),
+        # The delivery log looks an address up across issues (and ON DELETE CASCADE from
+        # subscribers needs it too).
+        Index("ix_deliveries_subscriber_id", "subscriber_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,3 +51,19 @@ class Delivery(db.Model):  # type: ignore[name-defined]
             f"<Delivery issue={self.issue_id} subscriber={self.subscriber_id}"
             f" {self.status.value}>"
         )
+
+
+class ProgressSample(db.Model):  # type: ignore[name-defined]
+    """An issue's delivery counts at one moment: a short history to measure the send rate
+    without scanning the deliveries (see ``newsletter.delivery.progress``)."""
+
+    __tablename__ = "progress_samples"
+    __table_args__ = (Index("ix_progress_samples_issue_id_taken_at", "issue_id", "taken_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    pending: Mapped[int] = mapped_column(default=0)
