@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_SECONDS": 10,  # how often workers look for unfinished sends in the database
     "SMTP_TIMEOUT": 30,
     "SMTP_HELO_NAME": None,  # None: the host of BASE_URL
+    "REDIS_URL": None,  # shared rate limits and domain slots; None: the broker's, if Redis
+    "DOMAIN_CONNECTIONS": None,  # e.g. "gmail.com=5,*=20": transactions at once per domain
     "RATELIMIT_SUBSCRIBE": "20 per hour",
     "RATELIMIT_LOGIN": "10 per minute",
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted
@@ -137,15 +139,22 @@ def _check_broker(app: Flask) -> None:
         raise ConfigError(
             "NEWSLETTER_BROKER_URL", f"unsupported scheme in {url!r}; use redis:// or amqp://"
         )
+    redis = app.config.get("REDIS_URL")
+    if redis and urlsplit(redis).scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError("NEWSLETTER_REDIS_URL", f"unsupported scheme in {redis!r}; use redis://")
 
 
 def _check_smtp(app: Flask) -> None:
-    from newsletter.mail.transport import parse_relay_urls
+    from newsletter.delivery.relays import parse_domain_connections, parse_relay_options
 
     try:
-        parse_relay_urls(app.config.get("SMTP_URL"))
+        parse_relay_options(app.config.get("SMTP_URL"))  # the URLs and each relay's options
     except ValueError as error:
         raise ConfigError("NEWSLETTER_SMTP_URL", str(error)) from None
+    try:
+        parse_domain_connections(app.config.get("DOMAIN_CONNECTIONS"))
+    except ValueError as error:
+        raise ConfigError("NEWSLETTER_DOMAIN_CONNECTIONS", str(error)) from None
 
 
 def _check_base_url(app: Flask) -> None:
