@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted
     # (0: none). Behind one proxy (nginx), set 1, or every visitor looks like the proxy.
     "TRUSTED_PROXIES": 0,
+    "DKIM": "on",  # on: sign with the From domain's keys when it has any; off: never
+    "DKIM_KEY_DIR": None,  # None: "dkim" in the instance folder, a folder per domain
 }
 
 SETTINGS = (
@@ -82,6 +84,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     _check_from_address(app)
     _complete_site_name(app)
     _check_lease(app)
+    _check_dkim(app)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
@@ -193,6 +196,12 @@ def _check_lease(app: Flask) -> None:
             f"{lease:g} is too short for NEWSLETTER_SMTP_TIMEOUT={timeout:g}; "
             f"use at least {2 * timeout:g}",
         )
+
+
+def _check_dkim(app: Flask) -> None:
+    from newsletter.mail.dkim import complete_settings
+
+    complete_settings(app.config, app.instance_path)
 
 
 def _complete_site_name(app: Flask) -> None:
