@@ -113,3 +113,15 @@ class TemporaryDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """5xx: the address will not take this message; never retried."""
+
+
+class RelayUnavailable(TemporaryDeliveryError):
+    """No relay can take mail now (unreachable, closing, or over its rate limit).
+
+    Not the recipient's fault: the message waits ``retry_after`` seconds without using up
+    one of the recipient's attempts.
+    """
+
+    def __init__(self, code: int, reply: str, *, retry_after: float = 5.0) -> None:
+        super().__init__(code, reply)
+        self.retry_after = retry_after

@@ -31,6 +31,15 @@ class _Handler:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: address → SMTP reply to give at RCPT instead of accepting (fault injection)
     refuse: dict[str, str] = field(default_factory=dict)
+    #: advertise PIPELINING (RFC 2920) as real relays do; the client then sends MAIL, RCPT
+    #: and DATA in one write, which aiosmtpd reads in order like any other input
+    pipelining: bool = True
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
         reply = self.refuse.get(address.lower())

@@ -17,24 +17,21 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from newsletter import broker, tasks
-from newsletter.audience.addresses import ascii_address
+from newsletter import tasks
 from newsletter.audience.models import MailingList
 from newsletter.content.models import Issue, IssueStatus, issue_lists
 from newsletter.delivery import outcomes, snapshot
 from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.delivery.sender import BatchSender
+from newsletter.delivery.sender import issue_status as _status_of
 from newsletter.errors import (
     IssueStateError,
-    NotFound,
-    PermanentDeliveryError,
-    TemporaryDeliveryError,
     ValidationError,
 )
 from newsletter.extensions import db
@@ -45,12 +42,6 @@ log = logging.getLogger(__name__)
 deliveries = Delivery.__table__
 issues = Issue.__table__
 
-#: rows leased at a time inside a batch: a lease must outlast sending this many messages
-CLAIM_SIZE = 50
-#: consecutive temporary failures after which the relay, not the addresses, is the problem
-TEMPORARY_STREAK = 3
-#: default base wait before retrying a 4xx (``RETRY_BACKOFF_SECONDS`` overrides it)
-RETRY_BACKOFF_SECONDS = 60
 #: added to a lease's end before looking again, so the lease has surely run out
 LEASE_MARGIN = timedelta(seconds=1)
 
@@ -181,144 +172,18 @@ def send_batch(issue_id: int, first_id: int, last_id: int) -> None:
     if issue.rendered_html is None:
         log.warning("issue %s has no rendering yet; batch %s-%s waits", issue_id, first_id, last_id)
         return
-    sender = BatchSender(issue, current_app.config)
-    try:
-        not_before = sender.run(first_id, last_id)
-    finally:
-        sender.close()
+    sender = BatchSender(
+        issue,
+        current_app.config,
+        list_id_header=_list_id_header(issue, str(current_app.config["BASE_URL"])),
+    )
+    not_before = sender.run(first_id, last_id)
     if sender.interrupted:
         # Shutting down: hand the rest to another worker now (or to recovery at next start).
         tasks.send_batch.send(issue_id, first_id, last_id)
         return
     if _status_of(issue_id) is IssueStatus.SENDING:
         _after_batch(issue_id, first_id, last_id, not_before)
-
-
-class BatchSender:
-    """Sends one batch: one message skeleton, one transport, one commit per outcome."""
-
-    def __init__(self, issue: Issue, config: Any) -> None:
-        from newsletter.mail.message import ListInfo, MessageSkeleton
-
-        self.issue_id = issue.id
-        self.from_address = str(config["FROM_ADDRESS"])
-        # IDN domains in punycode: a relay without SMTPUTF8 would refuse them (and the 553
-        # would read as a hard bounce of the subscriber).
-        self.envelope_from = ascii_address(parseaddr(self.from_address)[1])
-        self.lease = timedelta(seconds=int(config["LEASE_SECONDS"]))
-        self.max_attempts = int(config["MAX_ATTEMPTS"])
-        self.backoff = timedelta(
-            seconds=float(config.get("RETRY_BACKOFF_SECONDS", RETRY_BACKOFF_SECONDS))
-        )
-        self.skeleton = MessageSkeleton(
-            subject=issue.rendered_subject or issue.subject,
-            html=issue.rendered_html or "",
-            text=issue.rendered_text or "",
-            from_address=self.from_address,
-            list_info=ListInfo(
-                list_id=_list_id_header(issue, str(config["BASE_URL"])),
-                unsubscribe_mailto=f"mailto:{self.envelope_from}?subject=unsubscribe",
-            ),
-        )
-        self._transport: Any = None
-        self._config = config
-        self.interrupted = False
-
-    @property
-    def transport(self) -> Any:
-        # Opened on first use: a batch with nothing left to send opens no connection.
-        if self._transport is None:
-            from newsletter.mail.transport import open_transport
-
-            self._transport = open_transport(self._config)
-        return self._transport
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-
-    def run(self, first_id: int, last_id: int) -> datetime | None:
-        """Send until no due row is left in the range.
-
-        :returns: the earliest time to look at the range again when the batch stopped early
-            because the relay keeps failing; None otherwise.
-        """
-        while True:
-            if _status_of(self.issue_id) is not IssueStatus.SENDING:
-                return None  # paused or cancelled: stop between messages
-            claim = outcomes.claim(
-                self.issue_id, first_id, last_id, limit=CLAIM_SIZE, lease=self.lease
-            )
-            if not claim.ids:
-                return None
-            not_before = self._send_claimed(claim)
-            if not_before is not None or self.interrupted:
-                return not_before
-
-    def _send_claimed(self, claim: outcomes.Claim) -> datetime | None:
-        rows = outcomes.load(self.issue_id, claim.ids)
-        outcomes.record_skipped([row.delivery_id for row in rows if not row.still_wanted])
-        todo = [row for row in rows if row.still_wanted]
-        streak = 0
-        index = 0
-        while index < len(todo):
-            if broker.stopping.is_set():
-                self.interrupted = True
-                outcomes.release([r.delivery_id for r in todo[index:]])
-                return None
-            if utcnow() > claim.until - self.lease / 2:
-                # A slow relay: keep the rest of the rows ours before the lease can run out.
-                claim = outcomes.renew(claim, [r.delivery_id for r in todo[index:]], self.lease)
-                todo = todo[:index] + [r for r in todo[index:] if r.delivery_id in claim.ids]
-                if index >= len(todo):
-                    break
-            row = todo[index]
-            try:
-                temporary = self._send_one(row)
-            except BaseException:
-                # Not an SMTP answer (a bug, a lost database): give the untried rows back.
-                db.session.rollback()
-                outcomes.release([r.delivery_id for r in todo[index + 1 :]])
-                raise
-            index += 1
-            streak = streak + 1 if temporary else 0
-            if streak >= TEMPORARY_STREAK:
-                outcomes.release([r.delivery_id for r in todo[index:]])
-                log.warning("issue %s: relay keeps failing; batch waits", self.issue_id)
-                return utcnow() + self.backoff
-        return None
-
-    def _send_one(self, row: outcomes.Claimed) -> bool:
-        """Mail one recipient and record the outcome; True for a temporary failure."""
-        from newsletter.audience.tokens import manage_url, unsubscribe_url
-        from newsletter.mail.message import Recipient, make_message_id
-
-        message_id = make_message_id(self.from_address)
-        recipient = Recipient(
-            email=row.email,
-            name=row.name,
-            unsubscribe_url=unsubscribe_url(row.subscriber_id, row.list_id),
-            manage_url=manage_url(row.subscriber_id),
-            message_id=message_id,
-        )
-        data = self.skeleton.personalise(recipient)
-        try:
-            reply = self.transport.send(self.envelope_from, ascii_address(row.email), data)
-        except TemporaryDeliveryError as error:
-            failed = outcomes.record_temporary(
-                row, error, max_attempts=self.max_attempts, backoff=self.backoff
-            )
-            log.info("delivery %s: %s (%s)", row.delivery_id, error.message,
-                     "gave up" if failed else "will retry")
-            return True
-        except PermanentDeliveryError as error:
-            outcomes.record_permanent(row, error)
-            log.info("delivery %s: %s (failed)", row.delivery_id, error.message)
-            return False
-        # Recorded the moment the relay accepts it: this is what prevents a second copy.
-        outcomes.record_sent(row.delivery_id, message_id=message_id, reply=str(reply))
-        return False
 
 
 def _after_batch(issue_id: int, first_id: int, last_id: int, not_before: datetime | None) -> None:
@@ -490,9 +355,7 @@ def refresh_counts(issue_id: int) -> dict[str, int]:
     """Store the issue's sent and failed counts (and total, once the audience is complete)."""
     counts = _status_counts(issue_id)
     values: dict[str, int] = {"sent_count": counts["sent"], "failed_count": counts["failed"]}
-    complete = db.session.scalar(
-        select(issues.c.total_count > 0).where(issues.c.id == issue_id)
-    )
+    complete = db.session.scalar(select(issues.c.total_count > 0).where(issues.c.id == issue_id))
     if complete:
         values["total_count"] = counts["total"]
     db.session.execute(update(issues).where(issues.c.id == issue_id).values(**values))
@@ -528,14 +391,6 @@ def _status_counts(issue_id: int) -> dict[str, int]:
 
 def _get_issue(issue_id: int) -> Issue:
     return get_or_raise(Issue, issue_id, "issue")
-
-
-def _status_of(issue_id: int) -> IssueStatus:
-    """The issue's status as committed now (not the session's cached copy)."""
-    status = db.session.scalar(select(issues.c.status).where(issues.c.id == issue_id))
-    if status is None:
-        raise NotFound("issue", issue_id)
-    return IssueStatus(status)
 
 
 def _list_id_header(issue: Issue, base_url: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 
 from newsletter.audience.models import (
     Subscriber,
@@ -181,6 +181,44 @@ def record_sent(delivery_id: int, *, message_id: str, reply: str) -> None:
     )
 
 
+class SentRecorder:
+    """Records accepted messages on a connection of its own, one autocommitted UPDATE each.
+
+    The hot path of a send: through the ORM session an outcome costs several times the CPU
+    of the SMTP transaction it records. Each UPDATE commits on its own, before the next
+    message goes out, exactly as ``record_sent`` does.
+    """
+
+    _statement = (
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("delivery_id"))
+        .values(
+            status=DeliveryStatus.SENT,
+            sent_at=bindparam("sent_at"),
+            message_id=bindparam("message_id"),
+            last_reply=bindparam("reply"),
+            lease_until=None,
+        )
+    )
+
+    def __init__(self) -> None:
+        self._connection: Connection | None = None
+
+    def record(self, delivery_id: int, *, message_id: str, reply: str) -> None:
+        """The relay took the message: final, and never sent again (committed)."""
+        if self._connection is None:
+            self._connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        params = {"delivery_id": delivery_id, "sent_at": utcnow(), "message_id": message_id,
+                  "reply": reply}  # fmt: skip
+        self._connection.execute(self._statement, params)
+
+    def close(self) -> None:
+        """Give the connection back to the pool."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
 def record_temporary(
     delivery: Claimed, error: DeliveryError, *, max_attempts: int, backoff: timedelta
 ) -> bool:
@@ -191,7 +229,9 @@ def record_temporary(
     attempts = delivery.attempts + 1
     if attempts >= max_attempts:
         _finish(
-            delivery.delivery_id, status=DeliveryStatus.FAILED, attempts=attempts,
+            delivery.delivery_id,
+            status=DeliveryStatus.FAILED,
+            attempts=attempts,
             last_reply=error.message,
         )
         return True
@@ -269,9 +309,7 @@ def is_hard_bounce(error: PermanentDeliveryError) -> bool:
 
 def _finish(delivery_id: int, *, commit: bool = True, **values: object) -> None:
     db.session.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery_id)
-        .values(lease_until=None, **values)
+        update(deliveries).where(deliveries.c.id == delivery_id).values(lease_until=None, **values)
     )
     if commit:
         db.session.commit()

@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from newsletter.errors import NotFound, PermanentDeliveryError, TemporaryDeliveryError
+from newsletter.errors import (
+    NotFound,
+    PermanentDeliveryError,
+    RelayUnavailable,
+    TemporaryDeliveryError,
+)
 
 
 @dataclass(frozen=True)
@@ -91,13 +96,23 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-def open_transport(config: Any) -> Transport:
-    """A transport for the app's settings: the first relay of ``SMTP_URL``, or the Maildir
-    outbox at ``OUTBOX_PATH`` when no relay is set. (Several relays: a later issue.)"""
+def configured_relays(config: Any) -> list[Relay]:
+    """The relays of ``SMTP_URL``, or the Maildir outbox at ``OUTBOX_PATH`` when none is set."""
     relays = parse_relay_urls(config.get("SMTP_URL"))
-    if not relays:
-        return MaildirTransport(str(config["OUTBOX_PATH"]))
-    relay = relays[0]
+    return relays or [Relay(scheme="maildir", path=str(config["OUTBOX_PATH"]))]
+
+
+def open_transport(config: Any) -> Transport:
+    """A transport to the first configured relay (or the outbox), for one-off messages.
+
+    Bulk and transactional mail go through ``newsletter.delivery.outbound`` instead, which
+    spreads them over every relay under their rate limits.
+    """
+    return transport_for(configured_relays(config)[0], config)
+
+
+def transport_for(relay: Relay, config: Any) -> Transport:
+    """A new, not yet connected transport to ``relay`` with the app's SMTP settings."""
     if relay.scheme == "maildir":
         return MaildirTransport(relay.path)
     return SMTPTransport(
@@ -128,6 +143,8 @@ def _delivery_error(
     text = _reply_text(reply)
     if 500 <= code <= 599:
         return PermanentDeliveryError(code, text)
+    if code == 421:  # the relay is shutting the session: its trouble, not the recipient's
+        return RelayUnavailable(code, text)
     return TemporaryDeliveryError(code, text)
 
 
@@ -148,6 +165,7 @@ class SMTPTransport:
         self.tls_context = tls_context or ssl.create_default_context()
         self._smtp: smtplib.SMTP | None = None
         self._sent_on_connection = 0
+        self._step = "MAIL"
         #: how many connections this transport has opened (tests and the bench read it)
         self.connections = 0
 
@@ -176,15 +194,14 @@ class SMTPTransport:
             except BaseException:
                 smtp.close()
                 raise
-        except smtplib.SMTPAuthenticationError as error:
-            # Wrong credentials are the relay's set-up, not the recipient's fault: never a
-            # permanent failure that would mark (and blocklist) every address.
-            raise TemporaryDeliveryError(error.smtp_code, _reply_text(error.smtp_error)) from None
         except smtplib.SMTPResponseException as error:
-            raise TemporaryDeliveryError(error.smtp_code, _reply_text(error.smtp_error)) from None
+            # A refused greeting, EHLO or login (wrong credentials) is the relay's state or
+            # set-up, not the recipient's fault: never a permanent failure that would mark
+            # (and blocklist) every address, and no recipient's attempt is used up.
+            raise RelayUnavailable(error.smtp_code, _reply_text(error.smtp_error)) from None
         except (smtplib.SMTPException, OSError) as error:
             reason = f"cannot connect to {relay.name}: {error}"
-            raise TemporaryDeliveryError(-1, reason) from None
+            raise RelayUnavailable(-1, reason) from None
         self.connections += 1
         self._sent_on_connection = 0
         return smtp
@@ -225,23 +242,27 @@ class SMTPTransport:
             self._smtp = self._connect()
         smtp = self._smtp
         reused = self._sent_on_connection > 0
-        step = "MAIL"
+        self._step = step = "MAIL"
         try:
             options = self._mail_options(smtp, sender, recipient)
-            code, reply = smtp.mail(sender, options)
-            if code != 250:
-                self._reset_or_abort(smtp)
-                raise _delivery_error(code, reply)
-            step = "RCPT"
-            code, reply = smtp.rcpt(recipient)
-            if code not in (250, 251):
-                # A refused recipient leaves the session clean after RSET: keep the connection.
-                self._reset_or_abort(smtp)
-                raise _delivery_error(code, reply)
-            step = "DATA"
-            code, reply = smtp.data(message)
+            if smtp.does_esmtp and smtp.has_extn("pipelining") and _is_crlf(message):
+                code, reply = self._pipelined(smtp, sender, recipient, options, message)
+            else:
+                code, reply = smtp.mail(sender, options)
+                if code != 250:
+                    self._reset_or_abort(smtp)
+                    raise _delivery_error(code, reply)
+                step = "RCPT"
+                code, reply = smtp.rcpt(recipient)
+                if code not in (250, 251):
+                    # A refused recipient leaves the session clean after RSET: keep it.
+                    self._reset_or_abort(smtp)
+                    raise _delivery_error(code, reply)
+                step = "DATA"
+                code, reply = smtp.data(message)
         except smtplib.SMTPServerDisconnected as error:
             self._abort()
+            step = max(step, self._step, key=_STEPS.index)
             if reused and step == "MAIL":
                 raise _StaleConnection() from None
             reason = f"connection to {self.relay.name} lost at {step}: {error}"
@@ -251,6 +272,7 @@ class SMTPTransport:
             raise _delivery_error(error.smtp_code, error.smtp_error) from None
         except (smtplib.SMTPException, OSError) as error:
             self._abort()
+            step = max(step, self._step, key=_STEPS.index)
             if reused and step == "MAIL" and not isinstance(error, smtplib.SMTPException):
                 raise _StaleConnection() from None  # e.g. a broken pipe on an idle connection
             raise TemporaryDeliveryError(-1, f"{self.relay.name} at {step}: {error}") from None
@@ -259,6 +281,50 @@ class SMTPTransport:
             raise _delivery_error(code, reply)
         self._sent_on_connection += 1
         return f"{code} {_reply_text(reply)}"
+
+    def _pipelined(
+        self, smtp: smtplib.SMTP, sender: str, recipient: str, options: list[str], message: bytes
+    ) -> tuple[int, bytes]:
+        """MAIL, RCPT and DATA in one write, their three replies, then the content (RFC 2920).
+
+        The message is already CRLF throughout (as mail/message.py builds it), so only the
+        dot-stuffing is left to do, a single pass in C instead of smtplib's two regexes.
+        """
+        mail = f"MAIL FROM:<{sender}>" + "".join(" " + option for option in options)
+        smtp.send(f"{mail}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode())
+        mail_code, mail_reply = smtp.getreply()
+        rcpt_code, rcpt_reply = smtp.getreply()
+        data_code, data_reply = smtp.getreply()
+        if data_code == 354 and (mail_code != 250 or rcpt_code not in (250, 251)):
+            # A relay that takes DATA after refusing the envelope gets an empty message
+            # ended at once; nothing is delivered without a recipient.
+            smtp.send(b".\r\n")
+            smtp.getreply()
+        if mail_code != 250:
+            self._reset_or_abort(smtp)
+            raise _delivery_error(mail_code, mail_reply)
+        if rcpt_code not in (250, 251):
+            self._reset_or_abort(smtp)
+            raise _delivery_error(rcpt_code, rcpt_reply)
+        if data_code != 354:
+            self._reset_or_abort(smtp)
+            raise _delivery_error(data_code, data_reply)
+        stuffed = message.replace(b"\r\n.", b"\r\n..")
+        if stuffed.startswith(b"."):
+            stuffed = b"." + stuffed
+        self._step = "DATA"  # from here a lost connection may have delivered the message
+        smtp.send(stuffed + b".\r\n")
+        code, reply = smtp.getreply()
+        if code != 250:
+            self._abort_unless_clean(smtp, code)
+            raise _delivery_error(code, reply)
+        return code, reply
+
+    def _abort_unless_clean(self, smtp: smtplib.SMTP, code: int) -> None:
+        """After a refused message the session is ready for the next one, unless the relay
+        is closing it (421) or answered nonsense."""
+        if code == 421 or code < 400:
+            self._abort()
 
     def _mail_options(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> list[str]:
         if (sender + recipient).isascii():
@@ -285,6 +351,15 @@ class SMTPTransport:
         self.close()
 
 
+_STEPS = ("MAIL", "RCPT", "DATA")
+
+
+def _is_crlf(message: bytes) -> bool:
+    """True when every line ends in CRLF (no bare LF or CR), as our messages are built."""
+    return message.endswith(b"\r\n") and message.count(b"\n") == message.count(b"\r\n") \
+        and message.count(b"\r") == message.count(b"\r\n")
+
+
 class _StaleConnection(Exception):
     """A reused connection was closed by the relay before it accepted anything."""
 
@@ -309,7 +384,7 @@ class MaildirTransport:
         try:
             key = self._maildir.add(envelope + message)
         except OSError as error:
-            raise TemporaryDeliveryError(-1, f"cannot write to {self.path}: {error}") from None
+            raise RelayUnavailable(-1, f"cannot write to {self.path}: {error}") from None
         return f"250 2.0.0 Ok: stored as {key}"
 
     def close(self) -> None:

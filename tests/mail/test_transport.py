@@ -281,3 +281,99 @@ def test_read_outbox_unknown_or_hostile_key(tmp_path: Path) -> None:
 
 def test_empty_or_missing_outbox_lists_nothing(tmp_path: Path) -> None:
     assert list_outbox(str(tmp_path / "missing")) == []
+
+
+# -- PIPELINING (RFC 2920) ------------------------------------------------------------------
+
+
+def test_pipelined_envelope_is_one_write_and_a_leading_dot_survives(
+    mailbox: CapturingSMTPServer,
+) -> None:
+    transport = open_transport(smtp_config(mailbox.port))
+    assert isinstance(transport, SMTPTransport)
+    body = b"Subject: dots\r\n\r\n.starts with a dot\r\n..two\r\nplain\r\n.\r\nafter\r\n"
+    sent: list[bytes] = []
+    transport.send(SENDER, "a@example.com", body)
+    assert transport._smtp is not None
+    original = transport._smtp.send
+
+    def spy(data: bytes | str) -> None:
+        sent.append(data if isinstance(data, bytes) else data.encode())
+        original(data)
+
+    transport._smtp.send = spy  # type: ignore[method-assign]
+    transport.send(SENDER, "b@example.com", body)
+    transport.close()
+
+    assert sent[0] == b"MAIL FROM:<news@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+    assert [m.data.replace(b"\r\n", b"\n") for m in mailbox.messages] == [
+        body.replace(b"\r\n", b"\n")
+    ] * 2
+
+
+def test_pipelined_refusals_keep_the_connection(mailbox: CapturingSMTPServer) -> None:
+    mailbox.handler.refuse["gone@example.com"] = "550 5.1.1 no such user"
+    mailbox.handler.refuse["busy@example.com"] = "451 4.3.0 try again later"
+    transport = open_transport(smtp_config(mailbox.port))
+    assert isinstance(transport, SMTPTransport)
+
+    with pytest.raises(PermanentDeliveryError) as permanent:
+        transport.send(SENDER, "gone@example.com", message("gone@example.com"))
+    with pytest.raises(TemporaryDeliveryError) as temporary:
+        transport.send(SENDER, "busy@example.com", message("busy@example.com"))
+    transport.send(SENDER, "ann@example.com", message())
+    transport.close()
+
+    assert (permanent.value.code, permanent.value.reply) == (550, "5.1.1 no such user")
+    assert temporary.value.code == 451
+    assert transport.connections == 1
+    assert [m.recipients for m in mailbox.messages] == [["ann@example.com"]]
+
+
+def test_without_pipelining_the_commands_go_one_by_one(mailbox: CapturingSMTPServer) -> None:
+    mailbox.handler.pipelining = False
+    transport = open_transport(smtp_config(mailbox.port))
+    assert isinstance(transport, SMTPTransport)
+    transport.send(SENDER, "a@example.com", message("a@example.com"))
+    assert transport._smtp is not None and not transport._smtp.has_extn("pipelining")
+    transport.send(SENDER, "b@example.com", message("b@example.com"))
+    transport.close()
+    assert len(mailbox.messages) == 2
+
+
+def test_postfix_smtp_sink_takes_pipelined_messages() -> None:
+    """Against Postfix's smtp-sink, a real PIPELINING server: every message accepted on one
+    connection, in two writes each."""
+    sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if not Path(sink).exists():
+        from tests.conftest import require_service
+
+        require_service("smtp-sink", "install Debian's postfix package")
+    port = free_port()
+    process = subprocess.Popen(
+        [sink, "-u", "nobody", f"127.0.0.1:{port}", "10"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_for_listener(port)
+        transport = SMTPTransport(Relay(scheme="smtp", host="127.0.0.1", port=port))
+        replies = [transport.send(SENDER, f"r{n}@example.com", message()) for n in range(20)]
+        assert transport._smtp is not None and transport._smtp.has_extn("pipelining")
+        transport.close()
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert all(reply.startswith("250") for reply in replies)
+    assert transport.connections == 1
+
+
+def _wait_for_listener(port: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"nothing listens on {port}")

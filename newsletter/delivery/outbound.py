@@ -1,0 +1,146 @@
+"""The way out for every message of a worker process: relay choice, rate limits, DKIM and
+pooled connections, shared by bulk sends and transactional mail.
+
+One ``Outbound`` per app and process (``outbound()``), used by many threads at once: the
+router, the limiter and the pool are thread-safe, and each send holds one pooled connection
+for the length of one SMTP transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from flask import current_app
+
+from newsletter import broker
+from newsletter.delivery.smtp import ConnectionPool
+from newsletter.errors import RelayUnavailable
+from newsletter.mail.transport import Relay, Transport, configured_relays, transport_for
+
+log = logging.getLogger(__name__)
+
+#: a rate-limit wait up to this long is waited out in place; longer ones hand the message back
+INLINE_WAIT_SECONDS = 2.0
+#: how long a message waits when every relay is down and none says when it is back
+DEFAULT_RETRY_SECONDS = 5.0
+
+_lock = threading.Lock()
+
+
+def outbound() -> Outbound:
+    """This process's ``Outbound`` for the current app (made on first use)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    existing = app.extensions.get("outbound")
+    if existing is not None:
+        return existing  # type: ignore[no-any-return]
+    with _lock:
+        existing = app.extensions.get("outbound")
+        if existing is None:
+            existing = app.extensions["outbound"] = Outbound(app.config)
+    return existing  # type: ignore[no-any-return]
+
+
+def deliver(sender: str, recipient: str, message: bytes) -> str:
+    """Send one prepared message (CRLF bytes) through the app's relays; return the reply.
+
+    :raises RelayUnavailable: no relay can take it now (down, or over its rate limit); try
+        again after ``retry_after`` seconds; not the recipient's fault.
+    :raises TemporaryDeliveryError: a 4xx for this message (retry later).
+    :raises PermanentDeliveryError: a 5xx for this message (never retried).
+    """
+    return outbound().send(sender, recipient, message)
+
+
+class Outbound:
+    """Relays with their limits and health, a connection pool and the DKIM signer."""
+
+    def __init__(self, config: Any) -> None:
+        from newsletter.delivery.ratelimit import limiter_for
+        from newsletter.delivery.relays import RelayRouter, domain_slots_for, relay_policies
+        from newsletter.mail.dkim import signer_for
+
+        self._config = config
+        self.policies = relay_policies(config)
+        self.outbox = None if self.policies else configured_relays(config)[0]
+        self.router = RelayRouter(self.policies) if self.policies else None
+        self.limiter = limiter_for(config)
+        self.slots = domain_slots_for(config)
+        self.signer = signer_for(config, str(config["FROM_ADDRESS"]))
+        self.pool = ConnectionPool(self._open, size=max(8, int(config["WORKER_THREADS"]) * 2))
+
+    def _open(self, relay: Relay) -> Transport:
+        return transport_for(relay, self._config)
+
+    def sign(self, message: bytes) -> bytes:
+        """The message with its DKIM signature, when a key is set for the From domain."""
+        return self.signer.sign(message) if self.signer is not None else message
+
+    def send(self, sender: str, recipient: str, message: bytes, *, signed: bool = False) -> str:
+        """Sign (unless ``signed``) and send through a healthy relay under its limits.
+
+        A relay that cannot be reached is reported to the router and the next one tried, so
+        one relay's outage moves its traffic to the others.
+        """
+        if not signed:
+            message = self.sign(message)
+        domain = recipient.rpartition("@")[2].lower()
+        if not self.slots.acquire(domain):
+            raise RelayUnavailable(-1, f"too many connections to {domain} at once", retry_after=1.0)
+        try:
+            if self.outbox is not None:
+                return self._send_via(self.outbox, sender, recipient, message)
+            return self._send_routed(sender, recipient, message)
+        finally:
+            self.slots.release(domain)
+
+    def _send_routed(self, sender: str, recipient: str, message: bytes) -> str:
+        assert self.router is not None
+        last: RelayUnavailable | None = None
+        for _ in range(len(self.policies)):
+            policy = self.router.choose()
+            if policy is None:
+                break
+            self._wait_for_token(policy)
+            try:
+                reply = self._send_via(policy.relay, sender, recipient, message)
+            except RelayUnavailable as error:
+                self.router.failed(policy.relay.name)
+                log.warning("relay %s: %s", policy.relay.name, error.message)
+                last = error
+                continue
+            self.router.succeeded(policy.relay.name)
+            return reply
+        # Every relay failed just now or is resting after failing: wait until one is back.
+        retry_after = max(self.router.retry_in(), DEFAULT_RETRY_SECONDS)
+        if last is not None:
+            raise RelayUnavailable(last.code, last.reply, retry_after=retry_after)
+        raise RelayUnavailable(
+            -1, "every relay is failing; waiting for one to come back", retry_after=retry_after
+        )
+
+    def _wait_for_token(self, policy: Any) -> None:
+        """Take one message from the relay's rate limit, waiting out a short wait."""
+        while True:
+            granted, wait = self.limiter.acquire(policy, 1)
+            if granted:
+                return
+            if wait > INLINE_WAIT_SECONDS:
+                raise RelayUnavailable(
+                    -1, f"{policy.relay.name} is at its rate limit", retry_after=wait
+                )
+            # Rate limiting is waiting by design; stop early when the worker shuts down.
+            if broker.stopping.wait(wait):
+                raise RelayUnavailable(-1, "worker stopping", retry_after=0.0)
+
+    def _send_via(self, relay: Relay, sender: str, recipient: str, message: bytes) -> str:
+        transport = self.pool.acquire(relay)
+        try:
+            return transport.send(sender, recipient, message)
+        finally:
+            self.pool.release(relay, transport)
+
+    def close(self) -> None:
+        """Close the pooled connections (at shutdown)."""
+        self.pool.close()

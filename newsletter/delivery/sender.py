@@ -1,0 +1,183 @@
+"""Sending one batch: claim rows under a lease, personalise, send, record each outcome.
+
+Each outcome is committed before the next message goes out on the same connection, so a
+worker killed at any instant leaves at most one message per open connection accepted by the
+relay but not recorded: the only duplicate a restart can cause.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from typing import Any
+
+from sqlalchemy import select
+
+from newsletter import broker
+from newsletter.audience.addresses import ascii_address
+from newsletter.content.models import Issue, IssueStatus
+from newsletter.delivery import outcomes
+from newsletter.errors import (
+    NotFound,
+    PermanentDeliveryError,
+    RelayUnavailable,
+    TemporaryDeliveryError,
+)
+from newsletter.extensions import db
+from newsletter.models import utcnow
+
+log = logging.getLogger(__name__)
+
+issues = Issue.__table__
+
+#: rows leased at a time inside a batch: a lease must outlast sending this many messages
+CLAIM_SIZE = 100
+#: consecutive temporary failures after which the relay, not the addresses, is the problem
+TEMPORARY_STREAK = 3
+#: default base wait before retrying a 4xx (``RETRY_BACKOFF_SECONDS`` overrides it)
+RETRY_BACKOFF_SECONDS = 60
+
+
+class BatchSender:
+    """Sends the due rows of one id range of an issue through the process's ``Outbound``."""
+
+    def __init__(self, issue: Issue, config: Any, *, list_id_header: str) -> None:
+        from newsletter.delivery.outbound import outbound
+        from newsletter.mail.message import ListInfo, MessageSkeleton
+
+        self.issue_id = issue.id
+        self.from_address = str(config["FROM_ADDRESS"])
+        # IDN domains in punycode: a relay without SMTPUTF8 would refuse them (and the 553
+        # would read as a hard bounce of the subscriber).
+        self.envelope_from = ascii_address(parseaddr(self.from_address)[1])
+        self.lease = timedelta(seconds=int(config["LEASE_SECONDS"]))
+        self.max_attempts = int(config["MAX_ATTEMPTS"])
+        self.backoff = timedelta(
+            seconds=float(config.get("RETRY_BACKOFF_SECONDS", RETRY_BACKOFF_SECONDS))
+        )
+        self.skeleton = MessageSkeleton(
+            subject=issue.rendered_subject or issue.subject,
+            html=issue.rendered_html or "",
+            text=issue.rendered_text or "",
+            from_address=self.from_address,
+            list_info=ListInfo(
+                list_id=list_id_header,
+                unsubscribe_mailto=f"mailto:{self.envelope_from}?subject=unsubscribe",
+            ),
+        )
+        self.outbound = outbound()
+        self.recorder = outcomes.SentRecorder()
+        self.interrupted = False
+
+    def run(self, first_id: int, last_id: int) -> datetime | None:
+        """Send until no due row is left in the range.
+
+        :returns: the earliest time to look at the range again when the batch stopped early
+            (the relays keep failing or are at their rate limits); None otherwise.
+        """
+        try:
+            return self._run(first_id, last_id)
+        finally:
+            self.recorder.close()
+
+    def _run(self, first_id: int, last_id: int) -> datetime | None:
+        while True:
+            if issue_status(self.issue_id) is not IssueStatus.SENDING:
+                return None  # paused or cancelled: stop between messages
+            claim = outcomes.claim(
+                self.issue_id, first_id, last_id, limit=CLAIM_SIZE, lease=self.lease
+            )
+            if not claim.ids:
+                return None
+            not_before = self._send_claimed(claim)
+            if not_before is not None or self.interrupted:
+                return not_before
+
+    def _send_claimed(self, claim: outcomes.Claim) -> datetime | None:
+        rows = outcomes.load(self.issue_id, claim.ids)
+        outcomes.record_skipped([row.delivery_id for row in rows if not row.still_wanted])
+        todo = [row for row in rows if row.still_wanted]
+        streak = 0
+        index = 0
+        while index < len(todo):
+            if broker.stopping.is_set():
+                self.interrupted = True
+                outcomes.release([r.delivery_id for r in todo[index:]])
+                return None
+            if utcnow() > claim.until - self.lease / 2:
+                # A slow relay: keep the rest of the rows ours before the lease can run out.
+                claim = outcomes.renew(claim, [r.delivery_id for r in todo[index:]], self.lease)
+                todo = todo[:index] + [r for r in todo[index:] if r.delivery_id in claim.ids]
+                if index >= len(todo):
+                    break
+            row = todo[index]
+            try:
+                temporary = self._send_one(row)
+            except RelayUnavailable as error:
+                # No relay can take mail now: every untried row waits, no attempt used up.
+                outcomes.release([r.delivery_id for r in todo[index:]])
+                log.warning("issue %s: %s; batch waits %.0f s", self.issue_id, error.message,
+                            error.retry_after)  # fmt: skip
+                return utcnow() + timedelta(seconds=error.retry_after)
+            except BaseException:
+                # Not an SMTP answer (a bug, a lost database): give the untried rows back.
+                db.session.rollback()
+                outcomes.release([r.delivery_id for r in todo[index + 1 :]])
+                raise
+            index += 1
+            streak = streak + 1 if temporary else 0
+            if streak >= TEMPORARY_STREAK:
+                outcomes.release([r.delivery_id for r in todo[index:]])
+                log.warning("issue %s: relay keeps failing; batch waits", self.issue_id)
+                return utcnow() + self.backoff
+        return None
+
+    def _send_one(self, row: outcomes.Claimed) -> bool:
+        """Mail one recipient and record the outcome; True for a temporary failure.
+
+        :raises RelayUnavailable: nothing was sent; the row is still claimed.
+        """
+        from newsletter.audience.tokens import manage_url, unsubscribe_url
+        from newsletter.mail.message import Recipient, make_message_id
+
+        message_id = make_message_id(self.from_address)
+        recipient = Recipient(
+            email=row.email,
+            name=row.name,
+            unsubscribe_url=unsubscribe_url(row.subscriber_id, row.list_id),
+            manage_url=manage_url(row.subscriber_id),
+            message_id=message_id,
+        )
+        data = self.outbound.sign(self.skeleton.personalise(recipient))
+        try:
+            reply = self.outbound.send(
+                self.envelope_from, ascii_address(row.email), data, signed=True
+            )
+        except RelayUnavailable:
+            raise
+        except TemporaryDeliveryError as error:
+            failed = outcomes.record_temporary(
+                row, error, max_attempts=self.max_attempts, backoff=self.backoff
+            )
+            log.info("delivery %s: %s (%s)", row.delivery_id, error.message,
+                     "gave up" if failed else "will retry")  # fmt: skip
+            return True
+        except PermanentDeliveryError as error:
+            outcomes.record_permanent(row, error)
+            log.info("delivery %s: %s (failed)", row.delivery_id, error.message)
+            return False
+        # Recorded the moment the relay accepts it: this is what prevents a second copy.
+        self.recorder.record(row.delivery_id, message_id=message_id, reply=reply)
+        return False
+
+
+def issue_status(issue_id: int) -> IssueStatus:
+    """The issue's status as committed now (not the session's cached copy).
+
+    :raises NotFound: no such issue.
+    """
+    status = db.session.scalar(select(issues.c.status).where(issues.c.id == issue_id))
+    if status is None:
+        raise NotFound("issue", issue_id)
+    return IssueStatus(status)
