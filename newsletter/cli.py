@@ -162,10 +162,13 @@ def register(app: Flask) -> None:
     app.cli.add_command(worker_command)
     from newsletter.audience import commands as audience_commands
     from newsletter.auth import commands as auth_commands
+    from newsletter.bench import commands as bench_commands
     from newsletter.content import commands as content_commands
     from newsletter.delivery import commands as delivery_commands
+    from newsletter.mail import dkim_commands
 
-    for module in (audience_commands, auth_commands, content_commands, delivery_commands):
+    for module in (audience_commands, auth_commands, content_commands, delivery_commands,
+                   bench_commands, dkim_commands):
         module.register(app)
 
 

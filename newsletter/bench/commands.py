@@ -1,0 +1,88 @@
+"""``newsletter bench send``: how fast does a send go, compared with the wire?"""
+
+from __future__ import annotations
+
+import os
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+bench_group = AppGroup("bench", help="Measure delivery speed against Postfix's smtp-sink.")
+
+
+def register(app: Flask) -> None:
+    """Add ``bench`` to ``app.cli``."""
+    app.cli.add_command(bench_group)
+
+
+@bench_group.command("send")
+@click.option(
+    "--recipients",
+    "-n",
+    required=True,
+    type=click.IntRange(min=1),
+    help="Subscribers to seed and send to.",
+)
+@click.option(
+    "--connections",
+    "-c",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="SMTP connections in total, for smtp-source and for the workers.",
+)
+@click.option(
+    "--processes",
+    "-p",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Worker processes sharing the connections [default: min(connections, CPUs)].",
+)
+@click.option(
+    "--dkim/--no-dkim",
+    default=False,
+    show_default=True,
+    help="Sign every message with a throwaway DKIM key.",
+)
+@click.option(
+    "--keep", is_flag=True, help="Leave the bench database (schema or file) in place afterwards."
+)
+@click.option(
+    "--raw-messages",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Messages for the smtp-source run [default: recipients, 10,000 to 100,000].",
+)
+def send_command(
+    recipients: int,
+    connections: int,
+    processes: int | None,
+    dkim: bool,
+    keep: bool,
+    raw_messages: int | None,
+) -> None:
+    """Seed RECIPIENTS subscribers, measure smtp-source against smtp-sink, then send a 20 KB
+    issue to them through the configured database and broker and compare.
+
+    Writes only to a database of its own beside the configured one (a `<schema>_bench`
+    schema on PostgreSQL, a `-bench.db` file on SQLite). The last line is key=value pairs.
+    """
+    from newsletter.bench.run import BenchError, BenchOptions, run_bench
+    from newsletter.bench.sink import SinkError
+    from newsletter.bench.workers import WorkerError
+
+    options = BenchOptions(
+        recipients=recipients,
+        connections=connections,
+        processes=processes or min(connections, os.cpu_count() or 1),
+        dkim=dkim,
+        keep=keep,
+        raw_messages=raw_messages,
+    )
+    try:
+        result = run_bench(current_app.config, options, lambda line: click.echo(line, err=True))
+    except (BenchError, SinkError, WorkerError) as error:
+        raise click.ClickException(str(error)) from None
+    for line in result.summary():
+        click.echo(line)
