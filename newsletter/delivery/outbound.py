@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 
 from newsletter import broker
 from newsletter.delivery.smtp import ConnectionPool
@@ -34,12 +34,12 @@ def outbound() -> Outbound:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     existing = app.extensions.get("outbound")
     if existing is not None:
-        return existing  # type: ignore[no-any-return]
+        return existing
     with _lock:
         existing = app.extensions.get("outbound")
         if existing is None:
-            existing = app.extensions["outbound"] = Outbound(app.config)
-    return existing  # type: ignore[no-any-return]
+            existing = app.extensions["outbound"] = Outbound(app)
+    return existing
 
 
 def deliver(sender: str, recipient: str, message: bytes) -> str:
@@ -56,17 +56,19 @@ def deliver(sender: str, recipient: str, message: bytes) -> str:
 class Outbound:
     """Relays with their limits and health, a connection pool and the DKIM signer."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, app: Flask) -> None:
         from newsletter.delivery.ratelimit import limiter_for
         from newsletter.delivery.relays import RelayRouter, domain_slots_for, relay_policies
         from newsletter.mail.dkim import signer_for
 
-        self._config = config
+        config = self._config = app.config
         self.policies = relay_policies(config)
         self.outbox = None if self.policies else configured_relays(config)[0]
         self.router = RelayRouter(self.policies) if self.policies else None
-        self.limiter = limiter_for(config)
-        self.slots = domain_slots_for(config)
+        # Given the app, both are shared by every thread of the process (and through Redis,
+        # when there is one, by every worker).
+        self.limiter = limiter_for(app)
+        self.slots = domain_slots_for(app)
         self.signer = signer_for(config, str(config["FROM_ADDRESS"]))
         self.pool = ConnectionPool(self._open, size=max(8, int(config["WORKER_THREADS"]) * 2))
 
