@@ -1,0 +1,241 @@
+"""Live progress of a send: counts by outcome, the rate over the last minute, the finish.
+
+Cheap enough to poll every few seconds on a 1,000,000-recipient issue:
+
+- counts are taken at most every ``SAMPLE_EVERY`` per issue, however many pages, API
+  clients and workers ask; each is stored as a ``ProgressSample`` and the others reuse it;
+- while sending (audience complete) only the pending, failed and skipped rows are counted,
+  through the ``(issue_id, status)`` index: ``sent`` is the rest of ``total_count``, so the
+  count shrinks as the send advances instead of growing;
+- the rate compares the newest sample with the oldest of the last ``RATE_WINDOW`` (a few
+  rows of ``progress_samples``), never scanning the deliveries for timestamps.
+
+The workers' sweeper samples every sending issue now and then (``sample_sending``), so the
+rate is known even when nobody was watching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+
+from newsletter.content.models import Issue, IssueStatus
+from newsletter.delivery.models import Delivery, DeliveryStatus, ProgressSample
+from newsletter.errors import NotFound
+from newsletter.extensions import db
+from newsletter.models import utcnow
+
+issues = Issue.__table__
+deliveries = Delivery.__table__
+samples = ProgressSample.__table__
+
+#: counts younger than this are reused rather than taken again
+SAMPLE_EVERY = timedelta(seconds=2)
+#: the rate is measured over about this long
+RATE_WINDOW = timedelta(seconds=60)
+#: a rate over less than this would be noise: none is given
+MIN_RATE_SPAN = timedelta(seconds=3)
+#: samples older than this are deleted
+KEEP = timedelta(minutes=5)
+#: after a send ends, late outcomes (the message on the wire at a cancel) may still land;
+#: past this, its counts are final and one sample serves every later look
+FINAL_GRACE = timedelta(seconds=30)
+
+NOT_STARTED = (IssueStatus.DRAFT, IssueStatus.SCHEDULED)
+FINAL = (IssueStatus.SENT, IssueStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Counts:
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    pending: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.sent + self.failed + self.skipped + self.pending
+
+    @property
+    def done(self) -> int:
+        """Deliveries with a final outcome."""
+        return self.sent + self.failed + self.skipped
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a send stands."""
+
+    issue_id: int
+    status: IssueStatus
+    counts: Counts
+    #: when the counts were taken
+    taken_at: datetime
+    #: messages handed to the relay (sent or failed) per second over the last minute;
+    #: None when not sending or not measured yet
+    rate: float | None = None
+    #: when the pending deliveries should be done at the current pace
+    eta: datetime | None = None
+
+    @property
+    def seconds_left(self) -> float | None:
+        if self.eta is None:
+            return None
+        return max(0.0, (self.eta - self.taken_at).total_seconds())
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``status``, the counts, ``rate``, ``eta`` (ISO 8601), ``seconds_left``."""
+        return {
+            "status": self.status.value,
+            "total": self.counts.total,
+            "sent": self.counts.sent,
+            "failed": self.counts.failed,
+            "skipped": self.counts.skipped,
+            "pending": self.counts.pending,
+            "rate": None if self.rate is None else round(self.rate, 1),
+            "eta": None if self.eta is None else self.eta.isoformat(),
+            "seconds_left": None if self.seconds_left is None else round(self.seconds_left),
+            "counted_at": self.taken_at.isoformat(),
+        }
+
+
+def progress(issue_id: int, *, now: datetime | None = None) -> Progress:
+    """The issue's progress: counts (at most ``SAMPLE_EVERY`` old), rate and finish.
+
+    :raises NotFound: no such issue.
+    """
+    now = now or utcnow()
+    row = db.session.execute(
+        select(issues.c.status, issues.c.total_count, issues.c.finished_at).where(
+            issues.c.id == issue_id
+        )
+    ).first()
+    if row is None:
+        db.session.commit()
+        raise NotFound("issue", issue_id)
+    status = IssueStatus(row[0])
+    if status in NOT_STARTED:
+        db.session.commit()
+        return Progress(issue_id, status, Counts(), now)
+    latest = _latest_sample(issue_id)
+    if latest is not None and _still_good(latest[0], status, row[2], now):
+        taken_at, counts = latest
+    else:
+        taken_at, counts = now, _count(issue_id, status, int(row[1] or 0))
+        _store(issue_id, taken_at, counts)
+    rate = eta = None
+    if status is IssueStatus.SENDING:
+        rate, eta = _pace(issue_id, taken_at, counts)
+    db.session.commit()
+    return Progress(issue_id, status, counts, taken_at, rate=rate, eta=eta)
+
+
+def sample_sending(now: datetime | None = None) -> int:
+    """Take counts for every sending issue whose last sample is stale; return how many.
+
+    Run by the sweeper, so the rate has a history before anyone opens the page.
+    """
+    now = now or utcnow()
+    sending = db.session.scalars(
+        select(issues.c.id).where(issues.c.status == IssueStatus.SENDING)
+    ).all()
+    db.session.commit()
+    for issue_id in sending:
+        progress(int(issue_id), now=now)
+    return len(sending)
+
+
+def _still_good(
+    taken_at: datetime, status: IssueStatus, finished_at: datetime | None, now: datetime
+) -> bool:
+    if now - taken_at < SAMPLE_EVERY:
+        return True
+    return status in FINAL and finished_at is not None and taken_at >= finished_at + FINAL_GRACE
+
+
+def _latest_sample(issue_id: int) -> tuple[datetime, Counts] | None:
+    row = db.session.execute(
+        select(samples.c.taken_at, samples.c.sent, samples.c.failed, samples.c.skipped,
+               samples.c.pending)
+        .where(samples.c.issue_id == issue_id)
+        .order_by(samples.c.taken_at.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return _aware(row[0]), Counts(*(int(value) for value in row[1:]))
+
+
+def _count(issue_id: int, status: IssueStatus, total_count: int) -> Counts:
+    """Counts by outcome; while sending with the audience complete, without the sent rows."""
+    where = [deliveries.c.issue_id == issue_id]
+    derive_sent = status is IssueStatus.SENDING and total_count > 0
+    if derive_sent:
+        where.append(deliveries.c.status != DeliveryStatus.SENT)
+    rows = db.session.execute(
+        select(deliveries.c.status, func.count()).where(*where).group_by(deliveries.c.status)
+    ).all()
+    by_status = {DeliveryStatus(status_): int(count) for status_, count in rows}
+    failed = by_status.get(DeliveryStatus.FAILED, 0)
+    skipped = by_status.get(DeliveryStatus.SKIPPED, 0)
+    pending = by_status.get(DeliveryStatus.PENDING, 0)
+    if derive_sent:
+        # Rows are never added once the audience is complete; a subscriber deleted since
+        # takes their row along, hence the floor.
+        sent = max(0, total_count - failed - skipped - pending)
+    else:
+        sent = by_status.get(DeliveryStatus.SENT, 0)
+    return Counts(sent=sent, failed=failed, skipped=skipped, pending=pending)
+
+
+def _store(issue_id: int, taken_at: datetime, counts: Counts) -> None:
+    db.session.execute(
+        insert(samples).values(
+            issue_id=issue_id,
+            taken_at=taken_at,
+            sent=counts.sent,
+            failed=counts.failed,
+            skipped=counts.skipped,
+            pending=counts.pending,
+        )
+    )
+    db.session.execute(
+        delete(samples).where(samples.c.issue_id == issue_id, samples.c.taken_at < taken_at - KEEP)
+    )
+
+
+def _pace(
+    issue_id: int, taken_at: datetime, counts: Counts
+) -> tuple[float | None, datetime | None]:
+    """Messages per second since the oldest sample of the window, and the finish it implies."""
+    base = db.session.execute(
+        select(samples.c.taken_at, samples.c.sent, samples.c.failed, samples.c.skipped,
+               samples.c.pending)
+        .where(
+            samples.c.issue_id == issue_id,
+            samples.c.taken_at >= taken_at - RATE_WINDOW,
+            samples.c.taken_at <= taken_at - MIN_RATE_SPAN,
+        )
+        .order_by(samples.c.taken_at)
+        .limit(1)
+    ).first()
+    if base is None:
+        return None, None
+    then = Counts(*(int(value) for value in base[1:]))
+    seconds = (taken_at - _aware(base[0])).total_seconds()
+    rate = max(0.0, (counts.sent + counts.failed - then.sent - then.failed) / seconds)
+    finishing = max(0.0, (counts.done - then.done) / seconds)
+    if counts.pending == 0:
+        return rate, taken_at
+    if finishing <= 0:
+        return rate, None  # nothing finished lately (a relay down, all waiting to retry)
+    return rate, taken_at + timedelta(seconds=counts.pending / finishing)
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
