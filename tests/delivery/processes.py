@@ -84,3 +84,61 @@ def wait_until(condition: Callable[[], bool], *, timeout: float = 60, what: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         time.sleep(0.1)
+
+
+def start_send(
+    app: Flask, issue_id: int, env: dict[str, str], logs: Path, *,
+    workers: int = 1, resume: bool = False,
+) -> list[subprocess.Popen[bytes]]:
+    """Send the issue with real processes, as an operator would; return them.
+
+    On the embedded queue (stub broker) that is one ``newsletter issues send ID --wait``: its
+    worker threads do the work and the queue lives and dies with it. With a broker it is
+    ``workers`` × ``newsletter worker`` (each ready, i.e. consuming, before the send is
+    requested from this process). ``resume``: the issue is already sending; the embedded
+    command resumes it, and workers resume it at start-up. Logs go to ``logs``/*.log.
+    """
+    from newsletter.broker import is_embedded
+    from newsletter.delivery import dispatcher
+
+    logs.mkdir(parents=True, exist_ok=True)
+    if is_embedded(app):
+        return [start(["issues", "send", str(issue_id), "--wait"], env, _next_log(logs, "send"))]
+    started = []
+    for _ in range(workers):
+        log = _next_log(logs, "worker")
+        started.append((start(["worker"], env, log), log))
+    for process, log in started:
+        wait_until(
+            lambda p=process, lg=log: "consuming with" in lg.read_text() or p.poll() is not None,
+            timeout=60, what=f"worker {process.pid} to start",
+        )
+        assert process.poll() is None, log.read_text()
+    if not resume:
+        dispatcher.request_send(issue_id)
+    return [process for process, _ in started]
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]], timeout: float = 30) -> list[int]:
+    """Let a ``… --wait`` command end by itself; SIGTERM workers (they stop cleanly).
+    Return the exit statuses."""
+    statuses = []
+    for process in processes:
+        if "--wait" in process.args:  # type: ignore[operator]
+            try:
+                statuses.append(process.wait(timeout=timeout))
+                continue
+            except subprocess.TimeoutExpired:
+                pass
+        statuses.append(kill_group(process, signal.SIGTERM))
+    return statuses
+
+
+def logs_text(logs: Path) -> str:
+    """Every log in the folder, for a failure message."""
+    return "\n".join(f"--- {log.name}\n{log.read_text()}" for log in sorted(logs.glob("*.log")))
+
+
+def _next_log(logs: Path, stem: str) -> Path:
+    n = 1 + len(list(logs.glob(f"{stem}-*.log")))
+    return logs / f"{stem}-{n}.log"
