@@ -303,19 +303,23 @@ class _FastRelaxed(Relaxed):
     """dkimpy's relaxed canonicalization with a faster, equivalent body step.
 
     dkimpy rewrites every single space of the body (``[\\t ]+`` → `` ``), about half a
-    millisecond for 20 KB; only tabs and runs of blanks need rewriting, and most lines have
-    no trailing blanks at all.
+    millisecond for 20 KB; only tabs and runs of blanks need rewriting. Quoted-printable
+    bodies have no trailing blanks and rarely tabs; HTML indentation gives runs of spaces,
+    which a pattern starting with a literal "  " finds ten times faster than a class.
     """
 
     _TRAILING = re.compile(rb"[\t ]+\r\n")
-    _RUNS = re.compile(rb"[\t ]{2,}|\t")
+    _BLANKS = re.compile(rb" [\t ]+|\t[\t ]*")  # a maximal run of 2+ blanks, or a tab
+    _SPACES = re.compile(rb"  +")
 
     @staticmethod
     def canonicalize_body(body: bytes) -> bytes:
         if b" \r\n" in body or b"\t\r\n" in body:
             body = _FastRelaxed._TRAILING.sub(b"\r\n", body)
-        if b"\t" in body or b"  " in body:
-            body = _FastRelaxed._RUNS.sub(b" ", body)
+        if b"\t" in body:
+            body = _FastRelaxed._BLANKS.sub(b" ", body)
+        elif b"  " in body:
+            body = _FastRelaxed._SPACES.sub(b" ", body)
         return bytes(correct_empty_body(strip_trailing_lines(body)))
 
 
