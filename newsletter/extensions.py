@@ -58,12 +58,18 @@ def _migrations_dir() -> str:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
-    """WAL lets the web and the worker threads read while one writes; FKs are off by default."""
+    """WAL lets the web and the worker threads read while one writes; FKs are off by default.
+
+    ``synchronous=NORMAL`` is SQLite's advice for WAL: a commit survives the process being
+    killed, and only an OS crash or power cut may lose the last ones; FULL would fsync on
+    every commit, and a send commits once per message.
+    """
     import sqlite3
 
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
