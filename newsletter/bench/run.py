@@ -38,6 +38,8 @@ RAW_MIN_MESSAGES = 10_000
 STALL_SECONDS = 300.0
 #: a broker that took a command this recently has a live client
 HEARTBEAT_WINDOW_MS = 5_000
+#: a consumer renews its heartbeat at least this often
+CONSUMER_CHECK_SECONDS = 2.5
 POLL_SECONDS = 0.1
 
 Echo = Callable[[str], None]
@@ -191,10 +193,13 @@ def check_broker_idle(broker: Any, own: set[str]) -> None:
         return  # the stub broker is ours alone; RabbitMQ: cannot tell
     from newsletter.broker import QUEUES
 
-    now_ms = time.time() * 1000
+    # Any command leaves a heartbeat, but only consumers keep renewing theirs (at least
+    # once a second while idle): look twice, a little apart.
     heartbeats = f"{broker.namespace}:__heartbeats__"
-    recent = client.zrangebyscore(heartbeats, now_ms - HEARTBEAT_WINDOW_MS, "+inf")
-    live = len({_text(member) for member in recent} - own)
+    first = _recent(client, heartbeats, own)
+    time.sleep(CONSUMER_CHECK_SECONDS if first else 0)
+    live = sum(1 for member, at in _recent(client, heartbeats, own).items()
+               if at > first.get(member, -1.0))  # fmt: skip
     if live:
         raise BenchError(
             f"{live} other client(s) of this broker are live (workers would take the bench's "
@@ -207,6 +212,31 @@ def check_broker_idle(broker: Any, own: set[str]) -> None:
             f"jobs are waiting on this broker {waiting}; the bench's workers would run them "
             "against the bench database: use another Redis database"
         )
+
+
+def _clients(app: Flask) -> set[str]:
+    """Ids of the broker's clients that have a heartbeat entry now."""
+    broker = app.extensions["dramatiq"]
+    client = getattr(broker, "client", None)
+    if client is None:
+        return set()
+    return {_text(member) for member in client.zrange(f"{broker.namespace}:__heartbeats__", 0, -1)}
+
+
+def _forget_clients(broker: Any, before: set[str]) -> None:
+    """Drop the heartbeat entries the bench's workers and this process left behind, so the
+    next run does not take them for live workers (no other client was live when it began)."""
+    key = f"{broker.namespace}:__heartbeats__"
+    ours = {_text(member) for member in broker.client.zrange(key, 0, -1)} - before
+    if ours:
+        broker.client.zrem(key, *ours)
+
+
+def _recent(client: Any, key: str, own: set[str]) -> dict[str, float]:
+    """Heartbeats of the last few seconds by client id (this process's left out)."""
+    since = time.time() * 1000 - HEARTBEAT_WINDOW_MS
+    entries = client.zrangebyscore(key, since, "+inf", withscores=True)
+    return {_text(member): float(at) for member, at in entries if _text(member) not in own}
 
 
 def _text(value: bytes | str) -> str:
@@ -254,8 +284,7 @@ def run_bench(config: Any, options: BenchOptions, echo: Echo) -> BenchResult:
         sink = Sink()
         cleanup.callback(sink.stop)
         overrides: dict[str, Any] = {"DATABASE_URL": database.url, "SMTP_URL": sink.url}
-        if options.dkim:
-            overrides.update(_prepare_dkim(config, workdir))
+        overrides.update(_dkim_settings(config, workdir, options.dkim))
         own = {str(getattr(dramatiq.get_broker(), "broker_id", ""))}
         app = bench_app(config, overrides)
         own.add(str(getattr(app.extensions["dramatiq"], "broker_id", "")))
@@ -304,6 +333,9 @@ def _run_in_app(
         layout = f"{len(threads)} worker processes x {'/'.join(map(str, threads))} threads"
     echo(f"starting workers: {layout}")
     with contextlib.ExitStack() as running:
+        if not embedded:
+            before = _clients(app) - own_brokers
+            running.callback(_forget_clients, app.extensions["dramatiq"], before)
         running.callback(workers.stop)
         workers.start()
         seconds, first = _send_and_wait(issue_id, options.recipients, sink, workers, echo)
@@ -390,13 +422,26 @@ def _outcome(issue_id: int) -> tuple[int, int]:
     return int(counts["sent"]), int(counts["failed"])
 
 
-def _prepare_dkim(config: Any, workdir: Path) -> dict[str, Any]:
-    """Settings that make workers sign with a throwaway key for the From domain."""
-    try:
-        from newsletter.mail import dkim  # noqa: F401
-    except ImportError:
-        raise BenchError("DKIM signing is not available yet (newsletter/mail/dkim.py)") from None
-    raise BenchError("--dkim: not wired to newsletter.mail.dkim yet")
+def _dkim_settings(config: Any, workdir: Path, sign: bool) -> dict[str, Any]:
+    """Settings for signing with a throwaway key for the From domain, or for not signing
+    at all (DKIM is on by default: keys of the real instance must not sign bench mail).
+
+    :raises BenchError: the From address has no domain a key can be made for.
+    """
+    if not sign:
+        return {"DKIM": "off"}
+    from newsletter.mail.dkim import generate_key, sending_domain, signer_for
+
+    from_address = str(config["FROM_ADDRESS"])
+    domain = sending_domain(from_address)
+    if domain is None:
+        raise BenchError(f"--dkim: no domain in NEWSLETTER_FROM_ADDRESS {from_address!r}")
+    key_dir = workdir / "dkim"
+    generate_key(key_dir, domain, selector="bench", algorithm="rsa", bits=2048)
+    settings = {"DKIM": "on", "DKIM_KEY_DIR": str(key_dir)}
+    if signer_for(settings, from_address) is None:  # the workers would not sign either
+        raise BenchError(f"--dkim: the key made in {key_dir} does not sign for {domain}")
+    return settings
 
 
 def _dispose() -> None:
