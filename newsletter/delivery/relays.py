@@ -377,11 +377,14 @@ class DomainSlots:
                     return False
                 self._counts[domain] = self._counts.get(domain, 0) + 1
                 return True
+        # the set itself goes when its newest slot has expired (a minute's slack for clocks)
+        key_ttl_ms = int((self.ttl_seconds + 60) * 1000)
         slot = f"{threading.get_ident()}:{time.monotonic_ns()}:{random.getrandbits(32)}"
         now = self._clock()
         try:
             taken = self._script(
-                keys=[f"{self._prefix}:{domain}"], args=[now, now + self.ttl_seconds, cap, slot]
+                keys=[f"{self._prefix}:{domain}"],
+                args=[now, now + self.ttl_seconds, cap, slot, key_ttl_ms],
             )
         except Exception as error:  # noqa: BLE001 - Redis away: behave as "busy", try later
             log.warning("domain slots: Redis unavailable (%s); treating %s as busy", error, domain)
@@ -429,7 +432,7 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
   return 0
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000) + 60000)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 """
 

@@ -88,12 +88,13 @@ def new_limiter(backend: dict[str, str | None]) -> Iterator[MakeLimiter]:
 def drain(limiter: RateLimiter, relay: RelayPolicy, chunk: int = 1000) -> int:
     """Ask until the limiter says wait; how many were granted in all."""
     total = 0
-    while True:
+    for _ in range(10_000):  # bounded: a limiter that never says wait fails, not hangs
         granted, wait = limiter.acquire(relay, chunk)
         if not granted:
             assert wait > 0
             return total
         total += granted
+    raise AssertionError(f"still granting after {total}")
 
 
 class CountingBackend(MemoryBackend):
@@ -222,16 +223,14 @@ def test_concurrent_workers_never_exceed_the_cap(new_limiter: MakeLimiter) -> No
     lock = threading.Lock()
 
     def work(limiter: RateLimiter, chunk: int) -> None:
-        while True:
+        for _ in range(2000):
             got, _ = limiter.acquire(relay, chunk)
             if not got:
                 return
             with lock:
                 granted.append(got)
 
-    threads = [
-        threading.Thread(target=work, args=(limiters[n % 2], 7 + n * 13)) for n in range(8)
-    ]
+    threads = [threading.Thread(target=work, args=(limiters[n % 2], 7 + n * 13)) for n in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -261,5 +260,7 @@ def test_limiter_for_picks_redis_when_one_is_configured() -> None:
 def test_limiter_for_an_app_is_shared_by_its_workers(app: Flask) -> None:
     limiter = limiter_for(app)
     assert limiter_for(app) is limiter
-    expected = RedisBackend if (app.config["BROKER_URL"] or "").startswith("redis") else MemoryBackend
+    expected = (
+        RedisBackend if (app.config["BROKER_URL"] or "").startswith("redis") else MemoryBackend
+    )
     assert isinstance(limiter.backend, expected)
