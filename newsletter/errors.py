@@ -125,3 +125,7 @@ class RelayUnavailable(TemporaryDeliveryError):
     def __init__(self, code: int, reply: str, *, retry_after: float = 5.0) -> None:
         super().__init__(code, reply)
         self.retry_after = retry_after
+
+
+class DomainBusy(RelayUnavailable):
+    """As many messages to the recipient's domain are in flight as its cap allows."""

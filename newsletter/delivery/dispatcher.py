@@ -247,12 +247,14 @@ def finish_if_done(issue_id: int) -> bool:
     if not total:
         db.session.commit()
         return False
+    # Whether any row is pending, not how many: one index probe instead of counting up to a
+    # million rows after every batch.
     pending = db.session.scalar(
-        select(func.count()).where(
-            deliveries.c.issue_id == issue_id, deliveries.c.status == DeliveryStatus.PENDING
-        )
+        select(deliveries.c.id)
+        .where(deliveries.c.issue_id == issue_id, deliveries.c.status == DeliveryStatus.PENDING)
+        .limit(1)
     )
-    if pending:
+    if pending is not None:
         db.session.commit()
         return False
     counts = _status_counts(issue_id)

@@ -16,7 +16,7 @@ from flask import Flask, current_app
 
 from newsletter import broker
 from newsletter.delivery.smtp import ConnectionPool
-from newsletter.errors import RelayUnavailable
+from newsletter.errors import DomainBusy, RelayUnavailable
 from newsletter.mail.transport import Relay, Transport, configured_relays, transport_for
 
 log = logging.getLogger(__name__)
@@ -29,16 +29,24 @@ DEFAULT_RETRY_SECONDS = 5.0
 _lock = threading.Lock()
 
 
+#: the settings an ``Outbound`` is made from: when one changes, a new one is made
+SETTINGS = ("SMTP_URL", "OUTBOX_PATH", "DOMAIN_CONNECTIONS", "SMTP_TIMEOUT", "SMTP_HELO_NAME")
+
+
 def outbound() -> Outbound:
     """This process's ``Outbound`` for the current app (made on first use)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    key = tuple(str(app.config.get(name)) for name in SETTINGS)
     existing = app.extensions.get("outbound")
-    if existing is not None:
+    if existing is not None and existing.key == key:
         return existing
     with _lock:
         existing = app.extensions.get("outbound")
-        if existing is None:
+        if existing is None or existing.key != key:
+            if existing is not None:
+                existing.close()
             existing = app.extensions["outbound"] = Outbound(app)
+            existing.key = key
     return existing
 
 
@@ -59,8 +67,6 @@ class Outbound:
     def __init__(self, app: Flask) -> None:
         from newsletter.delivery.ratelimit import limiter_for
         from newsletter.delivery.relays import RelayRouter, domain_slots_for, relay_policies
-        from newsletter.mail.dkim import signer_for
-
         config = self._config = app.config
         self.policies = relay_policies(config)
         self.outbox = None if self.policies else configured_relays(config)[0]
@@ -69,15 +75,22 @@ class Outbound:
         # when there is one, by every worker).
         self.limiter = limiter_for(app)
         self.slots = domain_slots_for(app)
-        self.signer = signer_for(config, str(config["FROM_ADDRESS"]))
+        self.key: tuple[str, ...] = ()
         self.pool = ConnectionPool(self._open, size=max(8, int(config["WORKER_THREADS"]) * 2))
 
     def _open(self, relay: Relay) -> Transport:
         return transport_for(relay, self._config)
 
     def sign(self, message: bytes) -> bytes:
-        """The message with its DKIM signature, when a key is set for the From domain."""
-        return self.signer.sign(message) if self.signer is not None else message
+        """The message with its DKIM signatures, when keys are set for the From domain.
+
+        Asked per message (it is a cached look-up): a key made with ``newsletter dkim keygen``
+        signs from the next message on, without restarting the workers.
+        """
+        from newsletter.mail.dkim import signer_for
+
+        signer = signer_for(self._config, str(self._config["FROM_ADDRESS"]))
+        return signer.sign(message) if signer is not None else message
 
     def send(self, sender: str, recipient: str, message: bytes, *, signed: bool = False) -> str:
         """Sign (unless ``signed``) and send through a healthy relay under its limits.
@@ -89,7 +102,7 @@ class Outbound:
             message = self.sign(message)
         domain = recipient.rpartition("@")[2].lower()
         if not self.slots.acquire(domain):
-            raise RelayUnavailable(-1, f"too many connections to {domain} at once", retry_after=1.0)
+            raise DomainBusy(-1, f"too many connections to {domain} at once", retry_after=1.0)
         try:
             if self.outbox is not None:
                 return self._send_via(self.outbox, sender, recipient, message)
@@ -100,7 +113,9 @@ class Outbound:
     def _send_routed(self, sender: str, recipient: str, message: bytes) -> str:
         assert self.router is not None
         last: RelayUnavailable | None = None
-        for _ in range(len(self.policies)):
+        # Enough tries for a failing relay to be taken out (fail_threshold failures) and the
+        # message to go through another one.
+        for _ in range(len(self.policies) * (self.router.fail_threshold + 1)):
             policy = self.router.choose()
             if policy is None:
                 break
@@ -111,6 +126,8 @@ class Outbound:
                 self.router.failed(policy.relay.name)
                 log.warning("relay %s: %s", policy.relay.name, error.message)
                 last = error
+                if len(self.policies) == 1:
+                    break  # nowhere else to go: wait, rather than knock again at once
                 continue
             self.router.succeeded(policy.relay.name)
             return reply

@@ -19,6 +19,7 @@ from newsletter.audience.addresses import ascii_address
 from newsletter.content.models import Issue, IssueStatus
 from newsletter.delivery import outcomes
 from newsletter.errors import (
+    DomainBusy,
     NotFound,
     PermanentDeliveryError,
     RelayUnavailable,
@@ -100,6 +101,7 @@ class BatchSender:
         todo = [row for row in rows if row.still_wanted]
         streak = 0
         index = 0
+        deferred: set[int] = set()
         while index < len(todo):
             if broker.stopping.is_set():
                 self.interrupted = True
@@ -114,6 +116,16 @@ class BatchSender:
             row = todo[index]
             try:
                 temporary = self._send_one(row)
+            except DomainBusy as error:
+                # Its domain is at its cap: the rows behind it go first, unless they are all
+                # waiting for a busy domain too.
+                rest = todo[index + 1 :]
+                if row.delivery_id in deferred or not rest:
+                    outcomes.release([r.delivery_id for r in todo[index:]])
+                    return utcnow() + timedelta(seconds=error.retry_after)
+                deferred.add(row.delivery_id)
+                todo = todo[:index] + rest + [row]
+                continue
             except RelayUnavailable as error:
                 # No relay can take mail now: every untried row waits, no attempt used up.
                 outcomes.release([r.delivery_id for r in todo[index:]])

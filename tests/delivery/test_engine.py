@@ -1,0 +1,165 @@
+"""The engine between the batches and the relays: DKIM on bulk mail, pooled connections,
+rate limits, failover between relays and the cap per recipient domain."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import dkim
+from flask import Flask
+from sqlalchemy import select
+
+from newsletter.content.models import Issue
+from newsletter.delivery import dispatcher
+from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.delivery.sender import BatchSender
+from newsletter.extensions import db
+from newsletter.mail.dkim import generate_key
+from newsletter.models import utcnow
+from tests.conftest import free_port
+from tests.delivery.conftest import Audience
+from tests.smtp import CapturingSMTPServer
+
+
+def statuses(issue_id: int) -> Counter[tuple[DeliveryStatus, int]]:
+    """How many deliveries of the issue have each (status, attempts)."""
+    db.session.commit()
+    rows = db.session.execute(
+        select(Delivery.status, Delivery.attempts).where(Delivery.issue_id == issue_id)
+    ).all()
+    return Counter((status, attempts) for status, attempts in rows)
+
+
+def test_bulk_mail_is_dkim_signed_with_the_from_domains_keys(
+    app: Flask, audience: Audience, issue_id: int, mailbox: CapturingSMTPServer,
+    run_jobs: Callable[[], None], tmp_path: Path,
+) -> None:  # fmt: skip
+    key_dir = tmp_path / "dkim"
+    app.config["DKIM_KEY_DIR"] = str(key_dir)
+    rsa_key = generate_key(key_dir, "example.org", selector="rsa1", algorithm="rsa")
+    ed_key = generate_key(key_dir, "example.org", selector="ed1", algorithm="ed25519")
+    records = {
+        f"{key.selector}._domainkey.example.org.".encode(): key.dns_value.encode()
+        for key in (rsa_key, ed_key)
+    }
+
+    dispatcher.request_send(issue_id)
+    run_jobs()
+
+    assert sorted(r for m in mailbox.messages for r in m.recipients) == audience.emails
+    for message in mailbox.messages:
+        assert message.data.count(b"DKIM-Signature:") == 2
+        for index in (0, 1):
+            verifier = dkim.DKIM(message.data)
+            assert verifier.verify(idx=index, dnsfunc=lambda name, timeout=5: records.get(name))
+        signed = dict(dkim.util.parse_tag_value(
+            message.message["DKIM-Signature"].encode().replace(b"\r\n", b"")
+        ))  # fmt: skip
+        assert b"list-unsubscribe" in signed[b"h"]
+        assert b"list-unsubscribe-post" in signed[b"h"]
+
+
+def test_without_a_key_bulk_mail_goes_unsigned(
+    app: Flask, audience: Audience, issue_id: int, mailbox: CapturingSMTPServer,
+    run_jobs: Callable[[], None], tmp_path: Path,
+) -> None:  # fmt: skip
+    app.config["DKIM_KEY_DIR"] = str(tmp_path / "no-keys-here")
+    dispatcher.request_send(issue_id)
+    run_jobs()
+    assert len(mailbox.messages) == len(audience.emails)
+    assert not any(b"DKIM-Signature" in m.data for m in mailbox.messages)
+
+
+def test_connections_are_pooled_across_batches(
+    app: Flask, audience: Audience, issue_id: int, mailbox: CapturingSMTPServer,
+    run_jobs: Callable[[], None],
+) -> None:  # fmt: skip
+    app.config["BATCH_SIZE"] = 1  # one batch per recipient: four batches, two threads
+    sessions: list[str] = []
+    handler = mailbox.handler
+    original = handler.handle_EHLO
+
+    async def count_sessions(server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+        sessions.append(hostname)
+        return await original(server, session, envelope, hostname, responses)
+
+    handler.handle_EHLO = count_sessions  # type: ignore[method-assign]
+    try:
+        dispatcher.request_send(issue_id)
+        run_jobs()
+    finally:
+        handler.handle_EHLO = original  # type: ignore[method-assign]
+
+    assert sorted(r for m in mailbox.messages for r in m.recipients) == audience.emails
+    assert 1 <= len(sessions) <= 2  # at most one connection per worker thread, reused
+
+
+def test_a_relay_at_its_hourly_limit_holds_the_rest_without_using_attempts(
+    app: Flask, audience: Audience, issue_id: int, mailbox: CapturingSMTPServer,
+) -> None:  # fmt: skip
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{mailbox.port}?per_hour=2"
+    dispatcher.request_send(issue_id)
+    dispatcher.start_issue(issue_id)
+    issue = db.session.get(Issue, issue_id)
+    assert issue is not None
+    ids = sorted(db.session.scalars(select(Delivery.id).where(Delivery.issue_id == issue_id)))
+
+    sender = BatchSender(issue, app.config, list_id_header="<news.example.org>")
+    not_before = sender.run(ids[0], ids[-1])
+
+    assert len(mailbox.messages) == 2
+    assert statuses(issue_id) == Counter({(DeliveryStatus.SENT, 0): 2,
+                                          (DeliveryStatus.PENDING, 0): 2})  # fmt: skip
+    assert not_before is not None and not_before > utcnow()
+    assert dispatcher.progress(issue_id)["status"] == "sending"
+
+
+def test_a_dead_relay_fails_over_to_the_live_one(
+    app: Flask, audience: Audience, issue_id: int, mailbox: CapturingSMTPServer,
+    run_jobs: Callable[[], None],
+) -> None:  # fmt: skip
+    dead = f"smtp://127.0.0.1:{free_port()}?weight=100"
+    app.config["SMTP_URL"] = f"{dead},smtp://127.0.0.1:{mailbox.port}?weight=1"
+
+    dispatcher.request_send(issue_id)
+    run_jobs()
+
+    assert sorted(r for m in mailbox.messages for r in m.recipients) == audience.emails
+    assert statuses(issue_id) == Counter({(DeliveryStatus.SENT, 0): len(audience.emails)})
+    assert dispatcher.progress(issue_id)["status"] == "sent"
+
+
+def test_a_standby_relay_gets_nothing_while_the_weighted_one_is_up(
+    app: Flask, audience: Audience, issue_id: int, mailbox: CapturingSMTPServer,
+    run_jobs: Callable[[], None],
+) -> None:  # fmt: skip
+    standby = CapturingSMTPServer()
+    standby.start()
+    try:
+        app.config["SMTP_URL"] = (
+            f"smtp://127.0.0.1:{mailbox.port}?weight=1,smtp://127.0.0.1:{standby.port}?weight=0"
+        )
+        dispatcher.request_send(issue_id)
+        run_jobs()
+        standby_messages = standby.messages
+    finally:
+        standby.stop()
+
+    assert len(mailbox.messages) == len(audience.emails)
+    assert standby_messages == []
+
+
+def test_the_cap_per_recipient_domain_still_delivers_everyone(
+    app: Flask, audience: Audience, issue_id: int, mailbox: CapturingSMTPServer,
+    run_jobs: Callable[[], None],
+) -> None:  # fmt: skip
+    app.config["DOMAIN_CONNECTIONS"] = "example.com=1"
+    app.config["BATCH_SIZE"] = 2
+
+    dispatcher.request_send(issue_id)
+    run_jobs()
+
+    assert sorted(r for m in mailbox.messages for r in m.recipients) == audience.emails
+    assert dispatcher.progress(issue_id)["status"] == "sent"
