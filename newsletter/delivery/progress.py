@@ -151,9 +151,13 @@ def sample_sending(now: datetime | None = None) -> int:
 def _still_good(
     taken_at: datetime, status: IssueStatus, finished_at: datetime | None, now: datetime
 ) -> bool:
-    if now - taken_at < SAMPLE_EVERY:
-        return True
-    return status in FINAL and finished_at is not None and taken_at >= finished_at + FINAL_GRACE
+    """Whether the latest sample may stand for the counts now."""
+    if status in FINAL:
+        # Taken before the end, it may still show pending rows: never reuse it then.
+        if finished_at is None or taken_at < finished_at:
+            return False
+        return now - taken_at < SAMPLE_EVERY or taken_at >= finished_at + FINAL_GRACE
+    return now - taken_at < SAMPLE_EVERY
 
 
 def _latest_sample(issue_id: int) -> tuple[datetime, Counts] | None:

@@ -76,10 +76,11 @@ def admin_context() -> dict[str, Any]:
 from newsletter.web.admin import (  # noqa: E402
     audience,
     auth,
+    control,
     dashboard,
     issues,
     outbox,
     statements,
 )
 
-__all__ = ["audience", "auth", "bp", "dashboard", "issues", "outbox", "statements"]
+__all__ = ["audience", "auth", "bp", "control", "dashboard", "issues", "outbox", "statements"]

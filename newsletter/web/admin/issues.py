@@ -19,6 +19,7 @@ from newsletter.content.models import Issue, IssueStatus, Statement, Template
 from newsletter.errors import IssueStateError, NewsletterError
 from newsletter.extensions import db
 from newsletter.web.admin import bp
+from newsletter.web.admin.control import schedule_form
 from newsletter.web.admin.forms import ActionForm, IssueForm
 from newsletter.web.admin.frames import framed_html
 
@@ -194,9 +195,10 @@ def _audience_size(issue: Issue) -> int:
 
 
 def _progress(issue: Issue) -> dict[str, Any]:
-    from newsletter.delivery.dispatcher import progress
+    from newsletter.delivery.progress import progress
 
-    return dict(progress(issue.id))
+    live = progress(issue.id)
+    return {**live.as_dict(), "eta_at": live.eta}
 
 
 @bp.get("/issues/<int:issue_id>")
@@ -219,6 +221,7 @@ def issue(issue_id: int) -> str:
         text_preview=text,
         preview_error=preview_error,
         send_form=ActionForm(),
+        schedule_form=schedule_form(item),
     )
 
 
@@ -257,9 +260,10 @@ def issue_send(issue_id: int) -> Response:
 
 @bp.get("/issues/<int:issue_id>/progress")
 def issue_progress(issue_id: int) -> Response:
-    """``{"status", "total", "sent", "failed", "pending"}``, polled by the status page."""
-    from newsletter.delivery.dispatcher import progress
+    """``{"status", "total", "sent", "failed", "pending", "skipped", "rate", "eta", …}``,
+    polled by the status page."""
+    from newsletter.delivery.progress import progress
 
-    response = jsonify(progress(issue_id))
+    response = jsonify(progress(issue_id).as_dict())
     response.headers["Cache-Control"] = "no-store"
     return response
