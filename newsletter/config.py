@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_HELO_NAME": None,  # None: the host of BASE_URL
     "REDIS_URL": None,  # shared rate limits and domain slots; None: the broker's, if Redis
     "DOMAIN_CONNECTIONS": None,  # e.g. "gmail.com=5,*=20": transactions at once per domain
+    "REDIS_PREFIX": "newsletter",  # of those keys; one per installation sharing a Redis
     "RATELIMIT_SUBSCRIBE": "20 per hour",
     "RATELIMIT_LOGIN": "10 per minute",
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted

@@ -279,7 +279,8 @@ def limiter_for(app_or_config: Any) -> RateLimiter:
 def _new_limiter(config: Mapping[str, Any]) -> RateLimiter:
     url = redis_url(config)
     if url:
-        return RateLimiter(RedisBackend(redis_client(url)))
+        prefix = f"{config.get('REDIS_PREFIX') or 'newsletter'}:ratelimit"
+        return RateLimiter(RedisBackend(redis_client(url), prefix=prefix))
     broker = str(config.get("BROKER_URL") or "")
     if broker and not broker.startswith("stub"):
         log.warning(

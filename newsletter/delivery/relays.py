@@ -22,6 +22,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -232,6 +233,13 @@ class RelayRouter:
         self._rng = rng or random.Random()
         self._by_name = {policy.name: policy for policy in self.policies}
         self._health = {policy.name: _Health() for policy in self.policies}
+        # The relay's own name (host:port, without the user) works too where it is unique.
+        plain = Counter(policy.relay.name for policy in self.policies)
+        self._aliases = {
+            policy.relay.name: policy.name
+            for policy in self.policies
+            if plain[policy.relay.name] == 1
+        }
         self._lock = threading.Lock()
 
     def choose(self) -> RelayPolicy | None:
@@ -247,9 +255,11 @@ class RelayRouter:
             return None
 
     def succeeded(self, relay_name: str) -> None:
-        """The relay took a connection or a message: it is healthy again."""
+        """The relay took a connection or a message: it is healthy again.
+
+        ``relay_name`` is the policy's ``name``, or ``policy.relay.name`` (host:port)."""
         with self._lock:
-            health = self._health.get(relay_name)
+            health = self._health.get(self._resolve(relay_name))
             if health is not None:
                 health.failures, health.down_until = 0, None
 
@@ -257,6 +267,7 @@ class RelayRouter:
         """Connection-level trouble with the relay (refused, timed out, dropped, 421); a 4xx or
         5xx about one recipient is not the relay's fault and must not be reported here."""
         with self._lock:
+            relay_name = self._resolve(relay_name)
             health = self._health.get(relay_name)
             if health is None:
                 return
@@ -271,6 +282,7 @@ class RelayRouter:
     def is_up(self, relay_name: str) -> bool:
         """True when ``choose`` may pick this relay now."""
         with self._lock:
+            relay_name = self._resolve(relay_name)
             return relay_name in self._health and self._is_up(relay_name, self._clock())
 
     def retry_in(self) -> float:
@@ -284,7 +296,10 @@ class RelayRouter:
 
     def policy(self, relay_name: str) -> RelayPolicy:
         """The policy of the relay with this name."""
-        return self._by_name[relay_name]
+        return self._by_name[self._resolve(relay_name)]
+
+    def _resolve(self, name: str) -> str:
+        return name if name in self._health else self._aliases.get(name, name)
 
     def _is_up(self, name: str, now: float) -> bool:
         down_until = self._health[name].down_until
@@ -451,6 +466,7 @@ def domain_slots_for(app_or_config: Any) -> DomainSlots:
     slots = DomainSlots(
         parse_domain_connections(config.get("DOMAIN_CONNECTIONS")),
         redis=redis_client(url) if url else None,
+        prefix=f"{config.get('REDIS_PREFIX') or 'newsletter'}:domainslots",
         # a transaction waits at most a timeout per step (connect, MAIL, RCPT, DATA)
         ttl_seconds=max(60.0, 4 * timeout),
     )

@@ -264,3 +264,28 @@ def test_limiter_for_an_app_is_shared_by_its_workers(app: Flask) -> None:
         RedisBackend if (app.config["BROKER_URL"] or "").startswith("redis") else MemoryBackend
     )
     assert isinstance(limiter.backend, expected)
+
+
+def test_installations_with_their_own_prefix_keep_their_own_budgets(
+    backend: dict[str, str | None],
+) -> None:
+    url = backend["broker"]
+    if not (url or "").startswith("redis"):
+        pytest.skip("key prefixes are a Redis matter")
+    relay = policy(per_hour=3)
+    clock = at("2026-11-03 10:00:00")
+    prefixes = [f"nl-test-{uuid.uuid4().hex}" for _ in range(2)]
+    first, second = (limiter_for({"REDIS_URL": url, "REDIS_PREFIX": p}) for p in prefixes)
+    same = limiter_for({"REDIS_URL": url, "REDIS_PREFIX": prefixes[0]})
+    for limiter in (first, second, same):
+        limiter._clock = clock
+    try:
+        assert first.acquire(relay, 10) == (3, 0.0)
+        assert same.acquire(relay, 10)[0] == 0  # the same installation: the same budget
+        assert second.acquire(relay, 10) == (3, 0.0)
+    finally:
+        client = first.backend.client  # type: ignore[attr-defined]
+        for prefix in prefixes:
+            keys = list(client.scan_iter(f"{prefix}:*"))
+            if keys:
+                client.delete(*keys)

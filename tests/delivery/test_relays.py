@@ -199,6 +199,16 @@ def test_choose_says_none_when_every_relay_is_down_and_when_to_retry() -> None:
     assert router.choose().name == "mx1.example.net:25"  # type: ignore[union-attr]
 
 
+def test_the_router_knows_a_relay_by_its_host_and_port_too() -> None:
+    a, b = parse_relay_options("smtp://ann:pw@mx1.example.net,smtp://mx2.example.net")
+    router = RelayRouter([a, b], fail_threshold=1, clock=Clock())
+    router.failed(a.relay.name)  # "mx1.example.net:25", as the transport names it
+    assert not router.is_up(a.name)
+    assert router.choose() == b
+    router.succeeded("mx1.example.net:25")
+    assert router.is_up("ann@mx1.example.net:25")
+
+
 def test_a_standby_relay_takes_over_only_when_the_others_are_down() -> None:
     router = RelayRouter(policies(1, 0), fail_threshold=1, clock=Clock())
     assert {router.choose().name for _ in range(100)} == {"mx1.example.net:25"}  # type: ignore[union-attr]
