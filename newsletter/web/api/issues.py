@@ -1,4 +1,4 @@
-"""Issues: POST /issues, GET /issues[/{id}], POST /issues/{id}/send."""
+"""Issues: POST /issues, GET /issues[/{id}], POST /issues/{id}/send (control: control.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from newsletter.content.models import Issue
 from newsletter.delivery import dispatcher
 from newsletter.extensions import db
 from newsletter.web.api import bp, serializers
+from newsletter.web.api.control import issue_with_progress
 from newsletter.web.api.validation import json_object
 
 
@@ -40,8 +41,8 @@ def list_issues() -> Response:
 
 @bp.get("/issues/<int:issue_id>")
 def get_issue(issue_id: int) -> Response:
-    """One issue: status and delivery counts, for polling while it sends."""
-    return _issue(issue_service.get_issue(issue_id))
+    """One issue: status, delivery counts, ``rate`` and ``eta``, for polling while it sends."""
+    return jsonify(issue_with_progress(issue_id))
 
 
 @bp.post("/issues/<int:issue_id>/send")

@@ -458,6 +458,194 @@ PATHS: dict[str, Any] = {
     },
 }
 
+# --- send control and the delivery log (newsletter/web/api/control.py) --------------------
+
+_ISSUE_ID = [_id_param("issue_id", "issue id")]
+_PAGE_PARAMETERS = [
+    {
+        "name": "email",
+        "in": "query",
+        "description": "only deliveries to this address (whole address, any case)",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "status",
+        "in": "query",
+        "description": "only deliveries with this outcome",
+        "schema": {"enum": ["pending", "sent", "failed", "skipped"]},
+    },
+    {
+        "name": "after",
+        "in": "query",
+        "description": "deliveries with an id above this (the previous page's `next`)",
+        "schema": {"type": "integer", "minimum": 0, "default": 0},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+    },
+]
+
+SCHEMAS["Issue"]["properties"].update(
+    {
+        "rate": {
+            **_nullable("number", minimum=0),
+            "description": "GET /issues/{issue_id} only: messages handed to the relay per "
+            "second over the last minute, while sending; null when not measured",
+        },
+        "eta": {
+            **_NULLABLE_DATE_TIME,
+            "description": "GET /issues/{issue_id} only: when the pending deliveries should be "
+            "done at the current pace",
+        },
+        "seconds_left": _nullable("integer", minimum=0),
+    }
+)
+SCHEMAS.update(
+    {
+        "Schedule": {
+            "type": "object",
+            "required": ["send_at"],
+            "additionalProperties": False,
+            "properties": {
+                "send_at": {
+                    "type": "string",
+                    "description": "ISO 8601 date and time, in the future. With an offset "
+                    "(`2026-12-01T09:00+01:00`, `…Z`) it is that instant; without one it is a "
+                    "wall-clock time in `timezone`",
+                    "examples": ["2026-12-01T09:00"],
+                },
+                "timezone": {
+                    "type": "string",
+                    "description": "IANA timezone name; default: the token owner's timezone",
+                    "examples": ["Europe/Berlin"],
+                },
+            },
+        },
+        "Retry": {
+            "type": "object",
+            "required": ["retried", "issue"],
+            "properties": {
+                "retried": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "failed deliveries sent again (hard bounces are not)",
+                },
+                "issue": _ref("Issue"),
+            },
+        },
+        "Delivery": {
+            "type": "object",
+            "required": [
+                "id", "issue", "email", "status", "attempts", "last_reply", "sent_at",
+                "message_id",
+            ],
+            "properties": {
+                "id": {"type": "integer"},
+                "issue": {"type": "integer"},
+                "subject": {"type": "string"},
+                "subscriber": {"type": "integer"},
+                "email": {"type": "string"},
+                "status": {"enum": ["pending", "sent", "failed", "skipped"]},
+                "attempts": {"type": "integer", "minimum": 0},
+                "last_reply": {
+                    **_nullable("string"),
+                    "description": "the relay's last answer (or why it was skipped)",
+                },
+                "sent_at": _NULLABLE_DATE_TIME,
+                "message_id": {**_nullable("string"), "description": "without <>"},
+                "next_attempt_at": _NULLABLE_DATE_TIME,
+            },
+        },
+        "DeliveryPage": {
+            "type": "object",
+            "required": ["items", "next"],
+            "properties": {
+                "items": {"type": "array", "items": _ref("Delivery")},
+                "next": {
+                    **_nullable("integer"),
+                    "description": "pass as `after` for the next page; null on the last",
+                },
+            },
+        },
+    }
+)
+
+
+def _control(operation_id: str, summary: str, status: str = "200") -> dict[str, Any]:
+    return {
+        "post": _operation(
+            operation_id,
+            summary,
+            {status: _json(_ref("Issue"), "the issue, changed")},
+            errors=("NotFound", "Conflict"),
+            parameters=_ISSUE_ID,
+        )
+    }
+
+
+PATHS.update(
+    {
+        "/issues/{issue_id}/schedule": {
+            "post": _operation(
+                "scheduleIssue",
+                "Send a draft (or move a scheduled issue) at a time, in a timezone",
+                {"200": _json(_ref("Issue"), "the scheduled issue")},
+                errors=(*_WRITE_ERRORS, "NotFound", "Conflict"),
+                parameters=_ISSUE_ID,
+                requestBody=_body("Schedule"),
+            )
+        },
+        "/issues/{issue_id}/unschedule": _control(
+            "unscheduleIssue", "A scheduled issue back to draft"
+        ),
+        "/issues/{issue_id}/pause": _control("pauseIssue", "Stop sending between two messages"),
+        "/issues/{issue_id}/resume": _control(
+            "resumeIssue", "Continue a paused send where it stopped", "202"
+        ),
+        "/issues/{issue_id}/cancel": _control(
+            "cancelIssue", "Stop for good: pending deliveries become skipped"
+        ),
+        "/issues/{issue_id}/retry": {
+            "post": _operation(
+                "retryFailed",
+                "Send the failed deliveries of a sent issue again (not hard bounces)",
+                {"202": _json(_ref("Retry"), "how many are retried, and the issue")},
+                errors=("NotFound", "Conflict"),
+                parameters=_ISSUE_ID,
+            )
+        },
+        "/issues/{issue_id}/deliveries": {
+            "get": _operation(
+                "listIssueDeliveries",
+                "The issue's delivery log: who got it, and what the relay answered",
+                {"200": _json(_ref("DeliveryPage"), "a page of deliveries, by id")},
+                errors=("NotFound", "Unprocessable"),
+                parameters=[*_ISSUE_ID, *_PAGE_PARAMETERS],
+            )
+        },
+        "/deliveries": {
+            "get": _operation(
+                "listDeliveries",
+                "The delivery log across issues (did this address get issue 12?)",
+                {"200": _json(_ref("DeliveryPage"), "a page of deliveries, by id")},
+                errors=("Unprocessable",),
+                parameters=[
+                    {
+                        "name": "issue",
+                        "in": "query",
+                        "description": "only this issue",
+                        "schema": {"type": "integer", "minimum": 1},
+                    },
+                    *_PAGE_PARAMETERS,
+                ],
+            )
+        },
+    }
+)
+
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
