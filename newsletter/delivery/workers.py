@@ -70,35 +70,44 @@ def serve(app: Flask, threads: int | None) -> int:
     worker.start()
     log.info("worker %s: %s threads", os.getpid(), len(worker.workers))
     print(f"worker {os.getpid()} consuming with {len(worker.workers)} threads", flush=True)
+    # Each process sweeps too: scheduled issues start even with no web server running.
+    sweeper = start_sweeper(app, unstarted=False)
     while not stop.wait(0.5):
         pass
     print(f"worker {os.getpid()} stopping", flush=True)
+    sweeper.stop()
     stop_worker(worker, STOP_TIMEOUT_MS)
     return 0
 
 
 class Sweeper(threading.Thread):
-    """Beside the embedded workers: now and then, start sends that another process asked
-    for (``newsletter issues send`` writes the row, but its queue dies with it)."""
+    """Beside the workers: now and then, start scheduled issues that are due, tidy cancelled
+    ones and sample progress (``control.sweep``); beside the embedded workers also start
+    sends that another process asked for (``newsletter issues send`` writes the row, but its
+    queue dies with it)."""
 
-    def __init__(self, app: Flask, interval: float) -> None:
+    def __init__(self, app: Flask, interval: float, *, unstarted: bool = True) -> None:
         super().__init__(name="newsletter-sweeper", daemon=True)
         self.app = app
         self.interval = interval
+        self.unstarted = unstarted
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         from datetime import timedelta
 
+        from newsletter.delivery import control
         from newsletter.delivery.dispatcher import recover_unstarted
         from newsletter.extensions import db
 
         while not self._stop_event.wait(self.interval):
             with self.app.app_context():
                 try:
-                    recover_unstarted(timedelta(seconds=self.interval))
+                    if self.unstarted:
+                        recover_unstarted(timedelta(seconds=self.interval))
+                    control.sweep()  # scheduled issues: exactly once across every worker
                 except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeper
-                    log.exception("sweep for unstarted sends failed")
+                    log.exception("sweep failed")
                 finally:
                     db.session.remove()
 
@@ -106,9 +115,12 @@ class Sweeper(threading.Thread):
         self._stop_event.set()
 
 
-def start_sweeper(app: Flask) -> Sweeper:
-    """Start the sweep thread for the embedded queue."""
-    sweeper = Sweeper(app, float(app.config.get("SWEEP_SECONDS", SWEEP_SECONDS)))
+def start_sweeper(app: Flask, *, unstarted: bool = True) -> Sweeper:
+    """Start the sweep thread (``unstarted``: also the embedded queue's sweep for sends
+    started in another process)."""
+    sweeper = Sweeper(
+        app, float(app.config.get("SWEEP_SECONDS", SWEEP_SECONDS)), unstarted=unstarted
+    )
     sweeper.start()
     return sweeper
 

@@ -419,3 +419,25 @@ def test_the_sweep_skips_rows_of_cancelled_issues_and_keeps_going(
 
     assert {d.status for d in deliveries_by_email(issue_id).values()} == {DeliveryStatus.SKIPPED}
     assert db.session.get(Subscriber, subscriber).status is SubscriberStatus.ACTIVE
+
+
+def test_the_workers_sweeper_starts_a_due_issue(app: Flask, issue_id: int) -> None:
+    from newsletter.delivery.workers import start_sweeper
+
+    control.schedule(issue_id, soon())
+    db.session.execute(
+        update(Issue).where(Issue.id == issue_id).values(send_at=utcnow() - timedelta(seconds=1))
+    )
+    db.session.commit()
+    app.config["SWEEP_SECONDS"] = 0.05
+    sweeper = start_sweeper(app, unstarted=False)
+    try:
+        deadline = utcnow() + timedelta(seconds=10)
+        while status_of(issue_id) is IssueStatus.SCHEDULED and utcnow() < deadline:
+            db.session.remove()
+            threading.Event().wait(0.05)  # the sweeper is a timer: nothing to join
+    finally:
+        sweeper.stop()
+        sweeper.join(5)
+
+    assert status_of(issue_id) is IssueStatus.SENDING
