@@ -178,7 +178,12 @@ def _count(issue_id: int, status: IssueStatus, total_count: int) -> Counts:
     where = [deliveries.c.issue_id == issue_id]
     derive_sent = status is IssueStatus.SENDING and total_count > 0
     if derive_sent:
-        where.append(deliveries.c.status != DeliveryStatus.SENT)
+        # IN, not !=: a range of the (issue_id, status) index, not a filter over every row.
+        where.append(
+            deliveries.c.status.in_(
+                [DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED]
+            )
+        )
     rows = db.session.execute(
         select(deliveries.c.status, func.count()).where(*where).group_by(deliveries.c.status)
     ).all()
