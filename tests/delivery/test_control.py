@@ -441,3 +441,20 @@ def test_the_workers_sweeper_starts_a_due_issue(app: Flask, issue_id: int) -> No
         sweeper.join(5)
 
     assert status_of(issue_id) is IssueStatus.SENDING
+
+
+def test_progress_after_the_end_never_shows_counts_from_before_it(
+    audience: Audience, issue_id: int, run_jobs: Callable[[], None]
+) -> None:
+    from newsletter.delivery import progress
+
+    dispatcher.request_send(issue_id)
+    dispatcher.start_issue(issue_id)
+    during = progress.progress(issue_id)
+    assert (during.status, during.counts.pending) == (IssueStatus.SENDING, 4)
+
+    run_jobs()
+    after = progress.progress(issue_id)
+
+    assert (after.status, after.counts.sent, after.counts.pending) == (IssueStatus.SENT, 4, 0)
+    assert after.rate is None and after.eta is None
