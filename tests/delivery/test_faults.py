@@ -95,7 +95,8 @@ def wait_for_sent(
     issue_id: int, processes: list[subprocess.Popen[bytes]], logs: Path, *, timeout: float = 60
 ) -> dict[str, Any]:
     """Poll until the send has ended (sent, paused or cancelled) or the deadline; return its
-    progress. A database that is restarting answers nothing for a moment: that is "not yet"."""
+    progress. A database that is restarting answers nothing for a moment: that is "not yet".
+    One of ``processes`` ending first is a failure at once (nobody would finish the send)."""
     state: dict[str, Any] = {}
 
     def done() -> bool:
@@ -104,7 +105,11 @@ def wait_for_sent(
         except OperationalError:
             db.session.remove()
             return False
-        return state["status"] not in {"draft", "scheduled", "sending"}
+        if state["status"] not in {"draft", "scheduled", "sending"}:
+            return True
+        ended = [p.returncode for p in processes if p.poll() is not None]
+        assert not ended, f"exited with {ended} while {state}\n{logs_text(logs)}"
+        return False
 
     try:
         wait_until(done, timeout=timeout, what=f"issue {issue_id} to be sent")
@@ -424,7 +429,7 @@ def test_after_a_redis_flush_the_workers_own_sweep_finishes_the_send(
         handler.hold_after = None
         handler.released.set()
 
-        wait_for_sent(issue_id, processes, tmp_path, timeout=15)  # nobody calls recovery
+        wait_for_sent(issue_id, processes, tmp_path, timeout=8)  # nobody calls recovery
     finally:
         finish(processes, tmp_path)
     counts = received(faulty_smtp)
@@ -453,6 +458,13 @@ def app_on_own_postgres(
         db.engine.dispose()
 
 
+@pytest.mark.xfail(
+    condition=not TEST_BROKER_URL,
+    strict=True,
+    reason="engine: `newsletter issues send --wait` dies on the OperationalError its progress "
+    "poll (commands._wait_for -> dispatcher.progress) gets while PostgreSQL is down, taking "
+    "the embedded worker threads and queue with it: the issue stays `sending`",
+)
 def test_postgres_restarted_mid_send_the_issue_finishes(
     app_on_own_postgres: Flask, throwaway_postgres: ThrowawayPostgres,  # noqa: F811
     faulty_smtp: FaultySMTPServer, tmp_path: Path,
@@ -466,15 +478,22 @@ def test_postgres_restarted_mid_send_the_issue_finishes(
     wait_until(handler.held.is_set, timeout=60, what="the send to be under way")
 
     open_before, opened_before = open_connections(handler)
-    # The workers go on while the database goes away and comes back: messages taken by the
-    # relay in that window may not be recorded (at most one per open connection).
-    restart = throwaway_postgres.restart_in_background()
+    # `pg_ctl restart -m fast` in its two halves, so the workers surely run into the outage:
+    # every connection is cut; then the held messages go out, and the relay takes them while
+    # nothing can be recorded (at most one per open connection may be sent again); the
+    # database stays down for at least a second, longer than any of our polling intervals.
+    throwaway_postgres.go_down()
+    down_since = time.monotonic()
+    before = len(faulty_smtp.messages)
     handler.hold_after = None
     handler.released.set()
-    assert restart.wait(timeout=60) == 0
+    wait_until(lambda: len(faulty_smtp.messages) > before, timeout=30,
+               what="a message taken by the relay while the database is down")
+    time.sleep(max(0.0, 1.0 - (time.monotonic() - down_since)))  # the outage, not a wait
+    throwaway_postgres.come_back()
     _, opened_after = open_connections(handler)
 
-    state = wait_for_sent(issue_id, processes, tmp_path, timeout=90)
+    state = wait_for_sent(issue_id, processes, tmp_path, timeout=45)
     finish(processes, tmp_path)
 
     counts = received(faulty_smtp)

@@ -54,24 +54,24 @@ class ThrowawayPostgres:
     def init_and_start(self) -> None:
         self._run("initdb", "-D", str(self.data / "db"), "-U", "postgres", "-A", "trust",
                   "--no-sync", "-E", "UTF8")  # fmt: skip
+        self.come_back()
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every connection is cut, then the server is back."""
+        self._run("pg_ctl", "-D", str(self.data / "db"), "-m", "fast", "-w", "restart")
+
+    def go_down(self) -> None:
+        """The first half of ``pg_ctl restart -m fast``: cut every connection and stop."""
+        self._run("pg_ctl", "-D", str(self.data / "db"), "-m", "fast", "-w", "stop")
+
+    def come_back(self) -> None:
+        """Start (again): on our port, loopback only, socket in our folder, no fsync."""
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
         self._run("pg_ctl", "-D", str(self.data / "db"), "-l", str(self.data / "server.log"),
                   "-o", options, "-w", "start")  # fmt: skip
-
-    def restart(self) -> None:
-        """``pg_ctl restart -m fast``: every connection is cut, then the server is back."""
-        self._run("pg_ctl", "-D", str(self.data / "db"), "-m", "fast", "-w", "restart")
-
-    def restart_in_background(self) -> subprocess.Popen[bytes]:
-        """The same, without waiting for it (the caller waits for the process)."""
-        command = [str(self.bin / "pg_ctl"), "-D", str(self.data / "db"), "-m", "fast", "-w",
-                   "restart"]  # fmt: skip
-        if self.user:
-            command = ["runuser", "-u", self.user, "--", *command]
-        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
         if (self.data / "db" / "postmaster.pid").exists():
