@@ -3,6 +3,7 @@ so a token made for one thing is worthless for any other."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import current_app
@@ -12,7 +13,13 @@ from newsletter.errors import InvalidToken
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"newsletter.{purpose}")
+    return _serializer_for(str(current_app.config["SECRET_KEY"]), purpose)
+
+
+@functools.lru_cache(maxsize=64)
+def _serializer_for(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
+    # Made once per key and purpose: a send signs two links per message.
+    return URLSafeTimedSerializer(secret_key, salt=f"newsletter.{purpose}")
 
 
 def sign(purpose: str, **payload: Any) -> str:

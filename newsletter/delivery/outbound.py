@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
@@ -19,10 +20,15 @@ from newsletter.delivery.smtp import ConnectionPool
 from newsletter.errors import DomainBusy, RelayUnavailable
 from newsletter.mail.transport import Relay, Transport, configured_relays, transport_for
 
+if TYPE_CHECKING:
+    from newsletter.mail.dkim import DkimSigner
+
 log = logging.getLogger(__name__)
 
 #: a rate-limit wait up to this long is waited out in place; longer ones hand the message back
 INLINE_WAIT_SECONDS = 2.0
+#: how often the DKIM keys are looked for again (seconds)
+SIGNER_CHECK_SECONDS = 5.0
 #: how long a message waits when every relay is down and none says when it is back
 DEFAULT_RETRY_SECONDS = 5.0
 
@@ -76,6 +82,8 @@ class Outbound:
         self.limiter = limiter_for(app)
         self.slots = domain_slots_for(app)
         self.key: tuple[str, ...] = ()
+        self._dkim: DkimSigner | None = None
+        self._signer_checked = -SIGNER_CHECK_SECONDS
         self.pool = ConnectionPool(self._open, size=max(8, int(config["WORKER_THREADS"]) * 2))
 
     def _open(self, relay: Relay) -> Transport:
@@ -84,13 +92,20 @@ class Outbound:
     def sign(self, message: bytes) -> bytes:
         """The message with its DKIM signatures, when keys are set for the From domain.
 
-        Asked per message (it is a cached look-up): a key made with ``newsletter dkim keygen``
-        signs from the next message on, without restarting the workers.
+        The signer is looked up again every few seconds: a key made with ``newsletter dkim
+        keygen`` signs from then on, without restarting the workers.
         """
+        signer = self._signer()
+        return signer.sign(message) if signer is not None else message
+
+    def _signer(self) -> DkimSigner | None:
         from newsletter.mail.dkim import signer_for
 
-        signer = signer_for(self._config, str(self._config["FROM_ADDRESS"]))
-        return signer.sign(message) if signer is not None else message
+        now = time.monotonic()
+        if now >= self._signer_checked + SIGNER_CHECK_SECONDS:
+            self._dkim = signer_for(self._config, str(self._config["FROM_ADDRESS"]))
+            self._signer_checked = now
+        return self._dkim
 
     def send(self, sender: str, recipient: str, message: bytes, *, signed: bool = False) -> str:
         """Sign (unless ``signed``) and send through a healthy relay under its limits.

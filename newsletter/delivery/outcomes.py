@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 
 from newsletter.audience.models import (
     Subscriber,
@@ -126,22 +126,14 @@ def renew(claim: Claim, delivery_ids: Sequence[int], lease: timedelta) -> Claim:
 
 
 def load(issue_id: int, delivery_ids: Sequence[int]) -> list[Claimed]:
-    """The claimed deliveries with their subscriber's address, name, status and list."""
+    """The claimed deliveries with their subscriber's address, name, status and list.
+
+    Two plain look-ups by key rather than a correlated subquery per row: with the statistics
+    of a freshly written audience, PostgreSQL planned that subquery as a scan of the whole
+    list for every recipient.
+    """
     if not delivery_ids:
         return []
-    first_list = (
-        select(subscriptions.c.list_id)
-        .join(issue_lists, issue_lists.c.list_id == subscriptions.c.list_id)
-        .where(
-            issue_lists.c.issue_id == issue_id,
-            subscriptions.c.subscriber_id == subscribers.c.id,
-            subscriptions.c.status == SubscriptionStatus.CONFIRMED,
-        )
-        .order_by(subscriptions.c.list_id)
-        .limit(1)
-        .correlate(subscribers)
-        .scalar_subquery()
-    )
     rows = db.session.execute(
         select(
             deliveries.c.id,
@@ -149,13 +141,13 @@ def load(issue_id: int, delivery_ids: Sequence[int]) -> list[Claimed]:
             subscribers.c.email,
             subscribers.c.name,
             deliveries.c.attempts,
-            first_list,
             subscribers.c.status,
         )
         .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
         .where(deliveries.c.id.in_(list(delivery_ids)))
         .order_by(deliveries.c.id)
     ).all()
+    first_lists = _first_confirmed_lists(issue_id, [row[1] for row in rows])
     return [
         Claimed(
             delivery_id=row[0],
@@ -163,11 +155,29 @@ def load(issue_id: int, delivery_ids: Sequence[int]) -> list[Claimed]:
             email=row[2],
             name=row[3] or "",
             attempts=row[4],
-            list_id=row[5],
-            active=row[6] is SubscriberStatus.ACTIVE,
+            list_id=first_lists.get(row[1]),
+            active=row[5] is SubscriberStatus.ACTIVE,
         )
         for row in rows
     ]
+
+
+def _first_confirmed_lists(issue_id: int, subscriber_ids: list[int]) -> dict[int, int]:
+    """For each subscriber, the lowest-id target list of the issue they are confirmed on
+    (the list their unsubscribe link names); absent: on none of them any more."""
+    if not subscriber_ids:
+        return {}
+    target_lists = select(issue_lists.c.list_id).where(issue_lists.c.issue_id == issue_id)
+    rows = db.session.execute(
+        select(subscriptions.c.subscriber_id, func.min(subscriptions.c.list_id))
+        .where(
+            subscriptions.c.subscriber_id.in_(subscriber_ids),
+            subscriptions.c.list_id.in_(target_lists.scalar_subquery()),
+            subscriptions.c.status == SubscriptionStatus.CONFIRMED,
+        )
+        .group_by(subscriptions.c.subscriber_id)
+    ).all()
+    return {int(subscriber_id): int(list_id) for subscriber_id, list_id in rows}
 
 
 def record_sent(delivery_id: int, *, message_id: str, reply: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import binascii
 import email.policy
+import functools
 import html as html_lib
 import re
 import secrets
@@ -114,6 +115,7 @@ def format_address(name: str, address: str) -> str:
     return f"{phrase}{separator}<{address}>"
 
 
+@functools.lru_cache(maxsize=64)
 def _domain_of(from_address: str) -> str:
     _, address = parseaddr(from_address)
     domain = address.rpartition("@")[2] or "localhost"

@@ -86,7 +86,7 @@ def _parse_relay_url(url: str) -> Relay:
 
 class Transport(Protocol):
     def send(self, sender: str, recipient: str, message: bytes) -> str:
-        """Send one message; return the relay's reply (e.g. ``250 2.0.0 Ok``).
+        """Send one message (CRLF line ends); return the relay's reply (``250 2.0.0 Ok``).
 
         :raises TemporaryDeliveryError: 4xx or a lost connection (retry later).
         :raises PermanentDeliveryError: 5xx for this recipient (never retried).
@@ -245,7 +245,7 @@ class SMTPTransport:
         self._step = step = "MAIL"
         try:
             options = self._mail_options(smtp, sender, recipient)
-            if smtp.does_esmtp and smtp.has_extn("pipelining") and _is_crlf(message):
+            if smtp.does_esmtp and smtp.has_extn("pipelining") and message.endswith(b"\r\n"):
                 code, reply = self._pipelined(smtp, sender, recipient, options, message)
             else:
                 code, reply = smtp.mail(sender, options)
@@ -287,8 +287,9 @@ class SMTPTransport:
     ) -> tuple[int, bytes]:
         """MAIL, RCPT and DATA in one write, their three replies, then the content (RFC 2920).
 
-        The message is already CRLF throughout (as mail/message.py builds it), so only the
-        dot-stuffing is left to do, a single pass in C instead of smtplib's two regexes.
+        Messages are CRLF throughout, as mail/message.py and the email package's SMTP policy
+        build them (``Transport.send`` asks for that), so only the dot-stuffing is left to do:
+        one pass in C instead of smtplib's two regexes over 20 KB.
         """
         mail = f"MAIL FROM:<{sender}>" + "".join(" " + option for option in options)
         smtp.send(f"{mail}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode())
@@ -352,12 +353,6 @@ class SMTPTransport:
 
 
 _STEPS = ("MAIL", "RCPT", "DATA")
-
-
-def _is_crlf(message: bytes) -> bool:
-    """True when every line ends in CRLF (no bare LF or CR), as our messages are built."""
-    return message.endswith(b"\r\n") and message.count(b"\n") == message.count(b"\r\n") \
-        and message.count(b"\r") == message.count(b"\r\n")
 
 
 class _StaleConnection(Exception):
