@@ -37,6 +37,7 @@ def import_models() -> None:
     from newsletter.auth import models as _auth  # noqa: F401
     from newsletter.content import models as _content  # noqa: F401
     from newsletter.delivery import models as _delivery  # noqa: F401
+    from newsletter.delivery import transactional as _transactional  # noqa: F401
 
 
 def trust_proxies(app: Flask) -> None:

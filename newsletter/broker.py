@@ -6,6 +6,7 @@ configured one. Queue messages carry ids only: the database says what is left to
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -14,7 +15,9 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 from flask import Flask
 
-QUEUES = ("default", "delivery")
+#: "transactional" has a worker thread of its own in every worker process (``start_workers``)
+QUEUES = ("default", "delivery", "transactional")
+TRANSACTIONAL_QUEUE = "transactional"
 
 #: set while this process shuts its workers down: long jobs hand their rest back and return
 stopping = threading.Event()
@@ -81,18 +84,72 @@ def is_embedded(app: Flask) -> bool:
     return isinstance(app.extensions["dramatiq"], StubBroker)
 
 
-def start_worker_threads(app: Flask, threads: int | None = None) -> dramatiq.Worker:
-    """Start Dramatiq worker threads in this process (the embedded default and tests)."""
-    worker = dramatiq.Worker(
+class WorkerGroup:
+    """The workers of one process: ``bulk`` takes every queue but "transactional", and one
+    more thread takes only "transactional", so a transactional message never waits in line
+    behind long bulk batches (neither in the queue nor in a worker's prefetched messages)."""
+
+    def __init__(self, broker: dramatiq.Broker, *, threads: int, worker_timeout: int) -> None:
+        others = set(broker.get_declared_queues()) - {TRANSACTIONAL_QUEUE}
+        self.bulk = dramatiq.Worker(
+            broker, queues=others, worker_threads=threads, worker_timeout=worker_timeout
+        )
+        self.transactional = dramatiq.Worker(
+            broker, queues={TRANSACTIONAL_QUEUE}, worker_threads=1, worker_timeout=worker_timeout
+        )
+
+    @property
+    def workers(self) -> list[Any]:
+        """Every worker thread of the group."""
+        return [*self.bulk.workers, *self.transactional.workers]
+
+    def start(self) -> None:
+        # Each dramatiq.Worker adds its own bookkeeping middleware to the broker, which then
+        # warns about a second one of the type; two workers on one broker are meant here.
+        logging.getLogger(f"dramatiq.broker.{type(self.bulk.broker).__name__}").addFilter(
+            _same_middleware_twice
+        )
+        self.transactional.start()
+        self.bulk.start()
+
+    def join(self) -> None:
+        """Wait until both have no work in progress (tests)."""
+        self.transactional.join()
+        self.bulk.join()
+        self.transactional.join()
+
+    def stop(self, timeout: int = 600_000) -> None:
+        try:
+            self.bulk.stop(timeout=timeout)
+        finally:
+            self.transactional.stop(timeout=timeout)
+
+
+def _same_middleware_twice(record: logging.LogRecord) -> bool:
+    """False (drop it) for the broker's warning about a second worker's middleware."""
+    return not str(record.msg).startswith("You're adding a middleware of the same type twice")
+
+
+def start_workers(
+    app: Flask, threads: int | None = None, *, worker_timeout: int = 1000
+) -> WorkerGroup:
+    """Start this process's worker threads on the app's broker: ``threads`` (default
+    ``WORKER_THREADS``) for bulk work and one for transactional mail."""
+    group = WorkerGroup(
         app.extensions["dramatiq"],
-        worker_threads=threads or int(app.config["WORKER_THREADS"]),
-        worker_timeout=100,
+        threads=threads or int(app.config["WORKER_THREADS"]),
+        worker_timeout=worker_timeout,
     )
-    worker.start()
-    return worker
+    group.start()
+    return group
 
 
-def stop_worker(worker: dramatiq.Worker, timeout_ms: int = 30_000) -> None:
+def start_worker_threads(app: Flask, threads: int | None = None) -> WorkerGroup:
+    """Start Dramatiq worker threads in this process (the embedded default and tests)."""
+    return start_workers(app, threads, worker_timeout=100)
+
+
+def stop_worker(worker: dramatiq.Worker | WorkerGroup, timeout_ms: int = 30_000) -> None:
     """Stop worker threads for good: running batches stop between two messages."""
     stopping.set()
     try:

@@ -40,9 +40,21 @@ def send_batch(issue_id: int, first_id: int, last_id: int) -> None:
 @dramatiq.actor(queue_name="default", max_retries=3)
 def recover() -> None:
     """Re-enqueue whatever the database says is unfinished (after a crash or broker loss)."""
-    from newsletter.delivery import dispatcher
+    from newsletter.delivery import dispatcher, transactional
 
     dispatcher.recover_unfinished()
+    transactional.recover_queued()
 
 
-ACTORS = (send_confirmation, start_issue, send_batch, recover)
+# Its own queue, consumed in every worker process by a thread of its own (broker.py), so a
+# transactional message never waits behind bulk batches. 4xx retries are scheduled by
+# transactional.send from the row; Dramatiq's retries only cover failures outside SMTP.
+@dramatiq.actor(queue_name="transactional", max_retries=10, min_backoff=1000, max_backoff=60_000)
+def send_transactional(tx_id: int) -> None:
+    """Send one queued transactional message (at most once) and record the outcome."""
+    from newsletter.delivery import transactional
+
+    transactional.send(tx_id)
+
+
+ACTORS = (send_confirmation, start_issue, send_batch, recover, send_transactional)

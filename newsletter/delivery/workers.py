@@ -1,8 +1,9 @@
 """Dramatiq worker processes for ``newsletter worker``: start, watch, stop cleanly.
 
-Each process builds its own app from the environment (``create_app()``) and runs one
-``dramatiq.Worker`` with its threads. SIGTERM or SIGINT stops every process: running batches
-hand their rest back between two messages, so nothing waits for a lease to run out.
+Each process builds its own app from the environment (``create_app()``) and runs its
+Dramatiq worker threads, one of them only for the "transactional" queue. SIGTERM or SIGINT
+stops every process: running batches hand their rest back between two messages, so nothing
+waits for a lease to run out.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import signal
 import threading
 from types import FrameType
 
-import dramatiq
 from flask import Flask
 
-from newsletter.broker import stop_worker
+from newsletter.broker import start_workers, stop_worker
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,12 @@ def run_workers(app: Flask, *, processes: int, threads: int | None) -> int:
 def serve(app: Flask, threads: int | None) -> int:
     """Run one Dramatiq worker in this process until SIGTERM or SIGINT."""
     stop = _stop_on_signals()
-    worker = dramatiq.Worker(
-        app.extensions["dramatiq"],
-        worker_threads=threads or int(app.config["WORKER_THREADS"]),
-        worker_timeout=1000,
-    )
-    worker.start()
-    log.info("worker %s: %s threads", os.getpid(), len(worker.workers))
-    print(f"worker {os.getpid()} consuming with {len(worker.workers)} threads", flush=True)
+    # Bulk threads plus one thread of its own for the "transactional" queue.
+    worker = start_workers(app, threads, worker_timeout=1000)
+    threads_now = len(worker.bulk.workers)
+    log.info("worker %s: %s threads and 1 transactional", os.getpid(), threads_now)
+    print(f"worker {os.getpid()} consuming with {threads_now} threads (+1 transactional)",
+          flush=True)
     # Each process sweeps too: scheduled issues start even with no web server running.
     sweeper = start_sweeper(app, unstarted=False)
     while not stop.wait(0.5):

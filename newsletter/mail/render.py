@@ -227,3 +227,21 @@ def _config(key: str, default: str) -> str:
 def _org_name() -> str:
     """Who sends (``SITE_NAME``, completed by the config from the From display name)."""
     return _config("SITE_NAME", "Newsletter")
+
+
+def render_template(template: Template, context: dict[str, Any]) -> tuple[str, str]:
+    """Any stored template with ``context`` (transactional mail): its (html, text).
+
+    :raises TemplateError: the template does not render (Jinja or MJML), with the reason.
+    """
+    mjml_source = _render(_MJML_ENV, template.mjml, context, template.name)
+    html = compile_mjml(mjml_source, template.name)
+    return html, tidy_text(_render(_TEXT_ENV, template.text, context, template.name))
+
+
+def render_text(source: str, context: dict[str, Any], name: str) -> str:
+    """A one-off plain-text Jinja string (a subject line) in the sandbox, not escaped.
+
+    :raises TemplateError: it does not render, with the reason.
+    """
+    return _render(_TEXT_ENV, source, context, name)

@@ -173,6 +173,13 @@ def api_user() -> Any:
 
 
 # The route modules register themselves on ``bp``; imported last because they import it.
-from newsletter.web.api import issues, lists, openapi, statements, subscribers  # noqa: E402
+from newsletter.web.api import (  # noqa: E402
+    issues,
+    lists,
+    openapi,
+    statements,
+    subscribers,
+    transactional,
+)
 
-__all__ = ["bp", "issues", "lists", "openapi", "statements", "subscribers"]
+__all__ = ["bp", "issues", "lists", "openapi", "statements", "subscribers", "transactional"]

@@ -236,6 +236,57 @@ SCHEMAS: dict[str, Any] = {
             "finished_at": _NULLABLE_DATE_TIME,
         },
     },
+    "TransactionalCreate": {
+        "type": "object",
+        "required": ["to", "template", "subject"],
+        "additionalProperties": False,
+        "properties": {
+            "to": {"type": "string", "format": "email", "description": "the one recipient"},
+            "name": {"type": "string", "default": "", "maxLength": 200,
+                     "description": "the recipient's name, for the To header and templates"},
+            "template": {
+                "type": ["string", "integer"],
+                "description": "a template's name (or id); it sees `data`, `subject`, "
+                "`to.email`, `to.name`, `subscriber.name`, `base_url` and `org_name`",
+            },
+            "subject": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 300,
+                "description": "rendered like the template: `Order {{ data.order }}`",
+            },
+            "data": {
+                "type": "object",
+                "default": {},
+                "description": "anything the template uses, as `data`; at most 64 KiB as JSON",
+            },
+        },
+    },
+    "Transactional": {
+        "type": "object",
+        "required": ["id", "status", "to", "subject", "attempts", "last_reply", "message_id"],
+        "properties": {
+            "id": {"type": "integer"},
+            "status": {
+                "enum": ["queued", "sent", "failed"],
+                "description": "queued until the relay accepts it (sent) or refuses it for "
+                "good or too often (failed)",
+            },
+            "to": {"type": "string", "format": "email"},
+            "name": {"type": "string"},
+            "subject": {"type": "string"},
+            "template": _nullable("integer"),
+            "attempts": {"type": "integer", "minimum": 0},
+            "last_reply": {
+                **_nullable("string"),
+                "description": "the relay's last answer, e.g. `250 2.0.0 Ok` or a 4xx/5xx",
+            },
+            "message_id": {"type": "string", "description": "the Message-ID, without <>"},
+            "created_at": _DATE_TIME,
+            "next_attempt_at": _NULLABLE_DATE_TIME,
+            "sent_at": _NULLABLE_DATE_TIME,
+        },
+    },
     "ListPage": _items("List"),
     "StatementPage": _items("StatementSummary"),
     "IssuePage": _items("Issue"),
@@ -447,6 +498,28 @@ PATHS: dict[str, Any] = {
             {"202": _json(_ref("Issue"), "sending has been requested")},
             errors=("NotFound", "Conflict"),
             parameters=[_id_param("issue_id", "issue id")],
+        )
+    },
+    "/tx": {
+        "post": _operation(
+            "sendTransactional",
+            "Send one templated message to one address, ahead of bulk sends; poll "
+            "GET /tx/{tx_id} for the outcome",
+            {
+                "202": _json(_ref("Transactional"), "rendered and queued"),
+                "503": _json(_ref("Error"), "the queue is not available; nothing was sent"),
+            },
+            errors=(*_WRITE_ERRORS, "NotFound"),
+            requestBody=_body("TransactionalCreate"),
+        )
+    },
+    "/tx/{tx_id}": {
+        "get": _operation(
+            "getTransactional",
+            "One transactional message: status, attempts, the relay's last reply",
+            {"200": _json(_ref("Transactional"), "the message")},
+            errors=("NotFound",),
+            parameters=[_id_param("tx_id", "transactional message id")],
         )
     },
     "/openapi.json": {
