@@ -132,6 +132,11 @@ def _recover() -> None:
     queued = recover_unfinished()
     if queued:
         click.echo(f"Resumed unfinished sends: {queued} jobs queued.")
+    from newsletter.delivery.transactional import recover_queued
+
+    waiting = recover_queued()  # the embedded queue died with the last process
+    if waiting:
+        click.echo(f"Queued again: {waiting} transactional messages.")
 
 
 def _announce_first_admin() -> None:
