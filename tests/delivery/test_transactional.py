@@ -144,6 +144,28 @@ def test_data_is_escaped_in_html_and_names_are_encoded(
     assert "<script>" not in html.get_content()
 
 
+@pytest.fixture
+def no_relay(app_config: dict[str, Any]) -> None:
+    """The embedded default: no SMTP relay, mail goes to the Maildir outbox."""
+    app_config["SMTP_URL"] = None
+
+
+def test_without_a_relay_the_message_goes_to_the_outbox(
+    no_relay: None, app: Flask, mailbox: CapturingSMTPServer, run_jobs: Callable[[], None],
+    client: FlaskClient, headers: dict[str, str], template: str,
+) -> None:
+    from newsletter.mail.transport import list_outbox
+
+    tx_id = a_code(client, headers, template)
+    run_jobs()
+
+    [entry] = list_outbox(app.config["OUTBOX_PATH"])
+    assert entry.subject == "Your code"
+    assert entry.to == READER
+    assert mailbox.messages == []
+    assert get_tx(client, headers, tx_id)["status"] == "sent"
+
+
 # --- validation at the edge ---------------------------------------------------------------
 
 
