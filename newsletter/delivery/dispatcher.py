@@ -115,6 +115,7 @@ def start_issue(issue_id: int) -> None:
         issue.rendered_text = rendered.text
         db.session.commit()
     ceiling = _fix_ceiling(issue_id)
+    snapshot.refresh_statistics("subscribers", "subscriptions")
     batch_size = int(current_app.config["BATCH_SIZE"])
     for written in snapshot.write_audience(issue_id, ceiling, batch_size):
         tasks.send_batch.send(issue_id, written.first_id, written.last_id)
@@ -154,6 +155,7 @@ def _complete_audience(issue_id: int) -> None:
     )
     db.session.commit()
     log.info("issue %s: audience of %s written", issue_id, total)
+    snapshot.refresh_statistics("deliveries")
     finish_if_done(issue_id)
 
 

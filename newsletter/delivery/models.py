@@ -26,7 +26,8 @@ class Delivery(db.Model):  # type: ignore[name-defined]
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("issue_id", "subscriber_id", name="uq_deliveries_issue_id_subscriber_id"),
-        Index("ix_deliveries_issue_id_status", "issue_id", "status"),
+        # The claim reads the pending rows of an issue in an id range: id last (migration 0004).
+        Index("ix_deliveries_issue_id_status_id", "issue_id", "status", "id"),
         # The delivery log looks an address up across issues (and ON DELETE CASCADE from
         # subscribers needs it too).
         Index("ix_deliveries_subscriber_id", "subscriber_id"),

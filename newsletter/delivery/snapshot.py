@@ -11,11 +11,13 @@ duplicate row is impossible (``ON CONFLICT DO NOTHING`` on the unique pair).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Result, exists, func, literal, select
+from sqlalchemy import ColumnElement, CursorResult, Result, exists, func, literal, select, text
+from sqlalchemy.exc import DBAPIError
 
 from newsletter.audience.models import (
     Subscriber,
@@ -26,6 +28,8 @@ from newsletter.audience.models import (
 from newsletter.content.models import issue_lists
 from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.extensions import db
+
+log = logging.getLogger(__name__)
 
 subscribers = Subscriber.__table__
 subscriptions = Subscription.__table__
@@ -122,6 +126,26 @@ def write_audience(issue_id: int, ceiling: int, size: int) -> Iterator[WrittenRa
         if written is not None:
             yield written
         after = end
+
+
+def refresh_statistics(*tables: str) -> None:
+    """``ANALYZE`` the tables on PostgreSQL before a send reads them row by row.
+
+    Right after a big import the planner still thinks a list has a handful of subscribers
+    and looks up each recipient's subscription by scanning the whole list: at a million
+    recipients that is most of the send's time. ANALYZE samples, so it takes well under a
+    second. Nothing to do on SQLite; a database user not allowed to ANALYZE only loses speed.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    db.session.commit()
+    try:
+        for table in tables:
+            db.session.execute(text(f"ANALYZE {table}"))  # names are ours, never input
+        db.session.commit()
+    except DBAPIError as error:
+        db.session.rollback()
+        log.warning("could not refresh planner statistics: %s", error)
 
 
 def rowcount(result: Result[Any]) -> int:
