@@ -83,6 +83,8 @@ def _report(issue_id: int, state: dict[str, Any], *, already: bool = False) -> N
 
 def _wait_for(app: Flask, issue_id: int, *, resume: bool) -> dict[str, Any]:
     """Poll the progress until the issue stops sending; on the embedded queue, run the work."""
+    from sqlalchemy.exc import DBAPIError
+
     from newsletter.broker import is_embedded, start_worker_threads, stop_worker
     from newsletter.delivery import dispatcher
     from newsletter.extensions import db
@@ -100,7 +102,17 @@ def _wait_for(app: Flask, issue_id: int, *, resume: bool) -> dict[str, Any]:
     live = sys.stdout.isatty()
     try:
         while True:
-            state = dispatcher.progress(issue_id)
+            try:
+                state = dispatcher.progress(issue_id)
+            except DBAPIError as error:
+                # The database is restarting or unreachable: the workers retry their
+                # batches; this wait just keeps waiting for them.
+                db.session.remove()
+                if not shown.startswith("database"):
+                    shown = f"database unreachable ({error.__class__.__name__}); waiting…"
+                    click.echo(shown, err=True)
+                time.sleep(POLL_SECONDS)
+                continue
             line = (
                 f"{state['status']}: {state['sent']} sent, {state['failed']} failed, "
                 f"{state['pending']} pending of {state['total']}"

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from newsletter import tasks
 from newsletter.audience.models import MailingList
@@ -288,25 +288,48 @@ def recover_unfinished() -> int:
     ``send_batch`` (rows still leased by a live worker are left to it, and looked at again
     when the lease runs out).
     """
-    queued = 0
     sending = db.session.scalars(
         select(issues.c.id).where(issues.c.status == IssueStatus.SENDING).order_by(issues.c.id)
     ).all()
-    for issue_id in sending:
-        total = db.session.scalar(select(issues.c.total_count).where(issues.c.id == issue_id))
-        if not total:
-            tasks.start_issue.send(issue_id)
-            queued += 1
-        ranges = pending_ranges(issue_id, int(current_app.config["BATCH_SIZE"]))
-        for first_id, last_id in ranges:
-            tasks.send_batch.send(issue_id, first_id, last_id)
-        queued += len(ranges)
-        if total and not ranges:
-            finish_if_done(issue_id)  # died between the last message and the last check
-    db.session.commit()
+    queued = sum(recover_issue(int(issue_id)) for issue_id in sending)
     if queued:
         log.info("recovery: %s jobs queued for %s unfinished issues", queued, len(sending))
     return queued
+
+
+def recover_issue(issue_id: int) -> int:
+    """Re-enqueue the work of one sending issue from its rows; return how many jobs."""
+    queued = 0
+    total = db.session.scalar(select(issues.c.total_count).where(issues.c.id == issue_id))
+    if not total:
+        tasks.start_issue.send(issue_id)
+        queued += 1
+    ranges = pending_ranges(issue_id, int(current_app.config["BATCH_SIZE"]))
+    for first_id, last_id in ranges:
+        tasks.send_batch.send(issue_id, first_id, last_id)
+    queued += len(ranges)
+    if total and not ranges:
+        finish_if_done(issue_id)  # died between the last message and the last check
+    db.session.commit()
+    return queued
+
+
+def has_due_rows(issue_id: int) -> bool:
+    """True when a pending row of the issue could be claimed right now (nobody holds it
+    and it is not waiting for a retry)."""
+    now = utcnow()
+    first_due = db.session.scalar(
+        select(deliveries.c.id)
+        .where(
+            deliveries.c.issue_id == issue_id,
+            deliveries.c.status == DeliveryStatus.PENDING,
+            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+            or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
+        )
+        .limit(1)
+    )
+    db.session.commit()
+    return first_due is not None
 
 
 def recover_unstarted(older_than: timedelta) -> int:

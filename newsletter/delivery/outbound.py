@@ -36,7 +36,10 @@ _lock = threading.Lock()
 
 
 #: the settings an ``Outbound`` is made from: when one changes, a new one is made
-SETTINGS = ("SMTP_URL", "OUTBOX_PATH", "DOMAIN_CONNECTIONS", "SMTP_TIMEOUT", "SMTP_HELO_NAME")
+SETTINGS = (
+    "SMTP_URL", "OUTBOX_PATH", "DOMAIN_CONNECTIONS", "SMTP_TIMEOUT", "SMTP_HELO_NAME",
+    "RELAY_COOLDOWN_SECONDS",
+)  # fmt: skip
 
 
 def outbound() -> Outbound:
@@ -76,7 +79,10 @@ class Outbound:
         config = self._config = app.config
         self.policies = relay_policies(config)
         self.outbox = None if self.policies else configured_relays(config)[0]
-        self.router = RelayRouter(self.policies) if self.policies else None
+        cooldown = float(config.get("RELAY_COOLDOWN_SECONDS") or 60)
+        self.router = (
+            RelayRouter(self.policies, cooldown_seconds=cooldown) if self.policies else None
+        )
         # Given the app, both are shared by every thread of the process (and through Redis,
         # when there is one, by every worker).
         self.limiter = limiter_for(app)

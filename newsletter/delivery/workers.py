@@ -80,9 +80,10 @@ def serve(app: Flask, threads: int | None) -> int:
 
 class Sweeper(threading.Thread):
     """Beside the workers: now and then, start scheduled issues that are due, tidy cancelled
-    ones and sample progress (``control.sweep``); beside the embedded workers also start
-    sends that another process asked for (``newsletter issues send`` writes the row, but its
-    queue dies with it)."""
+    ones and sample progress (``control.sweep``), and queue again the work of sends that
+    stopped moving because the broker lost it (``stalls``); beside the embedded workers also
+    start sends that another process asked for (``newsletter issues send`` writes the row,
+    but its queue dies with it)."""
 
     def __init__(self, app: Flask, interval: float, *, unstarted: bool = True) -> None:
         super().__init__(name="newsletter-sweeper", daemon=True)
@@ -90,6 +91,9 @@ class Sweeper(threading.Thread):
         self.interval = interval
         self.unstarted = unstarted
         self._stop_event = threading.Event()
+        from newsletter.delivery.stalls import STALL_SECONDS, StallWatch
+
+        self.stalls = StallWatch(float(app.config.get("STALL_SECONDS") or STALL_SECONDS))
 
     def run(self) -> None:
         from datetime import timedelta
@@ -104,6 +108,7 @@ class Sweeper(threading.Thread):
                     if self.unstarted:
                         recover_unstarted(timedelta(seconds=self.interval))
                     control.sweep()  # scheduled issues: exactly once across every worker
+                    self.stalls.check()  # sends whose queued jobs were lost
                 except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeper
                     log.exception("sweep failed")
                 finally:

@@ -271,12 +271,13 @@ def test_a_5xx_for_one_recipient_fails_that_row_bounces_it_and_spares_the_rest(
 
 # --- d. the relay unreachable -------------------------------------------------------------
 
-# The issue speaks of a minute. What the test must show is that an outage, however long, uses
-# up no recipient's attempts: with MAX_ATTEMPTS=2 and a 0.2 s backoff a recipient's whole
-# retry schedule is well under a second, and the outage also outlasts the lease (2 s) and
-# the SMTP timeout (1 s), so 6 s shows everything a minute would, for a tenth of the time.
-OUTAGE_SECONDS = 6
-#: after the relay is back, the engine may keep it aside for a cool-down (60 s by default)
+# The issue speaks of a minute, and the second pass (PostgreSQL + Redis, real worker
+# processes) waits out a real minute. The first pass shows the same with 6 s: with
+# MAX_ATTEMPTS=2 and a 0.2 s backoff a recipient's whole retry schedule is well under a
+# second, and 6 s also outlasts the lease (2 s) and the SMTP timeout (1 s), so no recipient's
+# attempts may be used up by the outage, however long.
+OUTAGE_SECONDS = 60 if TEST_BROKER_URL else 6
+#: after the relay is back, the engine keeps it aside for the rest of its cool-down
 BACK_WITHIN = 90
 
 
@@ -287,6 +288,7 @@ def test_an_unreachable_relay_makes_the_issue_wait_without_using_up_attempts(
     env = newsletter_env(
         app, SMTP_URL=faulty_smtp.url, BATCH_SIZE=5, WORKER_THREADS=2,
         MAX_ATTEMPTS=2, RETRY_BACKOFF_SECONDS=0.2, SMTP_TIMEOUT=1, LEASE_SECONDS=2,
+        RELAY_COOLDOWN_SECONDS=1,
     )
     handler = faulty_smtp.handler
     handler.hold_after = 5
@@ -406,12 +408,6 @@ def _stub_lost_mid_send(
 
 
 @services_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: `newsletter worker` runs no periodic sweep for started sends; after a "
-    "broker flush the issue stays `sending` until a worker restarts (SWEEP_SECONDS says "
-    "workers look for unfinished sends)",
-)
 def test_after_a_redis_flush_the_workers_own_sweep_finishes_the_send(
     app: Flask, faulty_smtp: FaultySMTPServer, tmp_path: Path
 ) -> None:
@@ -420,6 +416,7 @@ def test_after_a_redis_flush_the_workers_own_sweep_finishes_the_send(
     handler.hold_after = 6
     env = newsletter_env(
         app, SMTP_URL=faulty_smtp.url, BATCH_SIZE=4, WORKER_THREADS=1, SWEEP_SECONDS=1,
+        STALL_SECONDS=2,
     )
     processes = start_send(app, issue_id, env, tmp_path)
     try:
@@ -429,7 +426,7 @@ def test_after_a_redis_flush_the_workers_own_sweep_finishes_the_send(
         handler.hold_after = None
         handler.released.set()
 
-        wait_for_sent(issue_id, processes, tmp_path, timeout=8)  # nobody calls recovery
+        wait_for_sent(issue_id, processes, tmp_path, timeout=15)  # nobody calls recovery
     finally:
         finish(processes, tmp_path)
     counts = received(faulty_smtp)
@@ -458,13 +455,6 @@ def app_on_own_postgres(
         db.engine.dispose()
 
 
-@pytest.mark.xfail(
-    condition=not TEST_BROKER_URL,
-    strict=True,
-    reason="engine: `newsletter issues send --wait` dies on the OperationalError its progress "
-    "poll (commands._wait_for -> dispatcher.progress) gets while PostgreSQL is down, taking "
-    "the embedded worker threads and queue with it: the issue stays `sending`",
-)
 def test_postgres_restarted_mid_send_the_issue_finishes(
     app_on_own_postgres: Flask, throwaway_postgres: ThrowawayPostgres,  # noqa: F811
     faulty_smtp: FaultySMTPServer, tmp_path: Path,
