@@ -8,6 +8,7 @@ relay but not recorded: the only duplicate a restart can cause.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
@@ -36,6 +37,8 @@ issues = Issue.__table__
 CLAIM_SIZE = 100
 #: consecutive temporary failures after which the relay, not the addresses, is the problem
 TEMPORARY_STREAK = 3
+#: how often a batch looks whether the issue was paused or cancelled (seconds)
+STATUS_EVERY = 0.5
 #: default base wait before retrying a 4xx (``RETRY_BACKOFF_SECONDS`` overrides it)
 RETRY_BACKOFF_SECONDS = 60
 
@@ -70,6 +73,7 @@ class BatchSender:
         self.outbound = outbound()
         self.recorder = outcomes.SentRecorder()
         self.interrupted = False
+        self._status_checked = time.monotonic()
 
     def run(self, first_id: int, last_id: int) -> datetime | None:
         """Send until no due row is left in the range.
@@ -105,6 +109,9 @@ class BatchSender:
         while index < len(todo):
             if broker.stopping.is_set():
                 self.interrupted = True
+                outcomes.release([r.delivery_id for r in todo[index:]])
+                return None
+            if self._paused_or_cancelled():
                 outcomes.release([r.delivery_id for r in todo[index:]])
                 return None
             if utcnow() > claim.until - self.lease / 2:
@@ -144,6 +151,15 @@ class BatchSender:
                 log.warning("issue %s: relay keeps failing; batch waits", self.issue_id)
                 return utcnow() + self.backoff
         return None
+
+    def _paused_or_cancelled(self) -> bool:
+        """Whether an editor stopped the send, looked up at most every ``STATUS_EVERY`` s:
+        a pause takes effect between two messages within that time."""
+        now = time.monotonic()
+        if now < self._status_checked + STATUS_EVERY:
+            return False
+        self._status_checked = now
+        return issue_status(self.issue_id) is not IssueStatus.SENDING
 
     def _send_one(self, row: outcomes.Claimed) -> bool:
         """Mail one recipient and record the outcome; True for a temporary failure.

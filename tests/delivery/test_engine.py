@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dkim
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -163,3 +164,38 @@ def test_the_cap_per_recipient_domain_still_delivers_everyone(
 
     assert sorted(r for m in mailbox.messages for r in m.recipients) == audience.emails
     assert dispatcher.progress(issue_id)["status"] == "sent"
+
+
+def test_a_pause_takes_effect_between_two_messages(
+    app: Flask, audience: Audience, issue_id: int, mailbox: CapturingSMTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from newsletter.delivery import control, sender
+
+    monkeypatch.setattr(sender, "STATUS_EVERY", 0.0)
+    dispatcher.request_send(issue_id)
+    dispatcher.start_issue(issue_id)
+    issue = db.session.get(Issue, issue_id)
+    assert issue is not None
+    ids = sorted(db.session.scalars(select(Delivery.id).where(Delivery.issue_id == issue_id)))
+    handler = mailbox.handler
+    original = handler.handle_DATA
+
+    async def pause_after_the_second(server, session, envelope):  # type: ignore[no-untyped-def]
+        reply = await original(server, session, envelope)
+        if len(handler.messages) == 2:
+            with app.app_context():  # the editor presses "pause" from another process
+                control.pause(issue_id)
+                db.session.remove()
+        return reply
+
+    handler.handle_DATA = pause_after_the_second  # type: ignore[method-assign]
+    try:
+        BatchSender(issue, app.config, list_id_header="<news.example.org>").run(ids[0], ids[-1])
+    finally:
+        handler.handle_DATA = original  # type: ignore[method-assign]
+
+    assert len(mailbox.messages) == 2
+    assert statuses(issue_id) == Counter({(DeliveryStatus.SENT, 0): 2,
+                                          (DeliveryStatus.PENDING, 0): 2})  # fmt: skip
+    assert dispatcher.progress(issue_id)["status"] == "paused"
