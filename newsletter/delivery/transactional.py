@@ -151,11 +151,19 @@ def create(
 
 def _check_address(to: str) -> str:
     try:
-        return normalise_email(to, check_deliverability=bool(
+        address = normalise_email(to, check_deliverability=bool(
             current_app.config.get("CHECK_DELIVERABILITY")
         ))
     except InvalidEmail as error:
         raise ValidationError(error.message, field="to") from None
+    if not address.rpartition("@")[0].isascii():
+        # The message builder writes ASCII address headers only (an IDN domain becomes
+        # punycode; a local part cannot): say so rather than fail later.
+        raise ValidationError(
+            f"{address!r}: addresses with a non-ASCII local part are not supported yet",
+            field="to",
+        )
+    return address
 
 
 def _check_text(value: str, field: str, limit: int) -> str:

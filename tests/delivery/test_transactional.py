@@ -127,6 +127,19 @@ def test_headers_of_one_to_one_mail_no_list_headers(
         assert message[header] is None, header
 
 
+def test_an_idn_domain_goes_out_in_punycode(
+    client: FlaskClient, headers: dict[str, str], template: str,
+    mailbox: CapturingSMTPServer, run_jobs: Callable[[], None],
+) -> None:
+    tx_id = a_code(client, headers, template, to="leser@bücher.example")
+    run_jobs()
+
+    [received] = mailbox.messages
+    assert received.recipients == ["leser@xn--bcher-kva.example"]
+    assert received.message["To"] == "leser@xn--bcher-kva.example"
+    assert get_tx(client, headers, tx_id)["to"] == "leser@bücher.example"
+
+
 def test_data_is_escaped_in_html_and_names_are_encoded(
     client: FlaskClient, headers: dict[str, str], template: str,
     mailbox: CapturingSMTPServer, run_jobs: Callable[[], None],
@@ -176,6 +189,7 @@ def test_without_a_relay_the_message_goes_to_the_outbox(
         ({"to": "not an address"}, 422, "to"),
         ({"to": "reader@"}, 422, "to"),
         ({"to": 42}, 422, "to"),
+        ({"to": "josé@example.com"}, 422, "to"),
         ({"template": None}, 422, "template"),
         ({"template": "No such template"}, 404, "template"),
         ({"template": 99999}, 404, "template"),
