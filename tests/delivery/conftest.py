@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
+from sqlalchemy import select
 
 from newsletter.audience.models import (
     MailingList,
@@ -23,9 +24,22 @@ from newsletter.audience.models import (
     SubscriptionStatus,
 )
 from newsletter.content.models import Issue
+from newsletter.delivery.models import Delivery
 from newsletter.extensions import db
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 from tests.smtp import CapturedMessage, _Handler
+
+
+def deliveries_by_email(issue_id: int) -> dict[str, Delivery]:
+    """The issue's delivery rows by recipient address, as the workers committed them."""
+    db.session.commit()
+    db.session.expire_all()
+    rows = db.session.execute(
+        select(Subscriber.email, Delivery)
+        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+        .where(Delivery.issue_id == issue_id)
+    ).all()
+    return {email: delivery for email, delivery in rows}
 
 
 @dataclass

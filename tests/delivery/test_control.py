@@ -19,24 +19,13 @@ from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.errors import IssueStateError, ValidationError
 from newsletter.extensions import db
 from newsletter.models import utcnow
-from tests.delivery.conftest import Audience, FaultySMTPServer
+from tests.delivery.conftest import Audience, FaultySMTPServer, deliveries_by_email
 from tests.smtp import CapturingSMTPServer
 
 
 def status_of(issue_id: int) -> IssueStatus:
     db.session.commit()
     return IssueStatus(db.session.scalar(select(Issue.status).where(Issue.id == issue_id)))
-
-
-def deliveries_by_email(issue_id: int) -> dict[str, Delivery]:
-    db.session.commit()
-    db.session.expire_all()
-    rows = db.session.execute(
-        select(Subscriber.email, Delivery)
-        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-        .where(Delivery.issue_id == issue_id)
-    ).all()
-    return {email: delivery for email, delivery in rows}
 
 
 def received(server: CapturingSMTPServer | FaultySMTPServer) -> Counter[str]:

@@ -27,10 +27,15 @@ from newsletter import create_app
 from newsletter.audience.models import Subscriber, SubscriberStatus
 from newsletter.broker import is_embedded
 from newsletter.delivery import dispatcher
-from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.delivery.models import DeliveryStatus
 from newsletter.extensions import db
 from tests.conftest import TEST_BROKER_URL, TEST_DATABASE_URL
-from tests.delivery.conftest import FaultyHandler, FaultySMTPServer, make_sendable_issue
+from tests.delivery.conftest import (
+    FaultyHandler,
+    FaultySMTPServer,
+    deliveries_by_email,
+    make_sendable_issue,
+)
 from tests.delivery.processes import (
     kill_group,
     logs_text,
@@ -69,16 +74,6 @@ def received(server: FaultySMTPServer) -> Counter[str]:
 
 def duplicates(counts: Counter[str]) -> dict[str, int]:
     return {address: n - 1 for address, n in counts.items() if n > 1}
-
-
-def rows_by_email(issue_id: int) -> dict[str, Delivery]:
-    db.session.remove()
-    rows = db.session.execute(
-        select(Subscriber.email, Delivery)
-        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-        .where(Delivery.issue_id == issue_id)
-    ).all()
-    return {email: delivery for email, delivery in rows}
 
 
 def status_of(email: str) -> SubscriberStatus:
@@ -221,7 +216,7 @@ def test_4xx_on_a_share_of_transactions_are_retried_with_backoff_until_the_last_
     counts = received(faulty_smtp)
     assert sorted(counts) == [e for e in emails if e != hopeless]
     assert set(counts.values()) == {1}
-    rows = rows_by_email(issue_id)
+    rows = deliveries_by_email(issue_id)
     assert {e for e, row in rows.items() if row.status is not DeliveryStatus.SENT} == {hopeless}
     assert rows[hopeless].status is DeliveryStatus.FAILED
     assert "452 4.2.2 Mailbox full, try again later" in (rows[hopeless].last_reply or "")
@@ -259,7 +254,7 @@ def test_a_5xx_for_one_recipient_fails_that_row_bounces_it_and_spares_the_rest(
     assert sorted(counts) == [e for e in emails if e != bad]
     assert set(counts.values()) == {1}
     assert faulty_smtp.handler.tries[bad] == 1  # a 5xx is never retried
-    rows = rows_by_email(issue_id)
+    rows = deliveries_by_email(issue_id)
     assert rows[bad].status is DeliveryStatus.FAILED
     assert "550 5.1.1" in (rows[bad].last_reply or "")
     assert "User unknown" in (rows[bad].last_reply or "")

@@ -24,18 +24,8 @@ from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.errors import PermanentDeliveryError
 from newsletter.extensions import db
 from newsletter.models import utcnow
-from tests.delivery.conftest import Audience, FaultySMTPServer
+from tests.delivery.conftest import Audience, FaultySMTPServer, deliveries_by_email
 from tests.smtp import CapturingSMTPServer
-
-
-def deliveries_by_email(issue_id: int) -> dict[str, Delivery]:
-    db.session.commit()
-    rows = db.session.execute(
-        select(Subscriber.email, Delivery)
-        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-        .where(Delivery.issue_id == issue_id)
-    ).all()
-    return {email: delivery for email, delivery in rows}
 
 
 def subscriber_status(email: str) -> SubscriberStatus:
