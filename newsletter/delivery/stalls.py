@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -37,7 +38,9 @@ class StallWatch:
         self._seen: dict[int, tuple[int, float]] = {}
 
     def check(self) -> list[int]:
-        """Look at every sending issue; re-queue the stalled ones and return their ids."""
+        """Look at every sending issue; re-queue the stalled ones and return their ids.
+        Overdue transactional messages are queued again too."""
+        recover_overdue_transactional(self.stall_seconds)
         sending = [
             int(issue_id)
             for issue_id in db.session.scalars(
@@ -64,6 +67,13 @@ class StallWatch:
         log.warning("issue %s made no progress for %.0f s; %s jobs queued again",
                     issue_id, self.stall_seconds, queued)  # fmt: skip
         return True
+
+
+def recover_overdue_transactional(stall_seconds: float) -> int:
+    """Transactional messages overdue by ``stall_seconds`` and held by nobody: queued again."""
+    from newsletter.delivery.transactional import recover_overdue
+
+    return recover_overdue(timedelta(seconds=stall_seconds))
 
 
 def _audience_unwritten(issue_id: int) -> bool:

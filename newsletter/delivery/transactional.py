@@ -26,7 +26,7 @@ from email.utils import formataddr, parseaddr
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, or_, select, update
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, and_, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.audience.addresses import ascii_address, normalise_email
@@ -378,6 +378,31 @@ def _finish(tx_id: int, **values: Any) -> None:
 
 def _release(tx_id: int) -> None:
     _finish(tx_id)
+
+
+def recover_overdue(older_than: timedelta) -> int:
+    """Queue again the messages that should have gone ``older_than`` ago and that no worker
+    holds: their job was lost with the broker. Returns how many (the workers' sweeper)."""
+    now = utcnow()
+    due_since = now - older_than
+    overdue = db.session.scalars(
+        select(messages.c.id).where(
+            messages.c.status == TransactionalStatus.QUEUED,
+            or_(messages.c.lease_until.is_(None), messages.c.lease_until <= now),
+            or_(
+                messages.c.next_attempt_at <= due_since,
+                and_(messages.c.next_attempt_at.is_(None), messages.c.updated_at <= due_since),
+            ),
+        )
+    ).all()
+    db.session.commit()
+    from newsletter import tasks
+
+    for tx_id in overdue:
+        tasks.send_transactional.send(int(tx_id))
+    if overdue:
+        log.warning("%s transactional messages overdue; queued again", len(overdue))
+    return len(overdue)
 
 
 def recover_queued() -> int:

@@ -354,6 +354,25 @@ def test_a_lost_queue_is_rebuilt_from_the_rows(
     assert get_tx(client, headers, tx_id)["status"] == "sent"
 
 
+def test_the_workers_sweep_requeues_only_what_is_overdue(
+    app: Flask, client: FlaskClient, headers: dict[str, str], template: str,
+    mailbox: CapturingSMTPServer, run_jobs: Callable[[], None],
+) -> None:  # fmt: skip
+    from newsletter.delivery.stalls import StallWatch
+
+    tx_id = a_code(client, headers, template)
+    app.extensions["dramatiq"].flush_all()  # the broker forgot the job
+
+    assert StallWatch(stall_seconds=3600).check() == []  # not overdue yet: left alone
+    run_jobs()
+    assert mailbox.to(READER) == []
+
+    StallWatch(stall_seconds=0).check()  # overdue now
+    run_jobs()
+    assert len(mailbox.to(READER)) == 1
+    assert get_tx(client, headers, tx_id)["status"] == "sent"
+
+
 def test_the_body_is_not_kept_once_sent(
     client: FlaskClient, headers: dict[str, str], template: str, run_jobs: Callable[[], None],
 ) -> None:
