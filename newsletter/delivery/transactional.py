@@ -21,8 +21,9 @@ import enum
 import json
 import logging
 from datetime import datetime, timedelta
+from email.headerregistry import Address
 from email.parser import BytesHeaderParser
-from email.utils import formataddr, parseaddr
+from email.utils import parseaddr
 from typing import Any
 
 from flask import current_app
@@ -124,7 +125,7 @@ def create(
     html, text = _render(found, context)
     from_address = str(current_app.config["FROM_ADDRESS"])
     message = build_simple_message(
-        to=formataddr((name, ascii_address(address))),
+        to=str(Address(name, *ascii_address(address).rsplit("@", 1))),
         subject=subject,
         text=text,
         html=html,
@@ -156,13 +157,6 @@ def _check_address(to: str) -> str:
         ))
     except InvalidEmail as error:
         raise ValidationError(error.message, field="to") from None
-    if not address.rpartition("@")[0].isascii():
-        # The message builder writes ASCII address headers only (an IDN domain becomes
-        # punycode; a local part cannot): say so rather than fail later.
-        raise ValidationError(
-            f"{address!r}: addresses with a non-ASCII local part are not supported yet",
-            field="to",
-        )
     return address
 
 

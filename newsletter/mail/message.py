@@ -18,6 +18,7 @@ import secrets
 import time
 from base64 import b64encode
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 
@@ -273,6 +274,11 @@ class MessageSkeleton:
         )  # fmt: skip
 
 
+def _split_address(address: str) -> tuple[str, str]:
+    local, _, domain = address.rpartition("@")
+    return local, domain
+
+
 def build_simple_message(
     *, to: str, subject: str, text: str, html: str | None, from_address: str
 ) -> bytes:
@@ -280,9 +286,17 @@ def build_simple_message(
     Auto-Submitted and a text part (and an HTML alternative when ``html`` is given)."""
     to_name, to_address = parseaddr(one_line(to))
     from_name, from_addr = parseaddr(one_line(from_address))
-    message = EmailMessage(policy=email.policy.SMTP)
+    to_address = encode_address(to_address or one_line(to))
+    # A non-ASCII mailbox name (RFC 6531) can only be written in a UTF-8 header; such a
+    # message goes only through relays that offer SMTPUTF8 (the transport checks).
+    utf8 = not to_address.isascii()
+    message = EmailMessage(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
     message["From"] = formataddr((from_name, encode_address(from_addr)))
-    message["To"] = formataddr((to_name, encode_address(to_address or one_line(to))))
+    message["To"] = (
+        Address(to_name, *_split_address(to_address))
+        if utf8
+        else formataddr((to_name, to_address))
+    )
     message["Subject"] = one_line(subject)
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = f"<{make_message_id(from_address)}>"

@@ -238,3 +238,16 @@ def test_simple_message_text_only_and_no_injection() -> None:
     message = parse(data)
     assert message["Bcc"] is None
     assert message.get_content_type() == "text/plain"
+
+
+def test_a_one_off_message_to_a_non_ascii_mailbox_has_a_utf8_to_header() -> None:
+    data = build_simple_message(
+        to='"Jörg, der Erste" <jörg@exämple.org>', subject="Hallo", text="Hi", html=None,
+        from_address="News <news@example.org>",
+    )  # fmt: skip
+    parsed = email.message_from_string(data.decode("utf-8"), policy=email.policy.SMTPUTF8)
+    [address] = parsed["To"].addresses
+    assert (address.display_name, address.username, address.domain) == (
+        "Jörg, der Erste", "jörg", "xn--exmple-cua.org",
+    )  # fmt: skip
+    assert not parsed.defects
