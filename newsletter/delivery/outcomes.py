@@ -254,11 +254,13 @@ class SentRecorder:
         cursor, self._cursor = self._cursor, None
         if connection is None:
             return
-        if cursor is not None:
-            cursor.close()
         try:
+            if cursor is not None:
+                cursor.close()
             if connection.dialect.name == "postgresql":
                 connection.exec_driver_sql("RESET synchronous_commit")
+        except Exception:  # noqa: BLE001 - a lost connection: never back into the pool
+            connection.invalidate()
         finally:
             connection.close()
 
