@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -149,6 +150,19 @@ def test_pause_resume_and_the_send_completes(
 
     assert status_of(issue_id) is IssueStatus.SENT
     assert len(mailbox.messages) == 2
+
+
+def test_start_and_finish_are_shown_on_the_editors_clock(
+    client: FlaskClient, issue_id: int, run_jobs: Callable[[], None],
+) -> None:  # fmt: skip
+    set_timezone("Asia/Tokyo")
+    dispatcher.request_send(issue_id)
+    run_jobs()
+
+    issue = db.session.get(Issue, issue_id)
+    assert issue is not None and issue.started_at is not None
+    tokyo = issue.started_at.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d %H:%M")
+    assert f"Started {tokyo} Asia/Tokyo" in page_of(client, issue_id)
 
 
 def test_cancel_stops_the_send(
