@@ -76,6 +76,7 @@ class CapturingSMTPServer:
         with self.handler.lock:
             self.handler.messages.clear()
         self.handler.refuse.clear()
+        self.handler.pipelining = True
 
     @property
     def messages(self) -> list[CapturedMessage]:

@@ -18,7 +18,13 @@ from flask import Flask, current_app
 from newsletter import broker
 from newsletter.delivery.smtp import ConnectionPool
 from newsletter.errors import DomainBusy, RelayUnavailable
-from newsletter.mail.transport import Relay, Transport, configured_relays, transport_for
+from newsletter.mail.transport import (
+    BeforeData,
+    Relay,
+    Transport,
+    configured_relays,
+    transport_for,
+)
 
 if TYPE_CHECKING:
     from newsletter.mail.dkim import DkimSigner
@@ -113,11 +119,20 @@ class Outbound:
             self._signer_checked = now
         return self._dkim
 
-    def send(self, sender: str, recipient: str, message: bytes, *, signed: bool = False) -> str:
+    def send(
+        self,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        *,
+        signed: bool = False,
+        before_data: BeforeData = None,
+    ) -> str:
         """Sign (unless ``signed``) and send through a healthy relay under its limits.
 
         A relay that cannot be reached is reported to the router and the next one tried, so
-        one relay's outage moves its traffic to the others.
+        one relay's outage moves its traffic to the others. ``before_data`` runs once the
+        relay has taken the envelope, before the content (``Transport.send``).
         """
         if not signed:
             message = self.sign(message)
@@ -126,12 +141,14 @@ class Outbound:
             raise DomainBusy(-1, f"too many connections to {domain} at once", retry_after=1.0)
         try:
             if self.outbox is not None:
-                return self._send_via(self.outbox, sender, recipient, message)
-            return self._send_routed(sender, recipient, message)
+                return self._send_via(self.outbox, sender, recipient, message, before_data)
+            return self._send_routed(sender, recipient, message, before_data)
         finally:
             self.slots.release(domain)
 
-    def _send_routed(self, sender: str, recipient: str, message: bytes) -> str:
+    def _send_routed(
+        self, sender: str, recipient: str, message: bytes, before_data: BeforeData
+    ) -> str:
         assert self.router is not None
         last: RelayUnavailable | None = None
         # Enough tries for a failing relay to be taken out (fail_threshold failures) and the
@@ -142,7 +159,7 @@ class Outbound:
                 break
             self._wait_for_token(policy)
             try:
-                reply = self._send_via(policy.relay, sender, recipient, message)
+                reply = self._send_via(policy.relay, sender, recipient, message, before_data)
             except RelayUnavailable as error:
                 self.router.failed(policy.relay.name)
                 log.warning("relay %s: %s", policy.relay.name, error.message)
@@ -174,10 +191,12 @@ class Outbound:
             if broker.stopping.wait(wait):
                 raise RelayUnavailable(-1, "worker stopping", retry_after=0.0)
 
-    def _send_via(self, relay: Relay, sender: str, recipient: str, message: bytes) -> str:
+    def _send_via(
+        self, relay: Relay, sender: str, recipient: str, message: bytes, before_data: BeforeData
+    ) -> str:
         transport = self.pool.acquire(relay)
         try:
-            return transport.send(sender, recipient, message)
+            return transport.send(sender, recipient, message, before_data)
         finally:
             self.pool.release(relay, transport)
 

@@ -180,8 +180,9 @@ class BatchSender:
         data = self.outbound.sign(self.skeleton.personalise(recipient))
         try:
             reply = self.outbound.send(
-                self.envelope_from, ascii_address(row.email), data, signed=True
-            )
+                self.envelope_from, ascii_address(row.email), data, signed=True,
+                before_data=self.recorder.wait,
+            )  # fmt: skip
         except RelayUnavailable:
             raise
         except TemporaryDeliveryError as error:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import email.policy
 import mailbox
 import os
+import re
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
@@ -28,6 +30,9 @@ from newsletter.errors import (
     RelayUnavailable,
     TemporaryDeliveryError,
 )
+
+#: called between the relay's 354 and the message content (``Transport.send``)
+BeforeData = Callable[[], None] | None
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,14 @@ def _parse_relay_url(url: str) -> Relay:
 
 
 class Transport(Protocol):
-    def send(self, sender: str, recipient: str, message: bytes) -> str:
+    def send(
+        self, sender: str, recipient: str, message: bytes, before_data: BeforeData = None
+    ) -> str:
         """Send one message (CRLF line ends); return the relay's reply (``250 2.0.0 Ok``).
+
+        ``before_data`` is called once the relay has taken the envelope and before the
+        message content goes out: nothing can be delivered before it returns, and if it
+        raises, the transaction is dropped and its exception propagates.
 
         :raises TemporaryDeliveryError: 4xx or a lost connection (retry later).
         :raises PermanentDeliveryError: 5xx for this recipient (never retried).
@@ -225,19 +236,25 @@ class SMTPTransport:
                 pass
 
     # -- sending ------------------------------------------------------------------------
-    def send(self, sender: str, recipient: str, message: bytes) -> str:
+    def send(
+        self, sender: str, recipient: str, message: bytes, before_data: BeforeData = None
+    ) -> str:
         """Send one message to one recipient; return the relay's reply to DATA.
+
+        ``before_data`` runs between the relay's 354 and the content (see ``Transport``).
 
         :raises TemporaryDeliveryError: 4xx, or the connection failed (retry later).
         :raises PermanentDeliveryError: 5xx for this recipient or message (never retried).
         """
         try:
-            return self._send_once(sender, recipient, message)
+            return self._send_once(sender, recipient, message, before_data)
         except _StaleConnection:
             # The relay dropped an idle connection before accepting anything: reconnect once.
-            return self._send_once(sender, recipient, message)
+            return self._send_once(sender, recipient, message, before_data)
 
-    def _send_once(self, sender: str, recipient: str, message: bytes) -> str:
+    def _send_once(
+        self, sender: str, recipient: str, message: bytes, before_data: BeforeData
+    ) -> str:
         if self._smtp is None:
             self._smtp = self._connect()
         smtp = self._smtp
@@ -246,7 +263,9 @@ class SMTPTransport:
         try:
             options = self._mail_options(smtp, sender, recipient)
             if smtp.does_esmtp and smtp.has_extn("pipelining") and message.endswith(b"\r\n"):
-                code, reply = self._pipelined(smtp, sender, recipient, options, message)
+                code, reply = self._pipelined(
+                    smtp, sender, recipient, options, message, before_data
+                )
             else:
                 code, reply = smtp.mail(sender, options)
                 if code != 250:
@@ -259,7 +278,11 @@ class SMTPTransport:
                     self._reset_or_abort(smtp)
                     raise _delivery_error(code, reply)
                 step = "DATA"
-                code, reply = smtp.data(message)
+                code, reply = smtp.docmd("DATA")
+                if code != 354:
+                    self._reset_or_abort(smtp)
+                    raise _delivery_error(code, reply)
+                code, reply = self._content(smtp, _crlf_lines(message), before_data)
         except smtplib.SMTPServerDisconnected as error:
             self._abort()
             step = max(step, self._step, key=_STEPS.index)
@@ -283,7 +306,13 @@ class SMTPTransport:
         return f"{code} {_reply_text(reply)}"
 
     def _pipelined(
-        self, smtp: smtplib.SMTP, sender: str, recipient: str, options: list[str], message: bytes
+        self,
+        smtp: smtplib.SMTP,
+        sender: str,
+        recipient: str,
+        options: list[str],
+        message: bytes,
+        before_data: BeforeData,
     ) -> tuple[int, bytes]:
         """MAIL, RCPT and DATA in one write, their three replies, then the content (RFC 2920).
 
@@ -310,6 +339,18 @@ class SMTPTransport:
         if data_code != 354:
             self._reset_or_abort(smtp)
             raise _delivery_error(data_code, data_reply)
+        return self._content(smtp, message, before_data)
+
+    def _content(
+        self, smtp: smtplib.SMTP, message: bytes, before_data: BeforeData
+    ) -> tuple[int, bytes]:
+        """After the relay's 354: the hook, then the dot-stuffed content and its reply."""
+        if before_data is not None:
+            try:
+                before_data()
+            except BaseException:
+                self._abort()  # mid-DATA: only dropping the connection cancels the message
+                raise
         stuffed = message.replace(b"\r\n.", b"\r\n..")
         if stuffed.startswith(b"."):
             stuffed = b"." + stuffed
@@ -355,6 +396,12 @@ class SMTPTransport:
 _STEPS = ("MAIL", "RCPT", "DATA")
 
 
+def _crlf_lines(message: bytes) -> bytes:
+    """Every line end as CRLF (SMTP's), the last line ended too."""
+    text = re.sub(rb"\r\n|\r|\n", b"\r\n", message)
+    return text if text.endswith(b"\r\n") else text + b"\r\n"
+
+
 class _StaleConnection(Exception):
     """A reused connection was closed by the relay before it accepted anything."""
 
@@ -366,8 +413,12 @@ class MaildirTransport:
         self.path = path
         self._maildir: mailbox.Maildir | None = None
 
-    def send(self, sender: str, recipient: str, message: bytes) -> str:
+    def send(
+        self, sender: str, recipient: str, message: bytes, before_data: BeforeData = None
+    ) -> str:
         """Store the message with ``Return-Path`` and ``Delivered-To``; return its key."""
+        if before_data is not None:
+            before_data()
         if self._maildir is None:
             # mailbox creates a missing folder but not the sub-folders of an existing empty one.
             for sub in ("tmp", "new", "cur"):

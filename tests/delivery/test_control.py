@@ -20,6 +20,7 @@ from newsletter.errors import IssueStateError, ValidationError
 from newsletter.extensions import db
 from newsletter.models import utcnow
 from tests.delivery.conftest import Audience, FaultySMTPServer, deliveries_by_email
+from tests.factories import make_subscriber
 from tests.smtp import CapturingSMTPServer
 
 
@@ -187,8 +188,13 @@ def test_pause_mid_send_lets_the_message_on_the_wire_finish_and_stops_the_rest(
     app: Flask, audience: Audience, issue_id: int, faulty_smtp: FaultySMTPServer,
     run_jobs: Callable[[], None],
 ) -> None:
-    # One recipient per batch, so the workers look at the status before each message.
+    # One recipient per batch, so the workers look at the status before each message. Ten
+    # more readers: with two worker threads, up to four messages can be on their way before
+    # the pause lands (two passed their status check just before it), and some must remain.
     app.config.update(SMTP_URL=faulty_smtp.url, BATCH_SIZE=1)
+    extra = [make_subscriber(f"more{n}@example.com", lists=(audience.news,)).email
+             for n in range(10)]  # fmt: skip
+    db.session.commit()
     faulty_smtp.handler.hold_after = 1
 
     def pause_while_held() -> None:
@@ -216,7 +222,7 @@ def test_pause_mid_send_lets_the_message_on_the_wire_finish_and_stops_the_rest(
     run_jobs()
 
     assert status_of(issue_id) is IssueStatus.SENT
-    assert received(faulty_smtp) == Counter(audience.emails)
+    assert received(faulty_smtp) == Counter(audience.emails + extra)
 
 
 def test_resume_finishes_an_audience_paused_while_being_written(

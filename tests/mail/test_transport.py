@@ -122,20 +122,40 @@ def test_a_dropped_connection_is_reopened_on_the_next_send(mailbox: CapturingSMT
     ]  # fmt: skip
 
 
-def test_an_error_at_data_closes_the_connection_and_the_next_send_reconnects(
+def test_a_message_refused_at_data_is_permanent_and_the_next_one_goes_out(
     mailbox: CapturingSMTPServer,
 ) -> None:
     transport = open_transport(smtp_config(mailbox.port))
     assert isinstance(transport, SMTPTransport)
     transport.send(SENDER, "a@example.com", message("a@example.com"))
 
-    with pytest.raises(PermanentDeliveryError):
+    with pytest.raises(PermanentDeliveryError):  # a 40 MB line: refused once read
         transport.send(SENDER, "a@example.com", b"Subject: x\r\n\r\n" + b"x" * 40_000_000)
-    assert transport._smtp is None  # closed after the error
 
     transport.send(SENDER, "b@example.com", message("b@example.com"))
     transport.close()
-    assert transport.connections == 2
+    assert [m.recipients for m in mailbox.messages] == [["a@example.com"], ["b@example.com"]]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_hook_failing_before_data_sends_nothing_and_drops_the_transaction(
+    mailbox: CapturingSMTPServer, pipelining: bool
+) -> None:
+    mailbox.handler.pipelining = pipelining
+    transport = open_transport(smtp_config(mailbox.port))
+    assert isinstance(transport, SMTPTransport)
+
+    def database_down() -> None:
+        raise RuntimeError("the previous outcome could not be recorded")
+
+    with pytest.raises(RuntimeError):
+        transport.send(SENDER, "a@example.com", message("a@example.com"), database_down)
+    assert transport._smtp is None  # mid-DATA: only closing the connection cancels it
+    calls: list[str] = []
+    transport.send(SENDER, "b@example.com", message("b@example.com"), lambda: calls.append("x"))
+    transport.close()
+    assert calls == ["x"]
+    assert [m.recipients for m in mailbox.messages] == [["b@example.com"]]
 
 
 # -- TLS and AUTH -------------------------------------------------------------------------
