@@ -7,7 +7,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -355,3 +356,46 @@ def faulty_smtp() -> Iterator[FaultySMTPServer]:
     server.start()
     yield server
     server.stop()
+
+
+class RedisConnections:
+    """New Redis connections, one per simulated worker, on keys under a prefix of this
+    test's own; ``url`` is None on the embedded pass (no Redis)."""
+
+    def __init__(self, backend: dict[str, str | None], name: str) -> None:
+        broker = backend["broker"] or ""
+        self.url = broker if broker.startswith("redis") else None
+        self.prefix = f"nl-test-{name}:{uuid.uuid4().hex}"
+        self._clients: list[Any] = []
+
+    def connect(self) -> Any:
+        import redis
+
+        assert self.url is not None
+        client = redis.Redis.from_url(self.url)
+        self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        """Delete this test's keys and close every connection."""
+        for client in self._clients:
+            keys = list(client.scan_iter(f"{self.prefix}:*"))
+            if keys:
+                client.delete(*keys)
+            client.close()
+
+
+@pytest.fixture
+def redis_connections(
+    backend: dict[str, str | None],
+) -> Iterator[Callable[[str], RedisConnections]]:
+    """``make(name)``: a ``RedisConnections`` cleaned up after the test."""
+    made: list[RedisConnections] = []
+
+    def make(name: str) -> RedisConnections:
+        made.append(RedisConnections(backend, name))
+        return made[-1]
+
+    yield make
+    for connections in made:
+        connections.close()

@@ -25,6 +25,7 @@ from newsletter.delivery.ratelimit import (
 )
 from newsletter.delivery.relays import RelayPolicy, Warmup
 from newsletter.mail.transport import Relay
+from tests.delivery.conftest import RedisConnections
 
 RELAY = Relay(scheme="smtp", host="relay.example.net", port=25)
 
@@ -59,30 +60,21 @@ MakeLimiter = Callable[[Clock], RateLimiter]
 
 
 @pytest.fixture
-def new_limiter(backend: dict[str, str | None]) -> Iterator[MakeLimiter]:
+def new_limiter(
+    redis_connections: Callable[[str], RedisConnections],
+) -> Iterator[MakeLimiter]:
     """Make limiters that share one set of buckets, as the workers of one installation do:
     each with its own Redis connection (another worker process) on Redis, else sharing one
     in-process backend (another worker thread)."""
-    url = backend["broker"] if (backend["broker"] or "").startswith("redis") else None
-    prefix = f"nl-test-ratelimit:{uuid.uuid4().hex}"
+    redis = redis_connections("ratelimit")
     memory = MemoryBackend()
-    clients: list[Any] = []
 
     def make(clock: Clock) -> RateLimiter:
-        if url is None:
+        if redis.url is None:
             return RateLimiter(memory, clock=clock)
-        import redis
-
-        client = redis.Redis.from_url(url)
-        clients.append(client)
-        return RateLimiter(RedisBackend(client, prefix=prefix), clock=clock)
+        return RateLimiter(RedisBackend(redis.connect(), prefix=redis.prefix), clock=clock)
 
     yield make
-    for client in clients:
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
 
 
 def drain(limiter: RateLimiter, relay: RelayPolicy, chunk: int = 1000) -> int:

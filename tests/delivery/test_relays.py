@@ -29,6 +29,7 @@ from newsletter.delivery.relays import (
 )
 from newsletter.errors import ConfigError
 from newsletter.mail.transport import Relay
+from tests.delivery.conftest import RedisConnections
 
 # -- options ----------------------------------------------------------------------------------
 
@@ -222,31 +223,20 @@ MakeSlots = Callable[[dict[str, int]], DomainSlots]
 
 
 @pytest.fixture
-def new_slots(backend: dict[str, str | None]) -> Iterator[MakeSlots]:
+def new_slots(redis_connections: Callable[[str], RedisConnections]) -> Iterator[MakeSlots]:
     """Domain slots as two workers see them: each with its own Redis connection on the
     services pass; in-process they are one object shared by threads (as in `newsletter run`)."""
-    url = backend["broker"] if (backend["broker"] or "").startswith("redis") else None
-    prefix = f"nl-test-slots:{uuid.uuid4().hex}"
-    clients: list[Any] = []
+    redis = redis_connections("slots")
     shared: list[DomainSlots] = []
 
     def make(caps: dict[str, int], **options: Any) -> DomainSlots:
-        if url is None:
+        if redis.url is None:
             if not shared:
                 shared.append(DomainSlots(caps, **options))
             return shared[0]
-        import redis
-
-        client = redis.Redis.from_url(url)
-        clients.append(client)
-        return DomainSlots(caps, redis=client, prefix=prefix, **options)
+        return DomainSlots(caps, redis=redis.connect(), prefix=redis.prefix, **options)
 
     yield make
-    for client in clients:
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
 
 
 def test_the_domain_cap_holds_across_workers(new_slots: MakeSlots) -> None:
