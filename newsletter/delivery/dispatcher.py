@@ -118,7 +118,8 @@ def start_issue(issue_id: int) -> None:
     snapshot.refresh_statistics("subscribers", "subscriptions")
     batch_size = int(current_app.config["BATCH_SIZE"])
     for written in snapshot.write_audience(issue_id, ceiling, batch_size):
-        tasks.send_batch.send(issue_id, written.first_id, written.last_id)
+        for first_id, last_id in snapshot.split_range(written, batch_size):
+            tasks.send_batch.send(issue_id, first_id, last_id)
     _complete_audience(issue_id)
 
 

@@ -2,11 +2,13 @@
 
 The audience is every active subscriber with a confirmed subscription on any target list,
 once each, up to the highest subscriber id at the start (``issue.max_subscriber_id``).
-It is written in ascending subscriber-id ranges of at most one batch each, one statement and
-one commit per range, so the first batch can go out while later ranges are still being
-written. Because ranges are written in order and each atomically, everything up to the
-highest subscriber id already in ``deliveries`` is done: a re-run resumes from there, and a
-duplicate row is impossible (``ON CONFLICT DO NOTHING`` on the unique pair).
+It is written in ascending subscriber-id ranges, one statement and one commit per range, so
+the first batch can go out while later ranges are still being written: the first range is
+one batch, and the ranges after it grow to a few batches each (fewer statements and commits;
+each range is then split into batches by delivery id). Because ranges are written in order
+and each atomically, everything up to the highest subscriber id already in ``deliveries`` is
+done: a re-run resumes from there, and a duplicate row is impossible (``ON CONFLICT DO
+NOTHING`` on the unique pair).
 """
 
 from __future__ import annotations
@@ -50,15 +52,29 @@ def audience_ceiling() -> int:
     return int(db.session.scalar(select(func.coalesce(func.max(subscribers.c.id), 0))) or 0)
 
 
-def is_recipient(issue_id: int) -> ColumnElement[bool]:
-    """SQL condition on ``subscribers``: active and confirmed on one of the issue's lists."""
+#: the ranges after the first grow (doubling) up to this many batches each
+MAX_RANGE_BATCHES = 8
+
+
+def is_recipient(issue_id: int, after: int, upto: int) -> ColumnElement[bool]:
+    """SQL condition on ``subscribers`` with ids in ``(after, upto]``: active and confirmed
+    on one of the issue's lists."""
     target_lists = select(issue_lists.c.list_id).where(issue_lists.c.issue_id == issue_id)
     confirmed = exists().where(
         subscriptions.c.subscriber_id == subscribers.c.id,
+        # The same bounds again, on subscriptions: otherwise PostgreSQL reads every
+        # subscription from the lowest id (or the whole table) for each range.
+        subscriptions.c.subscriber_id > after,
+        subscriptions.c.subscriber_id <= upto,
         subscriptions.c.status == SubscriptionStatus.CONFIRMED,
         subscriptions.c.list_id.in_(target_lists),
     )
-    return (subscribers.c.status == SubscriberStatus.ACTIVE) & confirmed
+    return (
+        (subscribers.c.id > after)
+        & (subscribers.c.id <= upto)
+        & (subscribers.c.status == SubscriberStatus.ACTIVE)
+        & confirmed
+    )
 
 
 def written_up_to(issue_id: int) -> int:
@@ -74,7 +90,7 @@ def next_range_end(issue_id: int, after: int, ceiling: int, size: int) -> int | 
     ``after``; None when no recipient is left below the ceiling."""
     ids = (
         select(subscribers.c.id)
-        .where(subscribers.c.id > after, subscribers.c.id <= ceiling, is_recipient(issue_id))
+        .where(is_recipient(issue_id, after, ceiling))
         .order_by(subscribers.c.id)
         .limit(size)
         .subquery()
@@ -93,7 +109,7 @@ def write_range(issue_id: int, after: int, end: int) -> WrittenRange | None:
         subscribers.c.id,
         literal(DeliveryStatus.PENDING.value),
         literal(0),
-    ).where(subscribers.c.id > after, subscribers.c.id <= end, is_recipient(issue_id))
+    ).where(is_recipient(issue_id, after, end))
     statement = _insert()(deliveries).from_select(
         ["issue_id", "subscriber_id", "status", "attempts"], chosen.order_by(subscribers.c.id)
     )
@@ -115,10 +131,15 @@ def write_range(issue_id: int, after: int, end: int) -> WrittenRange | None:
 
 
 def write_audience(issue_id: int, ceiling: int, size: int) -> Iterator[WrittenRange]:
-    """Write the rest of the audience range by range, committing each before yielding it."""
+    """Write the rest of the audience range by range, committing each before yielding it.
+
+    The first range holds ``size`` recipients, so that its batch starts at once; each next
+    one twice as many, up to ``MAX_RANGE_BATCHES`` times ``size``.
+    """
     after = written_up_to(issue_id)
+    range_size = size
     while after < ceiling:
-        end = next_range_end(issue_id, after, ceiling, size)
+        end = next_range_end(issue_id, after, ceiling, range_size)
         if end is None:
             return
         written = write_range(issue_id, after, end)
@@ -126,6 +147,19 @@ def write_audience(issue_id: int, ceiling: int, size: int) -> Iterator[WrittenRa
         if written is not None:
             yield written
         after = end
+        range_size = min(range_size * 2, size * MAX_RANGE_BATCHES)
+
+
+def split_range(written: WrittenRange, size: int) -> list[tuple[int, int]]:
+    """The delivery ids of a written range in batches of at most ``size`` ids.
+
+    One INSERT numbers its rows consecutively; rows another issue wrote at the same time
+    only leave some batches with fewer rows of this one.
+    """
+    return [
+        (first, min(first + size - 1, written.last_id))
+        for first in range(written.first_id, written.last_id + 1, size)
+    ]
 
 
 def refresh_statistics(*tables: str) -> None:

@@ -56,10 +56,10 @@ def test_subscribers_added_after_send_is_pressed_are_not_in_the_audience(
     assert db.session.get(Issue, issue_id).max_subscriber_id < late.id
 
 
-def test_audience_is_written_in_ranges_of_one_batch_each_queued_once_written(
+def test_audience_is_written_in_growing_ranges_each_queued_in_batches_once_written(
     app: Any, audience: Audience, issue_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app.config["BATCH_SIZE"] = 3
+    app.config["BATCH_SIZE"] = 1
     queued: list[tuple[int, int, int, int]] = []
 
     def send(issue_id: int, first_id: int, last_id: int) -> None:
@@ -71,8 +71,14 @@ def test_audience_is_written_in_ranges_of_one_batch_each_queued_once_written(
     dispatcher.start_issue(issue_id)
 
     ids = sorted(db.session.scalars(select(Delivery.id).where(Delivery.issue_id == issue_id)))
-    # The first batch is queued as soon as its rows exist, before the rest is written.
-    assert queued == [(issue_id, ids[0], ids[2], 3), (issue_id, ids[3], ids[3], 4)]
+    # The first batch is queued as soon as its rows exist, before the rest is written; the
+    # next range is twice as big, written at once and queued as two batches of one.
+    assert queued == [
+        (issue_id, ids[0], ids[0], 1),
+        (issue_id, ids[1], ids[1], 3),
+        (issue_id, ids[2], ids[2], 3),
+        (issue_id, ids[3], ids[3], 4),
+    ]
 
 
 def test_starting_again_writes_nobody_twice_and_resumes_an_unfinished_audience(
