@@ -3,6 +3,10 @@
 Each outcome is committed before the next message goes out on the same connection, so a
 worker killed at any instant leaves at most one message per open connection accepted by the
 relay but not recorded: the only duplicate a restart can cause.
+
+The work for one message overlaps the relay's for the one before: the next envelope goes
+out with a message's end, the next message is built while the relay reads the content, and
+the outcome's commit travels while the relay answers the next envelope.
 """
 
 from __future__ import annotations
@@ -74,6 +78,8 @@ class BatchSender:
         self.recorder = outcomes.SentRecorder()
         self.interrupted = False
         self._status_checked = time.monotonic()
+        #: the next row's message, built while the relay read the one before
+        self._built: tuple[int, str, bytes] | None = None
 
     def run(self, first_id: int, last_id: int) -> datetime | None:
         """Send until no due row is left in the range.
@@ -84,6 +90,7 @@ class BatchSender:
         try:
             return self._run(first_id, last_id)
         finally:
+            self.outbound.drop_ahead()  # an envelope sent ahead for a row left unsent
             self.recorder.close()
 
     def _run(self, first_id: int, last_id: int) -> datetime | None:
@@ -122,7 +129,7 @@ class BatchSender:
                     break
             row = todo[index]
             try:
-                temporary = self._send_one(row)
+                temporary = self._send_one(row, todo[index + 1] if index + 1 < len(todo) else None)
             except DomainBusy as error:
                 # Its domain is at its cap: the rows behind it go first, unless they are all
                 # waiting for a busy domain too.
@@ -161,27 +168,21 @@ class BatchSender:
         self._status_checked = now
         return issue_status(self.issue_id) is not IssueStatus.SENDING
 
-    def _send_one(self, row: outcomes.Claimed) -> bool:
+    def _send_one(self, row: outcomes.Claimed, following: outcomes.Claimed | None) -> bool:
         """Mail one recipient and record the outcome; True for a temporary failure.
+
+        ``following`` is the row meant to go next: its envelope may go out ahead, and its
+        message is built while the relay reads this one.
 
         :raises RelayUnavailable: nothing was sent; the row is still claimed.
         """
-        from newsletter.audience.tokens import manage_url, unsubscribe_url
-        from newsletter.mail.message import Recipient, make_message_id
-
-        message_id = make_message_id(self.from_address)
-        recipient = Recipient(
-            email=row.email,
-            name=row.name,
-            unsubscribe_url=unsubscribe_url(row.subscriber_id, row.list_id),
-            manage_url=manage_url(row.subscriber_id),
-            message_id=message_id,
-        )
-        data = self.outbound.sign(self.skeleton.personalise(recipient))
+        message_id, data = self._message_for(row)
         try:
             reply = self.outbound.send(
                 self.envelope_from, ascii_address(row.email), data, signed=True,
                 before_data=self.recorder.wait,
+                then=ascii_address(following.email) if following is not None else None,
+                while_waiting=(lambda: self._build_ahead(following)) if following else None,
             )  # fmt: skip
         except RelayUnavailable:
             raise
@@ -199,6 +200,38 @@ class BatchSender:
         # Recorded the moment the relay accepts it: this is what prevents a second copy.
         self.recorder.record(row.delivery_id, message_id=message_id, reply=reply)
         return False
+
+    def _message_for(self, row: outcomes.Claimed) -> tuple[str, bytes]:
+        """The row's Message-ID and signed message: built ahead, or now."""
+        built, self._built = self._built, None
+        if built is not None and built[0] == row.delivery_id:
+            return built[1], built[2]
+        return self._build(row)
+
+    def _build_ahead(self, row: outcomes.Claimed) -> None:
+        """Build the row's message while the relay reads the one before. Never raises (the
+        relay's reply is still to be read): a failure shows when the row's turn comes."""
+        if self._built is not None and self._built[0] == row.delivery_id:
+            return
+        try:
+            self._built = (row.delivery_id, *self._build(row))
+        except Exception:  # noqa: BLE001 - built again, and raised, in its own turn
+            self._built = None
+
+    def _build(self, row: outcomes.Claimed) -> tuple[str, bytes]:
+        """Personalise and sign the row's message; return its Message-ID and bytes."""
+        from newsletter.audience.tokens import manage_url, unsubscribe_url
+        from newsletter.mail.message import Recipient, make_message_id
+
+        message_id = make_message_id(self.from_address)
+        recipient = Recipient(
+            email=row.email,
+            name=row.name,
+            unsubscribe_url=unsubscribe_url(row.subscriber_id, row.list_id),
+            manage_url=manage_url(row.subscriber_id),
+            message_id=message_id,
+        )
+        return message_id, self.outbound.sign(self.skeleton.personalise(recipient))
 
 
 def issue_status(issue_id: int) -> IssueStatus:

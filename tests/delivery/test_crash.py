@@ -14,7 +14,7 @@ from newsletter.broker import is_embedded
 from newsletter.delivery import dispatcher
 from newsletter.extensions import db
 from tests.delivery.conftest import FaultySMTPServer, make_sendable_issue
-from tests.delivery.processes import kill_group, newsletter_env, run, start
+from tests.delivery.processes import kill_group, newsletter_env, run, start, wait_until
 from tests.factories import make_list, make_subscriber
 
 RECIPIENTS = 15
@@ -36,7 +36,8 @@ def test_a_send_killed_mid_batch_is_finished_by_the_next_worker_without_duplicat
     )
     log = tmp_path / "worker.log"
     # The relay takes KILLED_AFTER messages, then holds the next MAIL: the worker is caught
-    # between two messages with a batch claimed, and killed there.
+    # between two messages with a batch claimed, and killed there once the last message the
+    # relay took is recorded (that MAIL went out with its end, before the relay's answer).
     faulty_smtp.handler.hold_after = KILLED_AFTER
     embedded = is_embedded(app)
     if embedded:
@@ -46,13 +47,14 @@ def test_a_send_killed_mid_batch_is_finished_by_the_next_worker_without_duplicat
         first = start(["worker", "--threads", "1"], env, log)
 
     assert faulty_smtp.handler.held.wait(60), log.read_text()
+    wait_until(lambda: sent_now(issue_id) == KILLED_AFTER, what="the sixth outcome recorded")
     assert kill_group(first) == -signal.SIGKILL
     faulty_smtp.handler.hold_after = None
     faulty_smtp.handler.released.set()
 
     db.session.remove()
     assert dispatcher.progress(issue_id)["status"] == "sending"
-    assert dispatcher.progress(issue_id)["sent"] == KILLED_AFTER
+    assert len(faulty_smtp.messages) == KILLED_AFTER
 
     env["NEWSLETTER_WORKER_THREADS"] = "2"
     second = None if embedded else start(["worker"], env, log)
@@ -74,3 +76,8 @@ def test_a_send_killed_mid_batch_is_finished_by_the_next_worker_without_duplicat
         "status": "sent", "total": RECIPIENTS, "sent": RECIPIENTS, "failed": 0, "pending": 0,
         "skipped": 0,
     }
+
+
+def sent_now(issue_id: int) -> int:
+    db.session.remove()  # a fresh look at what the worker committed
+    return int(dispatcher.progress(issue_id)["sent"])

@@ -1,8 +1,10 @@
 """The engine between the batches and the relays: DKIM on bulk mail, pooled connections,
-rate limits, failover between relays and the cap per recipient domain."""
+rate limits, failover between relays, the cap per recipient domain, and envelopes sent
+ahead."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +17,12 @@ from sqlalchemy import select
 from newsletter.content.models import Issue
 from newsletter.delivery import dispatcher
 from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.delivery.outbound import outbound
 from newsletter.delivery.sender import BatchSender
+from newsletter.errors import DomainBusy
 from newsletter.extensions import db
 from newsletter.mail.dkim import generate_key
+from newsletter.mail.message import build_simple_message
 from newsletter.models import utcnow
 from tests.conftest import free_port
 from tests.delivery.conftest import Audience
@@ -199,3 +204,55 @@ def test_a_pause_takes_effect_between_two_messages(
     assert statuses(issue_id) == Counter({(DeliveryStatus.SENT, 0): 2,
                                           (DeliveryStatus.PENDING, 0): 2})  # fmt: skip
     assert dispatcher.progress(issue_id)["status"] == "paused"
+
+
+def test_a_connection_with_the_next_envelope_out_stays_with_its_thread_until_it_is_sent(
+    app: Flask, mailbox: CapturingSMTPServer
+) -> None:
+    app.config["DOMAIN_CONNECTIONS"] = "example.com=1"
+    way_out = outbound()
+    sender = "news@example.org"
+
+    def from_another_thread(recipient: str) -> BaseException | str:
+        outcome: list[BaseException | str] = []
+
+        def send() -> None:
+            with app.app_context():
+                try:
+                    outcome.append(way_out.send(sender, recipient, simple(recipient)))
+                except DomainBusy as busy:
+                    outcome.append(busy)
+
+        thread = threading.Thread(target=send)
+        thread.start()
+        thread.join(30)
+        return outcome[0]
+
+    way_out.send(sender, "a@example.com", simple("a@example.com"), then="b@example.com")
+    # b@'s transaction is open (its envelope is out): the domain's one slot is taken.
+    assert isinstance(from_another_thread("c@example.com"), DomainBusy)
+    way_out.send(sender, "b@example.com", simple("b@example.com"))
+    assert str(from_another_thread("c@example.com")).startswith("250")
+
+    assert [m.recipients for m in mailbox.messages] == [
+        ["a@example.com"], ["b@example.com"], ["c@example.com"]
+    ]
+
+
+def test_dropping_an_envelope_sent_ahead_delivers_nothing_and_frees_its_domain(
+    app: Flask, mailbox: CapturingSMTPServer
+) -> None:
+    app.config["DOMAIN_CONNECTIONS"] = "example.com=1"
+    way_out = outbound()
+    sender = "news@example.org"
+
+    way_out.send(sender, "a@example.com", simple("a@example.com"), then="b@example.com")
+    way_out.drop_ahead()
+    way_out.send(sender, "c@example.com", simple("c@example.com"))
+
+    assert [m.recipients for m in mailbox.messages] == [["a@example.com"], ["c@example.com"]]
+
+
+def simple(recipient: str) -> bytes:
+    return build_simple_message(to=recipient, subject="Hi", text="Hi\n", html="<p>Hi</p>",
+                                from_address="news@example.org")  # fmt: skip

@@ -350,6 +350,107 @@ def test_pipelined_refusals_keep_the_connection(mailbox: CapturingSMTPServer) ->
     assert [m.recipients for m in mailbox.messages] == [["ann@example.com"]]
 
 
+def spy_writes(transport: SMTPTransport) -> list[bytes]:
+    """Record every write on the transport's (open) connection from now on."""
+    assert transport._smtp is not None
+    writes: list[bytes] = []
+    original = transport._smtp.send
+
+    def spy(data: bytes | str) -> None:
+        writes.append(data if isinstance(data, bytes) else data.encode())
+        original(data)
+
+    transport._smtp.send = spy  # type: ignore[method-assign]
+    return writes
+
+
+def test_the_next_envelope_goes_out_with_the_end_of_a_message(
+    mailbox: CapturingSMTPServer,
+) -> None:
+    transport = open_transport(smtp_config(mailbox.port))
+    assert isinstance(transport, SMTPTransport)
+    transport.send(SENDER, "a@example.com", message("a@example.com"))
+    writes = spy_writes(transport)
+
+    recipients = [f"r{n}@example.com" for n in range(4)]
+    for index, address in enumerate(recipients):
+        following = recipients[index + 1] if index + 1 < len(recipients) else None
+        transport.send(SENDER, address, message(address),
+                       then=(SENDER, following) if following else None)  # fmt: skip
+        assert transport.pending == ((SENDER, following) if following else None)
+    transport.close()
+
+    # The first envelope, then one write per message: its content, its end and the next
+    # one's envelope; then QUIT.
+    assert len(writes) == 1 + len(recipients) + 1
+    assert writes[0] == f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<r0@example.com>\r\nDATA\r\n".encode()
+    for write, address in zip(writes[1:-2], recipients[1:], strict=True):
+        assert write.endswith(f"\r\n.\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<{address}>"
+                              "\r\nDATA\r\n".encode())  # fmt: skip
+    assert writes[-2].endswith(b"\r\n.\r\n")
+    assert writes[-1].lower() == b"quit\r\n"
+    assert [m.recipients for m in mailbox.messages] == [["a@example.com"]] + [
+        [address] for address in recipients
+    ]
+    assert [m.message["To"] for m in mailbox.messages[1:]] == recipients
+    assert transport.connections == 1
+
+
+def test_an_envelope_sent_ahead_for_a_message_that_never_comes_delivers_nothing(
+    mailbox: CapturingSMTPServer,
+) -> None:
+    transport = open_transport(smtp_config(mailbox.port))
+    assert isinstance(transport, SMTPTransport)
+
+    transport.send(SENDER, "a@example.com", message("a@example.com"),
+                   then=(SENDER, "b@example.com"))  # fmt: skip
+    # Another message instead: the relay may be in DATA for b@, so the connection goes.
+    transport.send(SENDER, "c@example.com", message("c@example.com"),
+                   then=(SENDER, "d@example.com"))  # fmt: skip
+    transport.close()  # with d@'s envelope out: dropped, not QUIT (taken as content)
+
+    assert [m.recipients for m in mailbox.messages] == [["a@example.com"], ["c@example.com"]]
+    assert transport.connections == 2
+    assert transport.pending is None
+
+
+def test_a_refused_message_keeps_the_envelope_sent_ahead(
+    mailbox: CapturingSMTPServer,
+) -> None:
+    mailbox.handler.refuse["gone@example.com"] = "550 5.1.1 no such user"
+    transport = open_transport(smtp_config(mailbox.port))
+    assert isinstance(transport, SMTPTransport)
+
+    transport.send(SENDER, "a@example.com", message("a@example.com"),
+                   then=(SENDER, "gone@example.com"))  # fmt: skip
+    with pytest.raises(PermanentDeliveryError) as refused:
+        transport.send(SENDER, "gone@example.com", message("gone@example.com"),
+                       then=(SENDER, "b@example.com"))  # fmt: skip
+    # Refused at RCPT, before any content: nothing went ahead for b@.
+    assert transport.pending is None
+    transport.send(SENDER, "b@example.com", message("b@example.com"))
+    transport.close()
+
+    assert refused.value.code == 550
+    assert [m.recipients for m in mailbox.messages] == [["a@example.com"], ["b@example.com"]]
+    assert transport.connections == 1
+
+
+def test_while_waiting_runs_once_the_content_is_out_and_before_the_reply(
+    mailbox: CapturingSMTPServer,
+) -> None:
+    transport = open_transport(smtp_config(mailbox.port))
+    assert isinstance(transport, SMTPTransport)
+    seen: list[int] = []
+
+    transport.send(SENDER, "a@example.com", message("a@example.com"),
+                   while_waiting=lambda: seen.append(len(mailbox.messages)))  # fmt: skip
+    transport.close()
+
+    assert len(seen) == 1
+    assert len(mailbox.messages) == 1
+
+
 def test_without_pipelining_the_commands_go_one_by_one(mailbox: CapturingSMTPServer) -> None:
     mailbox.handler.pipelining = False
     transport = open_transport(smtp_config(mailbox.port))
@@ -363,7 +464,7 @@ def test_without_pipelining_the_commands_go_one_by_one(mailbox: CapturingSMTPSer
 
 def test_postfix_smtp_sink_takes_pipelined_messages() -> None:
     """Against Postfix's smtp-sink, a real PIPELINING server: every message accepted on one
-    connection, in two writes each."""
+    connection, in two writes each, or one when the next envelope goes ahead."""
     sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
     if not Path(sink).exists():
         from tests.conftest import require_service
@@ -379,6 +480,10 @@ def test_postfix_smtp_sink_takes_pipelined_messages() -> None:
         transport = SMTPTransport(Relay(scheme="smtp", host="127.0.0.1", port=port))
         replies = [transport.send(SENDER, f"r{n}@example.com", message()) for n in range(20)]
         assert transport._smtp is not None and transport._smtp.has_extn("pipelining")
+        # …and with each next envelope sent ahead with the end of the message before it
+        for n in range(20):
+            then = (SENDER, f"s{n + 1}@example.com") if n < 19 else None
+            replies.append(transport.send(SENDER, f"s{n}@example.com", message(), then=then))
         transport.close()
     finally:
         process.terminate()
