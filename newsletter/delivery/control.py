@@ -307,10 +307,11 @@ def enqueue_rest(issue_id: int) -> int:
     return how many jobs. Duplicates of jobs already queued are harmless (rows are claimed)."""
     total = db.session.scalar(select(issues.c.total_count).where(issues.c.id == issue_id))
     queued = 0
+    # Read before start_issue is queued, which queues the ranges it writes (recover_issue).
+    ranges = dispatcher.pending_ranges(issue_id, int(current_app.config["BATCH_SIZE"]))
     if not total:
         tasks.start_issue.send(issue_id)  # resumes the audience where it stopped
         queued += 1
-    ranges = dispatcher.pending_ranges(issue_id, int(current_app.config["BATCH_SIZE"]))
     for first_id, last_id in ranges:
         tasks.send_batch.send(issue_id, first_id, last_id)
     queued += len(ranges)

@@ -302,10 +302,13 @@ def recover_issue(issue_id: int) -> int:
     """Re-enqueue the work of one sending issue from its rows; return how many jobs."""
     queued = 0
     total = db.session.scalar(select(issues.c.total_count).where(issues.c.id == issue_id))
+    # The ranges written so far, read before ``start_issue`` is queued: a worker may take it
+    # at once and queue the batches of the ranges it writes; queued here too, each would run
+    # twice at once, and the second, finding its rows leased, would wait out the lease.
+    ranges = pending_ranges(issue_id, int(current_app.config["BATCH_SIZE"]))
     if not total:
         tasks.start_issue.send(issue_id)
         queued += 1
-    ranges = pending_ranges(issue_id, int(current_app.config["BATCH_SIZE"]))
     for first_id, last_id in ranges:
         tasks.send_batch.send(issue_id, first_id, last_id)
     queued += len(ranges)

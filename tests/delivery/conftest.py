@@ -99,6 +99,36 @@ def issue_id(audience: Audience) -> int:
     return int(make_sendable_issue(audience.news, audience.events).id)
 
 
+@pytest.fixture
+def take_starts_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[], list[tuple[int, int, int]]]:
+    """Calling it makes every ``start_issue`` queued from then on run to its end the moment
+    it is queued, as by a worker thread that takes it at once; the list it returns fills
+    with each ``send_batch`` queued from then on (its arguments), in order."""
+    from newsletter import tasks
+    from newsletter.delivery import dispatcher
+
+    def take() -> list[tuple[int, int, int]]:
+        queue_start, queue_batch = tasks.start_issue.send, tasks.send_batch.send
+        batches: list[tuple[int, int, int]] = []
+
+        def start_at_once(issue_id: int) -> Any:
+            message = queue_start(issue_id)
+            dispatcher.start_issue(issue_id)
+            return message
+
+        def batch(issue_id: int, first_id: int, last_id: int) -> Any:
+            batches.append((issue_id, first_id, last_id))
+            return queue_batch(issue_id, first_id, last_id)
+
+        monkeypatch.setattr(tasks.start_issue, "send", start_at_once)
+        monkeypatch.setattr(tasks.send_batch, "send", batch)
+        return batches
+
+    return take
+
+
 @dataclass
 class FaultyHandler(_Handler):
     """The capturing handler, plus faults and a record of what the relay saw.

@@ -243,6 +243,24 @@ def test_resume_finishes_an_audience_paused_while_being_written(
     assert received(mailbox) == Counter(audience.emails)
 
 
+def test_resume_queues_no_range_twice_when_its_start_is_taken_at_once(
+    app: Flask, audience: Audience, issue_id: int,
+    take_starts_at_once: Callable[[], list[tuple[int, int, int]]],
+) -> None:
+    app.config["BATCH_SIZE"] = 2
+    dispatcher.request_send(issue_id)
+    app.extensions["dramatiq"].flush_all()
+    ceiling = db.session.get(Issue, issue_id).max_subscriber_id
+    next(snapshot.write_audience(issue_id, ceiling, 2))
+    control.pause(issue_id)
+
+    batches = take_starts_at_once()
+    control.resume(issue_id)  # its start_issue writes and queues the second range
+
+    ids = sorted(deliveries_by_email(issue_id)[email].id for email in audience.emails)
+    assert sorted(batches) == [(issue_id, ids[0], ids[1]), (issue_id, ids[2], ids[3])]
+
+
 def test_only_a_sending_issue_pauses_and_only_a_paused_one_resumes(issue_id: int) -> None:
     with pytest.raises(IssueStateError) as error:
         control.pause(issue_id)

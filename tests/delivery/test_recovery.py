@@ -64,6 +64,24 @@ def test_an_audience_half_written_is_finished_and_its_written_part_sent(
     assert dispatcher.progress(issue_id)["status"] == "sent"
 
 
+def test_recovery_queues_no_range_twice_when_its_start_is_taken_at_once(
+    app: Flask, audience: Audience, issue_id: int,
+    take_starts_at_once: Callable[[], list[tuple[int, int, int]]],
+) -> None:
+    # A second batch on a range being sent would find its rows leased and wait out the lease.
+    app.config["BATCH_SIZE"] = 2
+    dispatcher.request_send(issue_id)
+    ceiling = db.session.get(Issue, issue_id).max_subscriber_id
+    next(snapshot.write_audience(issue_id, ceiling, 2))  # then the worker died
+    lose_the_queue(app)
+
+    batches = take_starts_at_once()
+    dispatcher.recover_unfinished()  # its start_issue writes and queues the second range
+
+    ids = delivery_ids(issue_id)
+    assert sorted(batches) == [(issue_id, ids[0], ids[1]), (issue_id, ids[2], ids[3])]
+
+
 def test_rows_of_a_dead_worker_are_sent_once_its_lease_has_run_out(
     app: Flask, audience: Audience, issue_id: int, mailbox: CapturingSMTPServer,
     run_jobs: Callable[[], None],
