@@ -21,7 +21,7 @@ from newsletter import broker
 from newsletter.delivery.smtp import ConnectionPool
 from newsletter.errors import DomainBusy, RelayUnavailable
 from newsletter.mail.transport import (
-    BeforeData,
+    BeforeEnd,
     Envelope,
     Relay,
     Transport,
@@ -156,15 +156,16 @@ class Outbound:
         message: bytes,
         *,
         signed: bool = False,
-        before_data: BeforeData = None,
+        before_end: BeforeEnd = None,
         then: str | None = None,
         while_waiting: WhileWaiting = None,
     ) -> str:
         """Sign (unless ``signed``) and send through a healthy relay under its limits.
 
         A relay that cannot be reached is reported to the router and the next one tried, so
-        one relay's outage moves its traffic to the others. ``before_data`` runs once the
-        relay has taken the envelope, before the content (``Transport.send``).
+        one relay's outage moves its traffic to the others. ``before_end`` runs once the
+        relay has taken the envelope and the content, before the end that lets the relay
+        accept it (``Transport.send``).
 
         ``then`` is the recipient of this thread's next message from the same sender: when
         the router would pick the same relay for it and its token and domain slot are free,
@@ -184,11 +185,11 @@ class Outbound:
             if self.outbox is not None:
                 transport = self.pool.acquire(self.outbox)
                 try:
-                    return transport.send(sender, recipient, message, before_data)
+                    return transport.send(sender, recipient, message, before_end)
                 finally:
                     self.pool.release(self.outbox, transport)
             return self._send_routed(
-                (sender, recipient), message, before_data, ahead, then, while_waiting
+                (sender, recipient), message, before_end, ahead, then, while_waiting
             )
         finally:
             following = getattr(self._local, "ahead", None)
@@ -218,7 +219,7 @@ class Outbound:
         self,
         envelope: Envelope,
         message: bytes,
-        before_data: BeforeData,
+        before_end: BeforeEnd,
         ahead: _Ahead | None,
         then: str | None,
         while_waiting: WhileWaiting,
@@ -241,7 +242,7 @@ class Outbound:
             following = self._reserve(policy, envelope, then) if then else None
             try:
                 reply = transport.send(
-                    *envelope, message, before_data,
+                    *envelope, message, before_end,
                     then=following.envelope if following else None, while_waiting=while_waiting,
                 )  # fmt: skip
             except RelayUnavailable as error:

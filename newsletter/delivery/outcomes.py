@@ -198,10 +198,10 @@ class SentRecorder:
 
     The hot path of a send. On PostgreSQL the UPDATE is sent without waiting (libpq's
     asynchronous calls on a prepared statement) and its commit collected by ``wait``: the
-    sender calls that once the relay has taken the next envelope and before the next
-    content, so the database's round trip overlaps the relay's, and still no message goes
-    out before the previous outcome on its connection is committed. Elsewhere ``record``
-    commits at once and ``wait`` has nothing to do.
+    sender calls that once the next message's content is out and before its end, so the
+    database's work overlaps the relay's, and still no message can be accepted before the
+    previous outcome on its connection is committed. Elsewhere ``record`` commits at once
+    and ``wait`` has nothing to do.
     """
 
     _statement = (

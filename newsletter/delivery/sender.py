@@ -1,12 +1,12 @@
 """Sending one batch: claim rows under a lease, personalise, send, record each outcome.
 
-Each outcome is committed before the next message goes out on the same connection, so a
-worker killed at any instant leaves at most one message per open connection accepted by the
-relay but not recorded: the only duplicate a restart can cause.
+Each outcome is committed before the next message can be accepted on the same connection
+(before its end goes out), so a worker killed at any instant leaves at most one message per
+open connection accepted by the relay but not recorded: the only duplicate a restart can
+cause.
 
-The work for one message overlaps the relay's for the one before: the next envelope goes
-out with a message's end, the next message is built while the relay reads the content, and
-the outcome's commit travels while the relay answers the next envelope.
+The rest overlaps: the next envelope goes out with a message's end; while the relay reads
+a message's content, the outcome of the one before is committed and the next one is built.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 issues = Issue.__table__
 
-#: rows leased at a time inside a batch: a lease must outlast sending this many messages
-CLAIM_SIZE = 100
+#: rows leased at a time inside a batch (a default batch is one claim: each claim costs
+#: a few round trips); a lease must outlast sending this many messages, or it is renewed
+CLAIM_SIZE = 500
 #: consecutive temporary failures after which the relay, not the addresses, is the problem
 TEMPORARY_STREAK = 3
 #: how often a batch looks whether the issue was paused or cancelled (seconds)
@@ -180,7 +181,7 @@ class BatchSender:
         try:
             reply = self.outbound.send(
                 self.envelope_from, ascii_address(row.email), data, signed=True,
-                before_data=self.recorder.wait,
+                before_end=self.recorder.wait,  # the last outcome, committed
                 then=ascii_address(following.email) if following is not None else None,
                 while_waiting=(lambda: self._build_ahead(following)) if following else None,
             )  # fmt: skip

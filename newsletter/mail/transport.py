@@ -14,6 +14,7 @@ import mailbox
 import os
 import re
 import smtplib
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,9 +32,9 @@ from newsletter.errors import (
     TemporaryDeliveryError,
 )
 
-#: called between the relay's 354 and the message content (``Transport.send``)
-BeforeData = Callable[[], None] | None
-#: called while the relay reads the content, before its reply is read (``Transport.send``)
+#: called once the content is out and before its end, which lets the relay accept it
+BeforeEnd = Callable[[], None] | None
+#: called while the relay reads the content (``Transport.send``)
 WhileWaiting = Callable[[], None] | None
 #: an envelope: (sender, recipient)
 Envelope = tuple[str, str]
@@ -102,23 +103,24 @@ class Transport(Protocol):
         sender: str,
         recipient: str,
         message: bytes,
-        before_data: BeforeData = None,
+        before_end: BeforeEnd = None,
         *,
         then: Envelope | None = None,
         while_waiting: WhileWaiting = None,
     ) -> str:
         """Send one message (CRLF line ends); return the relay's reply (``250 2.0.0 Ok``).
 
-        ``before_data`` is called once the relay has taken the envelope and before the
-        message content goes out: nothing can be delivered before it returns, and if it
-        raises, the transaction is dropped and its exception propagates.
+        ``before_end`` is called once the relay has taken the envelope and the content has
+        gone out, before the end of the content (the line with a single dot): nothing can
+        be delivered before it returns, and if it raises, the transaction is dropped and
+        its exception propagates.
 
         ``then`` is the next message's envelope: a relay with PIPELINING gets it in the same
         write as this message's end, saving a round trip (``pending`` says whether it went).
         The next ``send`` must be for that envelope; any other send or ``close`` has to drop
         the connection, the only way to cancel a transaction that has reached DATA.
-        ``while_waiting`` is called, at most once, while the relay reads the content: work
-        for the next message can overlap the relay's. It must not raise.
+        ``while_waiting`` is called, at most once, while the relay reads the content, before
+        ``before_end``: work for the next message can overlap the relay's. It must not raise.
 
         :raises TemporaryDeliveryError: 4xx or a lost connection (retry later).
         :raises PermanentDeliveryError: 5xx for this recipient (never retried).
@@ -218,6 +220,10 @@ class SMTPTransport:
                     timeout=self.timeout,
                 )  # fmt: skip
             try:
+                # A message's end goes out as a small write of its own right after the
+                # content: Nagle's algorithm would hold it for the relay's delayed ACK.
+                if smtp.sock is not None:
+                    smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 smtp.ehlo()
                 if relay.starttls:
                     smtp.starttls(context=self.tls_context)
@@ -268,14 +274,14 @@ class SMTPTransport:
         sender: str,
         recipient: str,
         message: bytes,
-        before_data: BeforeData = None,
+        before_end: BeforeEnd = None,
         *,
         then: Envelope | None = None,
         while_waiting: WhileWaiting = None,
     ) -> str:
         """Send one message to one recipient; return the relay's reply to DATA.
 
-        ``before_data``, ``then`` and ``while_waiting``: see ``Transport.send``.
+        ``before_end``, ``then`` and ``while_waiting``: see ``Transport.send``.
 
         :raises TemporaryDeliveryError: 4xx, or the connection failed (retry later).
         :raises PermanentDeliveryError: 5xx for this recipient or message (never retried).
@@ -283,17 +289,17 @@ class SMTPTransport:
         if self.pending is not None and self.pending != (sender, recipient):
             self._abort()  # an envelope sent ahead for another message: nothing else cancels it
         try:
-            return self._send_once(sender, recipient, message, before_data, then, while_waiting)
+            return self._send_once(sender, recipient, message, before_end, then, while_waiting)
         except _StaleConnection:
             # The relay dropped an idle connection before accepting anything: reconnect once.
-            return self._send_once(sender, recipient, message, before_data, then, while_waiting)
+            return self._send_once(sender, recipient, message, before_end, then, while_waiting)
 
     def _send_once(
         self,
         sender: str,
         recipient: str,
         message: bytes,
-        before_data: BeforeData,
+        before_end: BeforeEnd,
         then: Envelope | None,
         while_waiting: WhileWaiting,
     ) -> str:
@@ -308,7 +314,7 @@ class SMTPTransport:
                 if self.pending is None:
                     smtp.send(_envelope(sender, recipient, options))
                 self.pending = None  # sent now or ahead: its replies are read next
-                code, reply = self._pipelined(smtp, message, before_data, then, while_waiting)
+                code, reply = self._pipelined(smtp, message, before_end, then, while_waiting)
             else:
                 code, reply = smtp.mail(sender, options)
                 if code != 250:
@@ -325,7 +331,7 @@ class SMTPTransport:
                 if code != 354:
                     self._reset_or_abort(smtp)
                     raise _delivery_error(code, reply)
-                code, reply = self._content(smtp, _crlf_lines(message), before_data)
+                code, reply = self._content(smtp, _crlf_lines(message), before_end)
         except smtplib.SMTPServerDisconnected as error:
             self._abort()
             step = max(step, self._step, key=_STEPS.index)
@@ -352,7 +358,7 @@ class SMTPTransport:
         self,
         smtp: smtplib.SMTP,
         message: bytes,
-        before_data: BeforeData,
+        before_end: BeforeEnd,
         then: Envelope | None,
         while_waiting: WhileWaiting,
     ) -> tuple[int, bytes]:
@@ -385,33 +391,35 @@ class SMTPTransport:
                 ahead = _envelope(*then, self._mail_options(smtp, *then))
             except PermanentDeliveryError:
                 then = None  # it fails on its own turn, with nothing sent ahead
-        return self._content(smtp, message, before_data, ahead, while_waiting, then)
+        return self._content(smtp, message, before_end, ahead, while_waiting, then)
 
     def _content(
         self,
         smtp: smtplib.SMTP,
         message: bytes,
-        before_data: BeforeData,
+        before_end: BeforeEnd,
         ahead: bytes = b"",
         while_waiting: WhileWaiting = None,
         then: Envelope | None = None,
     ) -> tuple[int, bytes]:
-        """After the relay's 354: the hook, then the dot-stuffed content (with the next
-        envelope ``ahead``, when pipelining) and its reply."""
-        if before_data is not None:
-            try:
-                before_data()
-            except BaseException:
-                self._abort()  # mid-DATA: only dropping the connection cancels the message
-                raise
+        """After the relay's 354: the dot-stuffed content, the caller's work while the relay
+        reads it, the hook, then the end (with the next envelope ``ahead``, when
+        pipelining) and the relay's reply."""
         stuffed = message.replace(b"\r\n.", b"\r\n..")
         if stuffed.startswith(b"."):
             stuffed = b"." + stuffed
-        self._step = "DATA"  # from here a lost connection may have delivered the message
-        smtp.send(stuffed + b".\r\n" + ahead)
-        self.pending = then
+        smtp.send(stuffed)
         if while_waiting is not None:
             while_waiting()
+        if before_end is not None:
+            try:
+                before_end()
+            except BaseException:
+                self._abort()  # mid-DATA: only dropping the connection cancels the message
+                raise
+        self._step = "DATA"  # from here a lost connection may have delivered the message
+        smtp.send(b".\r\n" + ahead)
+        self.pending = then
         code, reply = smtp.getreply()
         if code != 250:
             self._abort_unless_clean(smtp, code)
@@ -483,15 +491,15 @@ class MaildirTransport:
         sender: str,
         recipient: str,
         message: bytes,
-        before_data: BeforeData = None,
+        before_end: BeforeEnd = None,
         *,
         then: Envelope | None = None,
         while_waiting: WhileWaiting = None,
     ) -> str:
         """Store the message with ``Return-Path`` and ``Delivered-To``; return its key
         (``then`` and ``while_waiting`` have nothing to overlap here)."""
-        if before_data is not None:
-            before_data()
+        if before_end is not None:
+            before_end()
         if self._maildir is None:
             # mailbox creates a missing folder but not the sub-folders of an existing empty one.
             for sub in ("tmp", "new", "cur"):
