@@ -27,6 +27,16 @@ def received(mailbox: CapturingSMTPServer) -> Counter[str]:
     return Counter(r.lower() for m in mailbox.messages for r in m.recipients)
 
 
+def start_and_die_after_one_range(app: Flask, issue_id: int) -> None:
+    """Send pressed; the worker wrote the first range of the audience (two rows) and died
+    with the queue."""
+    app.config["BATCH_SIZE"] = 2
+    dispatcher.request_send(issue_id)
+    ceiling = db.session.get(Issue, issue_id).max_subscriber_id
+    next(snapshot.write_audience(issue_id, ceiling, 2))
+    lose_the_queue(app)
+
+
 def delivery_ids(issue_id: int) -> list[int]:
     return sorted(db.session.scalars(select(Delivery.id).where(Delivery.issue_id == issue_id)))
 
@@ -50,11 +60,7 @@ def test_an_audience_half_written_is_finished_and_its_written_part_sent(
     app: Flask, audience: Audience, issue_id: int, mailbox: CapturingSMTPServer,
     run_jobs: Callable[[], None],
 ) -> None:
-    app.config["BATCH_SIZE"] = 2
-    dispatcher.request_send(issue_id)
-    ceiling = db.session.get(Issue, issue_id).max_subscriber_id
-    next(snapshot.write_audience(issue_id, ceiling, 2))  # then the worker died
-    lose_the_queue(app)
+    start_and_die_after_one_range(app, issue_id)
 
     assert dispatcher.recover_unfinished() == 2  # start_issue again, and the written batch
     run_jobs()
@@ -69,11 +75,7 @@ def test_recovery_queues_no_range_twice_when_its_start_is_taken_at_once(
     take_starts_at_once: Callable[[], list[tuple[int, int, int]]],
 ) -> None:
     # A second batch on a range being sent would find its rows leased and wait out the lease.
-    app.config["BATCH_SIZE"] = 2
-    dispatcher.request_send(issue_id)
-    ceiling = db.session.get(Issue, issue_id).max_subscriber_id
-    next(snapshot.write_audience(issue_id, ceiling, 2))  # then the worker died
-    lose_the_queue(app)
+    start_and_die_after_one_range(app, issue_id)
 
     batches = take_starts_at_once()
     dispatcher.recover_unfinished()  # its start_issue writes and queues the second range
