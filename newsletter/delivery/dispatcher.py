@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 
 from newsletter import tasks
 from newsletter.audience.models import MailingList
@@ -321,16 +321,8 @@ def recover_issue(issue_id: int) -> int:
 def has_due_rows(issue_id: int) -> bool:
     """True when a pending row of the issue could be claimed right now (nobody holds it
     and it is not waiting for a retry)."""
-    now = utcnow()
     first_due = db.session.scalar(
-        select(deliveries.c.id)
-        .where(
-            deliveries.c.issue_id == issue_id,
-            deliveries.c.status == DeliveryStatus.PENDING,
-            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
-            or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
-        )
-        .limit(1)
+        select(deliveries.c.id).where(*outcomes.due(issue_id, utcnow())).limit(1)  # type: ignore[arg-type]
     )
     db.session.commit()
     return first_due is not None

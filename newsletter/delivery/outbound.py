@@ -81,6 +81,10 @@ def deliver(sender: str, recipient: str, message: bytes) -> str:
     return outbound().send(sender, recipient, message)
 
 
+def _domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
 @dataclass(frozen=True)
 class _Reserved:
     """The next message's place: its relay chosen, its rate-limit token and domain slot
@@ -177,7 +181,7 @@ class Outbound:
         if not signed:
             message = self.sign(message)
         ahead = self._take_ahead((sender, recipient))
-        domain = recipient.rpartition("@")[2].lower()
+        domain = _domain_of(recipient)
         # A message whose envelope went ahead holds its domain slot already.
         if ahead is None and not self.slots.acquire(domain):
             raise DomainBusy(-1, f"too many connections to {domain} at once", retry_after=1.0)
@@ -260,7 +264,6 @@ class Outbound:
             self.router.succeeded(policy.relay.name)
             return reply
         # Every relay failed just now or is resting after failing: wait until one is back.
-        assert self.router is not None
         retry_after = max(self.router.retry_in(), DEFAULT_RETRY_SECONDS)
         if last is not None:
             raise RelayUnavailable(last.code, last.reply, retry_after=retry_after)
@@ -278,8 +281,8 @@ class Outbound:
         assert self.router is not None
         if self.router.choose() is not policy:
             return None
-        domain = then.rpartition("@")[2].lower()
-        own_slot = domain != current[1].rpartition("@")[2].lower()
+        domain = _domain_of(then)
+        own_slot = domain != _domain_of(current[1])
         if own_slot and not self.slots.acquire(domain):
             return None
         granted, _ = self.limiter.acquire(policy, 1)

@@ -66,16 +66,19 @@ class Claim:
     until: datetime
 
 
-def claimable(issue_id: int, first_id: int, last_id: int, now: datetime) -> list[object]:
-    """Conditions for pending rows in the range that nobody holds and that are due."""
+def due(issue_id: int, now: datetime) -> list[object]:
+    """Conditions for the issue's pending rows that nobody holds and that are due."""
     return [
         deliveries.c.issue_id == issue_id,
-        deliveries.c.id >= first_id,
-        deliveries.c.id <= last_id,
         deliveries.c.status == DeliveryStatus.PENDING,
         or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
         or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
     ]
+
+
+def claimable(issue_id: int, first_id: int, last_id: int, now: datetime) -> list[object]:
+    """Conditions for pending rows in the range that nobody holds and that are due."""
+    return [*due(issue_id, now), deliveries.c.id >= first_id, deliveries.c.id <= last_id]
 
 
 def claim(issue_id: int, first_id: int, last_id: int, *, limit: int, lease: timedelta) -> Claim:

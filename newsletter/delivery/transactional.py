@@ -152,12 +152,11 @@ def create(
 
 def _check_address(to: str) -> str:
     try:
-        address = normalise_email(to, check_deliverability=bool(
+        return normalise_email(to, check_deliverability=bool(
             current_app.config.get("CHECK_DELIVERABILITY")
         ))
     except InvalidEmail as error:
         raise ValidationError(error.message, field="to") from None
-    return address
 
 
 def _check_text(value: str, field: str, limit: int) -> str:

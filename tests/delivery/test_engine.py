@@ -17,7 +17,7 @@ from sqlalchemy import select
 from newsletter.content.models import Issue
 from newsletter.delivery import dispatcher
 from newsletter.delivery.models import Delivery, DeliveryStatus
-from newsletter.delivery.outbound import outbound
+from newsletter.delivery.outbound import Outbound, outbound
 from newsletter.delivery.sender import BatchSender
 from newsletter.errors import DomainBusy
 from newsletter.extensions import db
@@ -27,6 +27,8 @@ from newsletter.models import utcnow
 from tests.conftest import free_port
 from tests.delivery.conftest import Audience
 from tests.smtp import CapturingSMTPServer
+
+SENDER = "news@example.org"
 
 
 def statuses(issue_id: int) -> Counter[tuple[DeliveryStatus, int]]:
@@ -206,12 +208,17 @@ def test_a_pause_takes_effect_between_two_messages(
     assert dispatcher.progress(issue_id)["status"] == "paused"
 
 
-def test_a_connection_with_the_next_envelope_out_stays_with_its_thread_until_it_is_sent(
-    app: Flask, mailbox: CapturingSMTPServer
-) -> None:
+@pytest.fixture
+def one_at_a_time(app: Flask) -> Outbound:
+    """The app's way out, with one transaction at a time to example.com."""
     app.config["DOMAIN_CONNECTIONS"] = "example.com=1"
-    way_out = outbound()
-    sender = "news@example.org"
+    return outbound()
+
+
+def test_a_connection_with_the_next_envelope_out_stays_with_its_thread_until_it_is_sent(
+    app: Flask, mailbox: CapturingSMTPServer, one_at_a_time: Outbound
+) -> None:
+    way_out, sender = one_at_a_time, SENDER
 
     def from_another_thread(recipient: str) -> BaseException | str:
         outcome: list[BaseException | str] = []
@@ -240,11 +247,9 @@ def test_a_connection_with_the_next_envelope_out_stays_with_its_thread_until_it_
 
 
 def test_dropping_an_envelope_sent_ahead_delivers_nothing_and_frees_its_domain(
-    app: Flask, mailbox: CapturingSMTPServer
+    mailbox: CapturingSMTPServer, one_at_a_time: Outbound
 ) -> None:
-    app.config["DOMAIN_CONNECTIONS"] = "example.com=1"
-    way_out = outbound()
-    sender = "news@example.org"
+    way_out, sender = one_at_a_time, SENDER
 
     way_out.send(sender, "a@example.com", simple("a@example.com"), then="b@example.com")
     way_out.drop_ahead()
@@ -255,4 +260,4 @@ def test_dropping_an_envelope_sent_ahead_delivers_nothing_and_frees_its_domain(
 
 def simple(recipient: str) -> bytes:
     return build_simple_message(to=recipient, subject="Hi", text="Hi\n", html="<p>Hi</p>",
-                                from_address="news@example.org")  # fmt: skip
+                                from_address=SENDER)  # fmt: skip
