@@ -5,13 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from newsletter import broker, commands, tasks, web
+
+# Every model module, so the metadata (and Alembic) knows every table.
+from newsletter.audience import models as _audience_models  # noqa: F401
+from newsletter.auth import models as _auth_models  # noqa: F401
 from newsletter.config import configure, instance_path_from_env
-from newsletter.extensions import init_extensions
+from newsletter.content import models as _content_models  # noqa: F401
+from newsletter.delivery import models as _delivery_models  # noqa: F401
+from newsletter.delivery import transactional as _transactional_models  # noqa: F401
+from newsletter.extensions import FACTORY_KEY, init_extensions
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the app: settings, extensions, blueprints, commands. Wiring only.
+    """Build the app: settings, extensions, queue, blueprints, commands. Wiring only.
 
     :raises ConfigError: a setting that cannot work.
     """
@@ -23,21 +32,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         template_folder="../templates",
     )
     configure(app, test_config)
-    import_models()
     init_extensions(app)
-    register_blueprints(app)
-    register_cli(app)
+    broker.init_app(app, tasks.ACTORS)
+    web.register(app)
+    commands.register(app)
     trust_proxies(app)
+    app.extensions[FACTORY_KEY] = create_app
     return app
-
-
-def import_models() -> None:
-    """Import every model module so the metadata knows all tables."""
-    from newsletter.audience import models as _audience  # noqa: F401
-    from newsletter.auth import models as _auth  # noqa: F401
-    from newsletter.content import models as _content  # noqa: F401
-    from newsletter.delivery import models as _delivery  # noqa: F401
-    from newsletter.delivery import transactional as _transactional  # noqa: F401
 
 
 def trust_proxies(app: Flask) -> None:
@@ -45,20 +46,6 @@ def trust_proxies(app: Flask) -> None:
     their X-Forwarded-* headers (rate limits count visitors, not the proxy)."""
     hops = int(app.config["TRUSTED_PROXIES"])
     if hops > 0:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
         )
-
-
-def register_blueprints(app: Flask) -> None:
-    from newsletter.web import register
-
-    register(app)
-
-
-def register_cli(app: Flask) -> None:
-    from newsletter.cli import register
-
-    register(app)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 from flask import Flask
+
+from newsletter.extensions import db
 
 #: "transactional" has a worker thread of its own in every worker process (``start_workers``)
 QUEUES = ("default", "delivery", "transactional")
@@ -40,8 +43,6 @@ class AppContextMiddleware(Middleware):
     def after_process_message(
         self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
     ) -> None:
-        from newsletter.extensions import db
-
         context = self._contexts.pop(message.message_id, None)
         if context is not None:
             db.session.remove()
@@ -64,16 +65,14 @@ def make_broker(url: str | None) -> dramatiq.Broker:
     return RabbitmqBroker(url=url)
 
 
-def init_app(app: Flask) -> None:
-    """Make the configured broker current and move every declared actor onto it."""
-    from newsletter import tasks
-
+def init_app(app: Flask, actors: Iterable[dramatiq.Actor[Any, Any]]) -> None:
+    """Make the configured broker current and move ``actors`` (``tasks.ACTORS``) onto it."""
     broker = make_broker(app.config.get("BROKER_URL"))
     broker.add_middleware(AppContextMiddleware(app))
     for queue in QUEUES:
         broker.declare_queue(queue)
     dramatiq.set_broker(broker)
-    for actor in tasks.ACTORS:
+    for actor in actors:
         actor.broker = broker
         broker.declare_actor(actor)
     app.extensions["dramatiq"] = broker

@@ -1,32 +1,23 @@
-"""The ``newsletter`` command: a Flask CLI group with the app's own commands.
-
-Domain command groups live beside their domain (``audience/commands.py`` …) and are
-registered here; ``run`` and ``worker`` are here because they start the whole app.
-"""
+"""The ``newsletter`` command: a Flask CLI group over the app's own commands."""
 
 from __future__ import annotations
 
-import logging
-import signal
-import sys
-from types import FrameType
-
 import click
-from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask import Flask
+from flask.cli import FlaskGroup
 
+from newsletter import create_app
+from newsletter.commands import exit_with, run_command, worker_command
 from newsletter.errors import ConfigError
 
 
 def _create_app() -> Flask:
-    from newsletter import create_app
-
     try:
         return create_app()
     except ConfigError as error:
         # One clear line, no traceback: the operator fixes the setting and starts again.
-        _exit_with(error)
-        raise  # unreachable: _exit_with leaves
+        exit_with(error)
+        raise  # unreachable: exit_with leaves
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
@@ -35,146 +26,9 @@ def main() -> None:
     """Manage and run the newsletter app."""
 
 
-@click.command("run")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
-@with_appcontext
-def run_command(host: str, port: int) -> None:
-    """Migrate the database, then serve the app (and, on the embedded queue, its workers)."""
-    from werkzeug.serving import run_simple
-
-    from newsletter.broker import is_embedded, start_worker_threads, stop_worker
-    from newsletter.delivery.workers import start_sweeper
-
-    app = _current_app()
-    _check_services(app)
-    upgrade_database()
-    worker = sweeper = None
-    if is_embedded(app):
-        worker = start_worker_threads(app)
-        _recover()
-        sweeper = start_sweeper(app)
-    else:
-        click.echo("Queue: external broker; start workers with `newsletter worker`.")
-    _announce_first_admin()
-    _release_session()
-    # SIGTERM (service managers) stops as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    click.echo(f"Serving on http://{host}:{port}/ (Ctrl-C to stop)")
-    try:
-        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if sweeper is not None:
-            sweeper.stop()
-        if worker is not None:
-            stop_worker(worker)
-
-
-@click.command("worker")
-@click.option("--processes", "-p", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Worker processes to start.")
-@click.option("--threads", "-t", default=None, type=click.IntRange(min=1),
-              help="Threads per process [default: WORKER_THREADS, 2].")
-@with_appcontext
-def worker_command(processes: int, threads: int | None) -> None:
-    """Run Dramatiq workers on the configured broker (NEWSLETTER_BROKER_URL)."""
-    from newsletter.broker import is_embedded
-    from newsletter.delivery.workers import run_workers
-
-    app = _current_app()
-    if is_embedded(app):
-        raise click.ClickException(
-            "no shared queue to work on: set NEWSLETTER_BROKER_URL (redis://… or amqp://…) "
-            "for separate workers. On the embedded default, `newsletter run` already runs "
-            "the workers inside the web process."
-        )
-    _check_services(app, need_schema=True)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s [%(name)s] %(message)s")
-    _recover()
-    _release_session()
-    sys.exit(run_workers(app, processes=processes, threads=threads))
-
-
-def _check_services(app: Flask, *, need_schema: bool = False) -> None:
-    """Stop with one line when the database or the broker cannot be reached."""
-    from newsletter.checks import check_services
-
-    try:
-        check_services(app, need_schema=need_schema)
-    except ConfigError as error:
-        _exit_with(error)
-
-
-def _exit_with(error: ConfigError) -> None:
-    click.echo(f"newsletter: configuration error: {error}", err=True)
-    sys.exit(2)
-
-
-def _current_app() -> Flask:
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    return app
-
-
-def upgrade_database() -> None:
-    """Apply the migrations."""
-    from flask_migrate import upgrade
-
-    upgrade()
-    logging.getLogger("werkzeug").setLevel(logging.INFO)
-    logging.getLogger("newsletter").setLevel(logging.INFO)
-
-
-def _recover() -> None:
-    from newsletter.delivery.dispatcher import recover_unfinished
-
-    queued = recover_unfinished()
-    if queued:
-        click.echo(f"Resumed unfinished sends: {queued} jobs queued.")
-    from newsletter.delivery.transactional import recover_queued
-
-    waiting = recover_queued()  # the embedded queue died with the last process
-    if waiting:
-        click.echo(f"Queued again: {waiting} transactional messages.")
-
-
-def _announce_first_admin() -> None:
-    from newsletter.auth.services import first_admin_setup_url, needs_first_admin
-
-    if needs_first_admin():
-        click.echo("No admin account yet. Open this link to create the first one:")
-        click.echo(f"  {first_admin_setup_url()}")
-
-
-def _release_session() -> None:
-    from newsletter.extensions import db
-
-    db.session.remove()
-
-
-def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
-
-
+# Listed without building an app, so `newsletter run --help` works before any setting does.
 main.add_command(run_command)
 main.add_command(worker_command)
-
-
-def register(app: Flask) -> None:
-    """Add the app's commands to ``app.cli`` (``flask --app newsletter …`` sees them too)."""
-    app.cli.add_command(run_command)
-    app.cli.add_command(worker_command)
-    from newsletter.audience import commands as audience_commands
-    from newsletter.auth import commands as auth_commands
-    from newsletter.bench import commands as bench_commands
-    from newsletter.content import commands as content_commands
-    from newsletter.delivery import commands as delivery_commands
-    from newsletter.mail import dkim_commands
-
-    for module in (audience_commands, auth_commands, content_commands, delivery_commands,
-                   bench_commands, dkim_commands):
-        module.register(app)
 
 
 if __name__ == "__main__":

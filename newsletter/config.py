@@ -151,7 +151,8 @@ def _check_broker(app: Flask) -> None:
 
 
 def _check_smtp(app: Flask) -> None:
-    from newsletter.delivery.relays import parse_domain_connections, parse_relay_options
+    from newsletter.delivery.relays.domains import parse_domain_connections
+    from newsletter.delivery.relays.routing import parse_relay_options
 
     try:
         parse_relay_options(app.config.get("SMTP_URL"))  # the URLs and each relay's options

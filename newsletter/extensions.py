@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -29,6 +31,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+#: ``app.extensions[FACTORY_KEY]`` is the factory that made the app: commands that start
+#: processes of their own (``newsletter worker``, the bench) build each one's app with it,
+#: without importing the package that imports them
+FACTORY_KEY = "newsletter.create_app"
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login = LoginManager()
@@ -37,9 +44,7 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 def init_extensions(app: Flask) -> None:
-    """Bind every extension to ``app`` and the Dramatiq broker to its settings."""
-    from newsletter import broker
-
+    """Bind every extension to ``app``."""
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", _migrations_dir())))
     login.init_app(app)
@@ -47,12 +52,9 @@ def init_extensions(app: Flask) -> None:
     login.login_message_category = "info"
     csrf.init_app(app)
     limiter.init_app(app)
-    broker.init_app(app)
 
 
 def _migrations_dir() -> str:
-    from pathlib import Path
-
     return str(Path(__file__).resolve().parent.parent / "migrations")
 
 
@@ -64,8 +66,6 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     killed, and only an OS crash or power cut may lose the last ones; FULL would fsync on
     every commit, and a send commits once per message.
     """
-    import sqlite3
-
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dramatiq
 
+from newsletter.audience import confirmation
+from newsletter.delivery import transactional
+from newsletter.delivery.send import dispatcher
 from newsletter.errors import PermanentDeliveryError
 
 
 @dramatiq.actor(queue_name="default", max_retries=10, throws=(PermanentDeliveryError,))
 def send_confirmation(subscriber_id: int, list_id: int) -> None:
     """Mail the double opt-in confirmation link for one subscription."""
-    from newsletter.audience import confirmation
-
     confirmation.send_confirmation(subscriber_id, list_id)
 
 
@@ -22,8 +23,6 @@ HOUR_MS = 3_600_000
 @dramatiq.actor(queue_name="delivery", max_retries=20, time_limit=HOUR_MS)
 def start_issue(issue_id: int) -> None:
     """Render the issue, fix its audience into deliveries and enqueue the batches."""
-    from newsletter.delivery import dispatcher
-
     dispatcher.start_issue(issue_id)
 
 
@@ -32,16 +31,13 @@ def start_issue(issue_id: int) -> None:
 )
 def send_batch(issue_id: int, first_id: int, last_id: int) -> None:
     """Send the pending deliveries of an issue with ids in ``[first_id, last_id]``."""
-    from newsletter.delivery import dispatcher
-
     dispatcher.send_batch(issue_id, first_id, last_id)
 
 
 @dramatiq.actor(queue_name="default", max_retries=3)
 def recover() -> None:
     """Re-enqueue whatever the database says is unfinished (after a crash or broker loss)."""
-    from newsletter.delivery import dispatcher, transactional
-
+    from newsletter.delivery import transactional
     dispatcher.recover_unfinished()
     transactional.recover_queued()
 
@@ -52,8 +48,6 @@ def recover() -> None:
 @dramatiq.actor(queue_name="transactional", max_retries=10, min_backoff=1000, max_backoff=60_000)
 def send_transactional(tx_id: int) -> None:
     """Send one queued transactional message (at most once) and record the outcome."""
-    from newsletter.delivery import transactional
-
     transactional.send(tx_id)
 
 

@@ -13,7 +13,7 @@ from flask import Flask
 
 from newsletter import create_app
 from newsletter.broker import is_embedded
-from newsletter.delivery import dispatcher
+from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
 from tests.conftest import free_port
 from tests.delivery.conftest import make_audience, make_sendable_issue
@@ -57,7 +57,7 @@ def embedded_instance(
     """A fresh embedded instance (SQLite, stub queue) whose schema comes from the migrations,
     with an issue left sending by a process that died (its queue died with it), and a draft
     (issue id + 1) to the news list."""
-    from newsletter.cli import upgrade_database
+    from newsletter.schema import upgrade_database
 
     app = create_app({
         "INSTANCE_PATH": str(tmp_path / "instance"),

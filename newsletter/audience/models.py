@@ -49,6 +49,10 @@ class Subscriber(db.Model):  # type: ignore[name-defined]
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    #: signed into the manage and unsubscribe links; bumping it revokes the ones sent before
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: when the last confirmation mail went out (the cool-down against flooding an address)
+    confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan"

@@ -175,10 +175,10 @@ def set_subscription(
 
 def enqueue_confirmations(pending: Pending) -> None:
     """Queue one confirmation mail per (subscriber_id, list_id); call after the commit."""
-    from newsletter import tasks
+    from newsletter import queue
 
     for subscriber_id, list_id in pending:
-        tasks.send_confirmation.send(subscriber_id, list_id)
+        queue.enqueue("send_confirmation", subscriber_id, list_id)
 
 
 def read_link(purpose: str, token: str) -> tuple[Subscriber, MailingList | None]:

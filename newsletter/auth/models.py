@@ -29,6 +29,8 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # IANA name: scheduled send times are typed and shown in it.
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    #: copied into each login session; bumped at logout, password change and deactivation
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan"

@@ -21,13 +21,15 @@ from types import FrameType
 from typing import Any
 
 import dramatiq
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import create_engine, make_url, select, text
 
 from newsletter.bench import seed
 from newsletter.bench.sink import RawResult, Sink, SinkCounts, measure_raw
 from newsletter.bench.workers import WorkerProcesses, WorkerThreads, plan
 from newsletter.config import DEFAULTS, SETTINGS
+from newsletter.extensions import FACTORY_KEY
+from newsletter.schema import upgrade_database
 
 #: the size of one message, as in the issue's targets
 TARGET_MESSAGE_SIZE = 20_000
@@ -263,8 +265,7 @@ def worker_env(config: Any, overrides: dict[str, str]) -> dict[str, str]:
 
 def bench_app(config: Any, overrides: dict[str, Any]) -> Flask:
     """An app like the configured one, on the bench database and the sink."""
-    from newsletter import create_app
-
+    create_app = current_app.extensions[FACTORY_KEY]
     settings = {key: value for key, value in config.items() if key.isupper()}
     settings.pop("SQLALCHEMY_DATABASE_URI", None)
     settings.update(overrides)
@@ -307,7 +308,6 @@ def _run_in_app(
     echo: Echo,
 ) -> BenchResult:
     from newsletter.broker import is_embedded
-    from newsletter.cli import upgrade_database
 
     embedded = is_embedded(app)
     if not embedded:
@@ -374,7 +374,7 @@ def _send_and_wait(
 ) -> tuple[float, float | None]:
     """Press "send", wait for `sent`; return (seconds to `sent`, seconds to first message)."""
     from newsletter.content.models import Issue, IssueStatus
-    from newsletter.delivery.dispatcher import request_send
+    from newsletter.delivery.send.dispatcher import request_send
     from newsletter.extensions import db
     from newsletter.models import utcnow
 
@@ -416,7 +416,7 @@ def _seconds_between(start: datetime, end: datetime) -> float:
 
 
 def _outcome(issue_id: int) -> tuple[int, int]:
-    from newsletter.delivery.dispatcher import progress
+    from newsletter.delivery.send.dispatcher import progress
 
     counts = progress(issue_id)
     return int(counts["sent"]), int(counts["failed"])

@@ -43,7 +43,7 @@ def register(app: Flask) -> None:
 def send_command(issue_id: int, wait: bool) -> None:
     """Start sending issue ISSUE_ID to its lists."""
     from newsletter.broker import is_embedded
-    from newsletter.delivery import dispatcher
+    from newsletter.delivery.send import dispatcher
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
@@ -86,7 +86,7 @@ def _wait_for(app: Flask, issue_id: int, *, resume: bool) -> dict[str, Any]:
     from sqlalchemy.exc import DBAPIError
 
     from newsletter.broker import is_embedded, start_worker_threads, stop_worker
-    from newsletter.delivery import dispatcher
+    from newsletter.delivery.send import dispatcher
     from newsletter.extensions import db
 
     worker = None
@@ -146,7 +146,8 @@ def schedule_command(issue_id: int, when: str, zone_name: str) -> None:
 
     A running server (or `newsletter worker`) starts it when the time comes.
     """
-    from newsletter.delivery import control, timezones
+    from newsletter.delivery.control import actions as control
+    from newsletter.delivery.control import timezones
 
     try:
         zone = timezones.get_zone(zone_name)
@@ -165,7 +166,7 @@ def schedule_command(issue_id: int, when: str, zone_name: str) -> None:
 @click.argument("issue_id", type=int)
 def unschedule_command(issue_id: int) -> None:
     """Take scheduled issue ISSUE_ID back to draft."""
-    from newsletter.delivery import control
+    from newsletter.delivery.control import actions as control
 
     _control(control.unschedule, issue_id, "is a draft again")
 
@@ -174,7 +175,7 @@ def unschedule_command(issue_id: int) -> None:
 @click.argument("issue_id", type=int)
 def pause_command(issue_id: int) -> None:
     """Pause sending issue ISSUE_ID (between two messages)."""
-    from newsletter.delivery import control
+    from newsletter.delivery.control import actions as control
 
     _control(control.pause, issue_id, "is paused")
 
@@ -184,7 +185,7 @@ def pause_command(issue_id: int) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def cancel_command(issue_id: int, yes: bool) -> None:
     """Cancel issue ISSUE_ID for good: whoever has not got it yet will not."""
-    from newsletter.delivery import control
+    from newsletter.delivery.control import actions as control
 
     if not yes:
         click.confirm(f"Cancel issue {issue_id}? This cannot be undone.", abort=True)
@@ -197,7 +198,7 @@ def cancel_command(issue_id: int, yes: bool) -> None:
               "progress (on the embedded queue this command then does the sending).")
 def resume_command(issue_id: int, wait: bool) -> None:
     """Resume paused issue ISSUE_ID where it stopped."""
-    from newsletter.delivery import control
+    from newsletter.delivery.control import actions as control
 
     _control(control.resume, issue_id, "is sending again")
     _follow(issue_id, wait)
@@ -208,7 +209,7 @@ def resume_command(issue_id: int, wait: bool) -> None:
 @click.option("--wait", is_flag=True, help="Return only when the issue is sent again.")
 def retry_command(issue_id: int, wait: bool) -> None:
     """Send the failed deliveries of sent issue ISSUE_ID again (not hard bounces)."""
-    from newsletter.delivery import control
+    from newsletter.delivery.control import actions as control
 
     try:
         count = control.retry_failed(issue_id)
@@ -227,7 +228,7 @@ def retry_command(issue_id: int, wait: bool) -> None:
 @click.argument("issue_id", type=int)
 def status_command(issue_id: int) -> None:
     """Show where issue ISSUE_ID stands: counts, rate and estimated finish."""
-    from newsletter.delivery.progress import progress
+    from newsletter.delivery.control.progress import progress
 
     try:
         state = progress(issue_id).as_dict()
@@ -287,7 +288,7 @@ def search_command(
 ) -> None:
     """Did an address get an issue, and what did the relay answer? One line per delivery:
     issue, address, outcome, attempts, sent at, Message-ID, the relay's last reply."""
-    from newsletter.delivery import log
+    from newsletter.delivery.control import log
 
     page = log.search(
         email=email, issue_id=issue_id, status=log.parse_status(status), after=after,

@@ -56,7 +56,7 @@ class Delivery(db.Model):  # type: ignore[name-defined]
 
 class ProgressSample(db.Model):  # type: ignore[name-defined]
     """An issue's delivery counts at one moment: a short history to measure the send rate
-    without scanning the deliveries (see ``newsletter.delivery.progress``)."""
+    without scanning the deliveries (see ``newsletter.delivery.control.progress``)."""
 
     __tablename__ = "progress_samples"
     __table_args__ = (Index("ix_progress_samples_issue_id_taken_at", "issue_id", "taken_at"),)

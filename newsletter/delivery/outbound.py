@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 
 from newsletter import broker
-from newsletter.delivery.smtp import ConnectionPool
+from newsletter.delivery.relays.pool import ConnectionPool
 from newsletter.errors import DomainBusy, RelayUnavailable
 from newsletter.mail.transport import (
     BeforeEnd,
@@ -31,7 +31,7 @@ from newsletter.mail.transport import (
 )
 
 if TYPE_CHECKING:
-    from newsletter.delivery.relays import RelayPolicy
+    from newsletter.delivery.relays.routing import RelayPolicy
     from newsletter.mail.dkim import DkimSigner
 
 log = logging.getLogger(__name__)
@@ -113,8 +113,9 @@ class Outbound:
     """Relays with their limits and health, a connection pool and the DKIM signer."""
 
     def __init__(self, app: Flask) -> None:
-        from newsletter.delivery.ratelimit import limiter_for
-        from newsletter.delivery.relays import RelayRouter, domain_slots_for, relay_policies
+        from newsletter.delivery.relays.domains import domain_slots_for
+        from newsletter.delivery.relays.limits import limiter_for
+        from newsletter.delivery.relays.routing import RelayRouter, relay_policies
         config = self._config = app.config
         self.policies = relay_policies(config)
         self.outbox = None if self.policies else configured_relays(config)[0]

@@ -240,13 +240,13 @@ def _message_id_of(message: bytes) -> str:
 def _enqueue(row: TransactionalMessage, delay_ms: int = 0) -> None:
     """Queue the message; if the broker cannot take it, the row fails (the caller hears so
     and may try again) rather than wait unseen for a sweep."""
-    from newsletter import tasks
+    from newsletter import queue
 
     try:
         if delay_ms:
-            tasks.send_transactional.send_with_options(args=(row.id,), delay=delay_ms)
+            queue.enqueue("send_transactional", row.id, delay_ms=delay_ms)
         else:
-            tasks.send_transactional.send(row.id)
+            queue.enqueue("send_transactional", row.id)
     except Exception as error:  # noqa: BLE001 - any broker failure: the same answer
         log.error("transactional message %s could not be queued: %s", row.id, error)
         _finish(row.id, status=TransactionalStatus.FAILED, last_reply=f"not queued: {error}")
@@ -335,7 +335,7 @@ def _claim(tx_id: int, lease: timedelta) -> TransactionalMessage | None:
 
 
 def _record_temporary(tx_id: int, attempts: int, error: TemporaryDeliveryError) -> None:
-    from newsletter.delivery.outcomes import retry_delay
+    from newsletter.delivery.send.outcomes import retry_delay
 
     config = current_app.config
     if attempts >= int(config["MAX_ATTEMPTS"]):
@@ -389,10 +389,10 @@ def recover_overdue(older_than: timedelta) -> int:
         )
     ).all()
     db.session.commit()
-    from newsletter import tasks
+    from newsletter import queue
 
     for tx_id in overdue:
-        tasks.send_transactional.send(int(tx_id))
+        queue.enqueue("send_transactional", int(tx_id))
     if overdue:
         log.warning("%s transactional messages overdue; queued again", len(overdue))
     return len(overdue)
@@ -408,14 +408,14 @@ def recover_queued() -> int:
         )
     ).all()
     db.session.commit()
-    from newsletter import tasks
+    from newsletter import queue
 
     for tx_id, next_attempt_at in rows:
         wait = (next_attempt_at - now).total_seconds() if next_attempt_at else 0.0
         if wait > 0:
-            tasks.send_transactional.send_with_options(args=(tx_id,), delay=int(wait * 1000))
+            queue.enqueue("send_transactional", tx_id, delay_ms=int(wait * 1000))
         else:
-            tasks.send_transactional.send(tx_id)
+            queue.enqueue("send_transactional", tx_id)
     if rows:
         log.info("recovery: %s transactional messages queued", len(rows))
     return len(rows)

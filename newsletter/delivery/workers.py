@@ -13,11 +13,17 @@ import multiprocessing
 import os
 import signal
 import threading
+from collections.abc import Callable
+from datetime import timedelta
 from types import FrameType
 
 from flask import Flask
 
 from newsletter.broker import start_workers, stop_worker
+from newsletter.delivery.control import actions as control
+from newsletter.delivery.send.dispatcher import recover_unstarted
+from newsletter.delivery.send.stalls import STALL_SECONDS, StallWatch
+from newsletter.extensions import FACTORY_KEY, db
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,11 @@ def run_workers(app: Flask, *, processes: int, threads: int | None) -> int:
     # spawn, not fork: a forked child would share the parent's database connections.
     context = multiprocessing.get_context("spawn")
     children = [
-        context.Process(target=_child_main, args=(threads,), name=f"newsletter-worker-{n}")
+        context.Process(
+            target=_child_main,
+            args=(app.extensions[FACTORY_KEY], threads),
+            name=f"newsletter-worker-{n}",
+        )
         for n in range(1, processes + 1)
     ]
     stop = _stop_on_signals()
@@ -91,17 +101,9 @@ class Sweeper(threading.Thread):
         self.interval = interval
         self.unstarted = unstarted
         self._stop_event = threading.Event()
-        from newsletter.delivery.stalls import STALL_SECONDS, StallWatch
-
         self.stalls = StallWatch(float(app.config.get("STALL_SECONDS") or STALL_SECONDS))
 
     def run(self) -> None:
-        from datetime import timedelta
-
-        from newsletter.delivery import control
-        from newsletter.delivery.dispatcher import recover_unstarted
-        from newsletter.extensions import db
-
         while not self._stop_event.wait(self.interval):
             with self.app.app_context():
                 try:
@@ -128,9 +130,7 @@ def start_sweeper(app: Flask, *, unstarted: bool = True) -> Sweeper:
     return sweeper
 
 
-def _child_main(threads: int | None) -> None:
-    from newsletter import create_app
-
+def _child_main(create_app: Callable[[], Flask], threads: int | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s [%(name)s] %(message)s")
     raise SystemExit(serve(create_app(), threads))
 

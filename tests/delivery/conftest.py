@@ -107,7 +107,7 @@ def take_starts_at_once(
     it is queued, as by a worker thread that takes it at once; the list it returns fills
     with each ``send_batch`` queued from then on (its arguments), in order."""
     from newsletter import tasks
-    from newsletter.delivery import dispatcher
+    from newsletter.delivery.send import dispatcher
 
     def take() -> list[tuple[int, int, int]]:
         queue_start, queue_batch = tasks.start_issue.send, tasks.send_batch.send

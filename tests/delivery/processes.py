@@ -99,7 +99,7 @@ def start_send(
     command resumes it, and workers resume it at start-up. Logs go to ``logs``/*.log.
     """
     from newsletter.broker import is_embedded
-    from newsletter.delivery import dispatcher
+    from newsletter.delivery.send import dispatcher
 
     logs.mkdir(parents=True, exist_ok=True)
     if is_embedded(app):

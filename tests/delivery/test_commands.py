@@ -9,7 +9,7 @@ from flask.testing import FlaskCliRunner
 
 from newsletter.broker import is_embedded
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.delivery import dispatcher
+from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
 from tests.delivery.conftest import Audience
 from tests.smtp import CapturingSMTPServer

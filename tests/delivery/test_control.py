@@ -14,8 +14,10 @@ from sqlalchemy import insert, select, update
 
 from newsletter.audience.models import Subscriber, SubscriberStatus
 from newsletter.content.models import Issue, IssueStatus, issue_lists
-from newsletter.delivery import control, dispatcher, snapshot, timezones
+from newsletter.delivery.control import actions as control
+from newsletter.delivery.control import timezones
 from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.delivery.send import dispatcher, snapshot
 from newsletter.errors import IssueStateError, ValidationError
 from newsletter.extensions import db
 from newsletter.models import utcnow
@@ -459,7 +461,7 @@ def test_the_workers_sweeper_starts_a_due_issue(app: Flask, issue_id: int) -> No
 def test_progress_after_the_end_never_shows_counts_from_before_it(
     audience: Audience, issue_id: int, run_jobs: Callable[[], None]
 ) -> None:
-    from newsletter.delivery import progress
+    from newsletter.delivery.control import progress
 
     dispatcher.request_send(issue_id)
     dispatcher.start_issue(issue_id)

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.delivery import dispatcher
+from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
 from newsletter.models import utcnow
 from tests.delivery.conftest import Audience

@@ -15,10 +15,10 @@ from flask import Flask
 from sqlalchemy import select
 
 from newsletter.content.models import Issue
-from newsletter.delivery import dispatcher
 from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.delivery.outbound import Outbound, outbound
-from newsletter.delivery.sender import BatchSender
+from newsletter.delivery.send import dispatcher
+from newsletter.delivery.send.sender import BatchSender
 from newsletter.errors import DomainBusy
 from newsletter.extensions import db
 from newsletter.mail.dkim import generate_key
@@ -177,7 +177,8 @@ def test_a_pause_takes_effect_between_two_messages(
     app: Flask, audience: Audience, issue_id: int, mailbox: CapturingSMTPServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    from newsletter.delivery import control, sender
+    from newsletter.delivery.control import actions as control
+    from newsletter.delivery.send import sender
 
     monkeypatch.setattr(sender, "STATUS_EVERY", 0.0)
     dispatcher.request_send(issue_id)

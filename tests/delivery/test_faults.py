@@ -26,8 +26,8 @@ from sqlalchemy.exc import OperationalError
 from newsletter import create_app
 from newsletter.audience.models import Subscriber, SubscriberStatus
 from newsletter.broker import is_embedded
-from newsletter.delivery import dispatcher
 from newsletter.delivery.models import DeliveryStatus
+from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
 from tests.conftest import TEST_BROKER_URL, TEST_DATABASE_URL
 from tests.delivery.conftest import (

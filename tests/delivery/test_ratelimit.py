@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from newsletter.delivery.ratelimit import (
+from newsletter.delivery.relays.limits import (
     MemoryBackend,
     RateLimiter,
     RedisBackend,
     limiter_for,
     redis_url,
 )
-from newsletter.delivery.relays import RelayPolicy, Warmup
+from newsletter.delivery.relays.routing import RelayPolicy, Warmup
 from newsletter.mail.transport import Relay
 from tests.delivery.conftest import RedisConnections
 

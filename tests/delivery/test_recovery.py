@@ -10,8 +10,8 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.delivery import dispatcher, outcomes, snapshot
 from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.delivery.send import dispatcher, outcomes, snapshot
 from newsletter.extensions import db
 from newsletter.models import utcnow
 from tests.delivery.conftest import Audience

@@ -17,13 +17,15 @@ import pytest
 from flask import Flask
 
 from newsletter import create_app
-from newsletter.delivery.relays import (
+from newsletter.delivery.relays.domains import (
     DomainSlots,
+    domain_slots_for,
+    parse_domain_connections,
+)
+from newsletter.delivery.relays.routing import (
     RelayPolicy,
     RelayRouter,
     Warmup,
-    domain_slots_for,
-    parse_domain_connections,
     parse_relay_options,
     relay_policies,
 )

@@ -10,8 +10,8 @@ from aiosmtpd.controller import Controller
 from flask import Flask
 
 from newsletter.audience.models import SubscriberStatus
-from newsletter.delivery import dispatcher
 from newsletter.delivery.models import DeliveryStatus
+from newsletter.delivery.send import dispatcher
 from tests.delivery.conftest import make_sendable_issue
 from tests.delivery.test_send import deliveries_by_email, subscriber_status
 from tests.factories import make_list, make_subscriber

@@ -19,8 +19,8 @@ from newsletter.audience.models import (
     SubscriptionStatus,
 )
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.delivery import dispatcher, outcomes
 from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.delivery.send import dispatcher, outcomes
 from newsletter.errors import PermanentDeliveryError
 from newsletter.extensions import db
 from newsletter.models import utcnow

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from newsletter import tasks
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.delivery import dispatcher, snapshot
 from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.delivery.send import dispatcher, snapshot
 from newsletter.errors import IssueStateError, NotFound, ValidationError
 from newsletter.extensions import db
 from tests.delivery.conftest import Audience, make_sendable_issue

@@ -18,7 +18,8 @@ from sqlalchemy import insert, select
 from newsletter import tasks
 from newsletter.audience.models import ConsentSource, Subscriber, Subscription, SubscriptionStatus
 from newsletter.content.models import Template
-from newsletter.delivery import dispatcher, transactional
+from newsletter.delivery import transactional
+from newsletter.delivery.send import dispatcher
 from newsletter.delivery.transactional import TransactionalMessage
 from newsletter.extensions import db
 from tests.conftest import _join, free_port
@@ -167,7 +168,7 @@ def test_without_a_relay_the_message_goes_to_the_outbox(
     no_relay: None, app: Flask, mailbox: CapturingSMTPServer, run_jobs: Callable[[], None],
     client: FlaskClient, headers: dict[str, str], template: str,
 ) -> None:
-    from newsletter.mail.transport import list_outbox
+    from newsletter.mail.outbox import list_outbox
 
     tx_id = a_code(client, headers, template)
     run_jobs()
@@ -183,7 +184,7 @@ def test_a_non_ascii_mailbox_gets_its_message(
     no_relay: None, app: Flask, run_jobs: Callable[[], None],
     client: FlaskClient, headers: dict[str, str], template: str,
 ) -> None:  # fmt: skip
-    from newsletter.mail.transport import list_outbox
+    from newsletter.mail.outbox import list_outbox
 
     tx_id = a_code(client, headers, template, to="josé@example.com")
     run_jobs()
@@ -371,7 +372,7 @@ def test_the_workers_sweep_requeues_only_what_is_overdue(
     app: Flask, client: FlaskClient, headers: dict[str, str], template: str,
     mailbox: CapturingSMTPServer, run_jobs: Callable[[], None],
 ) -> None:  # fmt: skip
-    from newsletter.delivery.stalls import StallWatch
+    from newsletter.delivery.send.stalls import StallWatch
 
     tx_id = a_code(client, headers, template)
     app.extensions["dramatiq"].flush_all()  # the broker forgot the job

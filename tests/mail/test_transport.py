@@ -16,13 +16,12 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from newsletter.errors import NotFound, PermanentDeliveryError, TemporaryDeliveryError
 from newsletter.mail.message import build_simple_message
+from newsletter.mail.outbox import list_outbox, read_outbox
 from newsletter.mail.transport import (
     MaildirTransport,
     Relay,
     SMTPTransport,
-    list_outbox,
     open_transport,
-    read_outbox,
 )
 from tests.conftest import free_port
 from tests.smtp import CapturingSMTPServer, _Handler

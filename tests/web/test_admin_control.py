@@ -15,8 +15,9 @@ from sqlalchemy import select
 
 from newsletter.auth.models import User
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.delivery import control, dispatcher
+from newsletter.delivery.control import actions as control
 from newsletter.delivery.models import Delivery
+from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
 from newsletter.models import utcnow
 from tests.conftest import csrf_token_from
@@ -270,7 +271,7 @@ def test_the_log_answers_did_this_address_get_the_issue_and_what_the_relay_said(
 
 
 def test_the_log_pages_by_keyset(client: FlaskClient, issue_id: int) -> None:
-    from newsletter.delivery import log
+    from newsletter.delivery.control import log
 
     dispatcher.request_send(issue_id)
     dispatcher.start_issue(issue_id)

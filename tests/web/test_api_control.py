@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from newsletter.auth.models import User
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.delivery import dispatcher
+from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
 from newsletter.models import utcnow
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
@@ -157,14 +157,14 @@ def test_retry_resends_the_failed(
 def test_get_issue_keeps_status_and_counts_and_adds_rate_and_eta(
     api: Api, issue_id: int
 ) -> None:
-    from newsletter.delivery import progress
+    from newsletter.delivery.control import progress
 
     dispatcher.request_send(issue_id)
     dispatcher.start_issue(issue_id)
     # A minute ago, nothing was sent; now one is: the history gives a rate and a finish.
     progress.progress(issue_id, now=utcnow() - timedelta(seconds=30))
     first = dispatcher.pending_ranges(issue_id, 1)[0][0]
-    from newsletter.delivery import outcomes
+    from newsletter.delivery.send import outcomes
 
     outcomes.record_sent(first, message_id="x@example.org", reply="250 ok")
 

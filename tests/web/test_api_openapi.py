@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from newsletter.web.api import CATCH_ALL_ENDPOINTS
+from newsletter.web.api.blueprint import CATCH_ALL_ENDPOINTS
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 
 API = "/api/v1"

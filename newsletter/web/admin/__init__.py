@@ -6,74 +6,8 @@ one ``before_request`` hook for the whole blueprint, so a new page cannot forget
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
-
-from flask import Blueprint, current_app, g, jsonify, render_template, request
-from flask_login import current_user
-
-from newsletter.errors import NotFound
-from newsletter.extensions import login
-
-bp = Blueprint("admin", __name__)
-
-#: Endpoints reachable without logging in.
-PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.setup"})
-#: Endpoints polled by scripts: they answer 401 rather than redirect to the login page.
-JSON_ENDPOINTS = frozenset({"admin.issue_progress"})
-
-
-@bp.before_request
-def require_login() -> Any:
-    """Send anyone not logged in to the login page (JSON endpoints get a plain 401)."""
-    # Load the user afresh for every request: where one app context spans several requests
-    # (the test client inside an app context), Flask-Login's copy in ``g`` may be stale.
-    g.pop("_login_user", None)
-    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
-        return None
-    if request.endpoint in JSON_ENDPOINTS:
-        return jsonify({"error": {"message": "log in first", "field": None}}), 401
-    return login.unauthorized()
-
-
-@bp.after_request
-def no_store(response: Any) -> Any:
-    """Admin pages hold subscriber data: keep them out of shared caches and frames elsewhere."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    return response
-
-
-@bp.errorhandler(NotFound)
-def not_found(error: NotFound) -> tuple[str, int]:
-    """A missing issue, statement or message: the admin 404 page, naming what is missing."""
-    return render_template("admin/error.html", title="Not found", message=error.message), 404
-
-
-@bp.app_template_filter("admin_when")
-def format_when(value: datetime | date | str | None) -> str:
-    """A timestamp as ``2024-05-01 14:03 UTC`` (dates as ``2024-05-01``); blank for None."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        suffix = " UTC" if value.tzinfo is not None else ""
-        return value.strftime("%Y-%m-%d %H:%M") + suffix
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
-@bp.context_processor
-def admin_context() -> dict[str, Any]:
-    """What every admin page needs: whether the outbox is in use (for the nav)."""
-    from newsletter.web.admin.outbox import outbox_path
-
-    return {"outbox_in_use": outbox_path(current_app.config) is not None}
-
-
-# The views register themselves on ``bp``; imported last because they import ``bp``.
-from newsletter.web.admin import (  # noqa: E402
+# Each view module registers its routes on ``bp`` when imported.
+from newsletter.web.admin import (  # noqa: F401
     audience,
     auth,
     control,
@@ -82,5 +16,6 @@ from newsletter.web.admin import (  # noqa: E402
     outbox,
     statements,
 )
+from newsletter.web.admin.blueprint import bp
 
-__all__ = ["audience", "auth", "bp", "control", "dashboard", "issues", "outbox", "statements"]
+__all__ = ["bp"]

@@ -19,7 +19,7 @@ from newsletter.audience.models import (
 )
 from newsletter.errors import NewsletterError
 from newsletter.extensions import db
-from newsletter.web.admin import bp
+from newsletter.web.admin.blueprint import bp
 from newsletter.web.admin.forms import ImportForm, ListForm, SubscriberForm
 
 PER_PAGE = 50

@@ -12,7 +12,7 @@ from newsletter.auth import services
 from newsletter.auth.models import User
 from newsletter.errors import InvalidToken, NewsletterError
 from newsletter.extensions import db, limiter, login
-from newsletter.web.admin import bp
+from newsletter.web.admin.blueprint import bp
 from newsletter.web.admin.forms import ActionForm, LoginForm, SetupForm
 
 

@@ -18,14 +18,15 @@ from werkzeug.wrappers import Response
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
-from newsletter.delivery import control, timezones
-from newsletter.delivery import log as delivery_log
+from newsletter.delivery.control import actions as control
+from newsletter.delivery.control import log as delivery_log
+from newsletter.delivery.control import timezones
 from newsletter.errors import NewsletterError, ValidationError
 from newsletter.extensions import db
 from newsletter.models import utcnow
-from newsletter.web import MAX_ID
-from newsletter.web.admin import bp
+from newsletter.web.admin.blueprint import bp
 from newsletter.web.admin.forms import ActionForm
+from newsletter.web.ids import MAX_ID
 
 #: the format of ``<input type="datetime-local">``
 LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M"

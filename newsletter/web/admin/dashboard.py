@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from newsletter.audience.models import MailingList, Subscriber
 from newsletter.content.models import Issue, Statement
 from newsletter.extensions import db
-from newsletter.web.admin import bp
+from newsletter.web.admin.blueprint import bp
 
 RECENT_ISSUES = 5
 

@@ -18,7 +18,7 @@ from newsletter.audience.models import (
 from newsletter.content.models import Issue, IssueStatus, Statement, Template
 from newsletter.errors import IssueStateError, NewsletterError
 from newsletter.extensions import db
-from newsletter.web.admin import bp
+from newsletter.web.admin.blueprint import bp
 from newsletter.web.admin.control import schedule_form
 from newsletter.web.admin.forms import ActionForm, IssueForm
 from newsletter.web.admin.frames import framed_html
@@ -195,7 +195,7 @@ def _audience_size(issue: Issue) -> int:
 
 
 def _progress(issue: Issue) -> dict[str, Any]:
-    from newsletter.delivery.progress import progress
+    from newsletter.delivery.control.progress import progress
 
     live = progress(issue.id)
     return {**live.as_dict(), "eta_at": live.eta}
@@ -241,7 +241,7 @@ def issue_preview(issue_id: int) -> Response:
 @bp.post("/issues/<int:issue_id>/send")
 def issue_send(issue_id: int) -> Response:
     """Start sending now (the button asks for confirmation first)."""
-    from newsletter.delivery.dispatcher import request_send
+    from newsletter.delivery.send.dispatcher import request_send
 
     form = ActionForm()
     if not form.validate_on_submit():
@@ -262,7 +262,7 @@ def issue_send(issue_id: int) -> Response:
 def issue_progress(issue_id: int) -> Response:
     """``{"status", "total", "sent", "failed", "pending", "skipped", "rate", "eta", …}``,
     polled by the status page."""
-    from newsletter.delivery.progress import progress
+    from newsletter.delivery.control.progress import progress
 
     response = jsonify(progress(issue_id).as_dict())
     response.headers["Cache-Control"] = "no-store"

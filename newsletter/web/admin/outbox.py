@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from typing import Any
 
 from flask import abort, render_template
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from newsletter.errors import NotFound
-from newsletter.web.admin import bp
+from newsletter.mail.outbox import list_outbox, outbox_path, read_outbox
+from newsletter.web.admin.blueprint import bp
 from newsletter.web.admin.frames import framed_html
 
 #: Headers shown above a message, in this order, when present.
@@ -34,17 +34,6 @@ SHOWN_HEADERS = (
 #: How many of the newest messages the outbox page lists.
 OUTBOX_PAGE = 200
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
-
-
-def outbox_path(config: Any) -> str | None:
-    """The outbox folder when mail goes to one (no SMTP relay configured), else None."""
-    from newsletter.mail.transport import parse_relay_urls
-
-    relays = parse_relay_urls(config.get("SMTP_URL"))
-    if not relays:
-        return str(config["OUTBOX_PATH"])
-    maildirs = [relay.path for relay in relays if relay.scheme == "maildir"]
-    return maildirs[0] if maildirs and len(maildirs) == len(relays) else None
 
 
 def _require_outbox() -> str:
@@ -87,8 +76,6 @@ def linkify(text: str) -> Markup:
 
 
 def _read(path: str, key: str) -> bytes:
-    from newsletter.mail.transport import read_outbox
-
     try:
         return read_outbox(path, key)
     except (KeyError, FileNotFoundError, ValueError):
@@ -98,8 +85,6 @@ def _read(path: str, key: str) -> bytes:
 @bp.get("/outbox")
 def outbox() -> str:
     """The messages in the outbox, newest first."""
-    from newsletter.mail.transport import list_outbox
-
     path = _require_outbox()
     # A bench run can leave 100 000 messages: list the newest only.
     entries = list(list_outbox(path, limit=OUTBOX_PAGE + 1))

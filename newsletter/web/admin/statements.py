@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from newsletter.content.models import Statement
 from newsletter.errors import NewsletterError
 from newsletter.extensions import db
-from newsletter.web.admin import bp
+from newsletter.web.admin.blueprint import bp
 from newsletter.web.admin.forms import StatementImportForm
 
 

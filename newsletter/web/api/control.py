@@ -11,13 +11,15 @@ from typing import Any
 from flask import Response, jsonify, request
 
 from newsletter.content import issues as issue_service
-from newsletter.delivery import control, timezones
-from newsletter.delivery import log as delivery_log
-from newsletter.delivery.progress import progress
+from newsletter.delivery.control import actions as control
+from newsletter.delivery.control import log as delivery_log
+from newsletter.delivery.control import timezones
+from newsletter.delivery.control.progress import progress
 from newsletter.extensions import db
-from newsletter.web import MAX_ID
-from newsletter.web.api import api_user, bp, serializers
+from newsletter.web.api import serializers
+from newsletter.web.api.blueprint import api_user, bp
 from newsletter.web.api.validation import json_object, query_int
+from newsletter.web.ids import MAX_ID
 
 
 def issue_with_progress(issue_id: int) -> dict[str, Any]:

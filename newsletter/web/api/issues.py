@@ -6,9 +6,10 @@ from flask import Response, jsonify, url_for
 
 from newsletter.content import issues as issue_service
 from newsletter.content.models import Issue
-from newsletter.delivery import dispatcher
+from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
-from newsletter.web.api import bp, serializers
+from newsletter.web.api import serializers
+from newsletter.web.api.blueprint import bp
 from newsletter.web.api.control import issue_with_progress
 from newsletter.web.api.validation import json_object
 

@@ -6,7 +6,8 @@ from flask import Response, jsonify, url_for
 
 from newsletter.audience import lists as list_service
 from newsletter.audience.models import OptIn
-from newsletter.web.api import bp, serializers
+from newsletter.web.api import serializers
+from newsletter.web.api.blueprint import bp
 from newsletter.web.api.validation import json_object
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Response, jsonify
 
-from newsletter.web.api import bp
+from newsletter.web.api.blueprint import bp
 
 JSON = "application/json"
 

@@ -6,7 +6,8 @@ from flask import Response, jsonify, request, url_for
 
 from newsletter.content import statements as statement_service
 from newsletter.content.models import Statement
-from newsletter.web.api import ApiError, bp, serializers
+from newsletter.web.api import serializers
+from newsletter.web.api.blueprint import ApiError, bp
 from newsletter.web.api.validation import json_object
 
 MARKDOWN_TYPES = ("text/markdown", "text/x-markdown", "text/plain")

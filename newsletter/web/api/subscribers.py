@@ -19,9 +19,10 @@ from newsletter.audience.models import (
 )
 from newsletter.errors import NotFound, ValidationError
 from newsletter.extensions import db
-from newsletter.web import MAX_ID
-from newsletter.web.api import bp, serializers
+from newsletter.web.api import serializers
+from newsletter.web.api.blueprint import bp
 from newsletter.web.api.validation import json_object, query_int
+from newsletter.web.ids import MAX_ID
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -9,10 +9,10 @@ from flask import Response, jsonify, url_for
 from newsletter.delivery import transactional as tx_service
 from newsletter.delivery.transactional import TransactionalMessage, TransactionalQueueError
 from newsletter.errors import ValidationError
-from newsletter.web import MAX_ID
-from newsletter.web.api import bp, error_response
+from newsletter.web.api.blueprint import bp, error_response
 from newsletter.web.api.serializers import iso
 from newsletter.web.api.validation import json_object
+from newsletter.web.ids import MAX_ID
 
 
 @bp.post("/tx")

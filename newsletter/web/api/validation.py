@@ -12,7 +12,8 @@ from typing import Any
 from flask import request
 
 from newsletter.errors import ValidationError
-from newsletter.web import MAX_ID
+from newsletter.web.api.blueprint import ApiError
+from newsletter.web.ids import MAX_ID
 
 
 def json_object(allowed: Iterable[str]) -> Body:
@@ -21,8 +22,6 @@ def json_object(allowed: Iterable[str]) -> Body:
     :raises ApiError: 415 when the body is not JSON, 400 when it is malformed or not an object.
     :raises ValidationError: an unknown field (usually a typo the client wants to hear about).
     """
-    from newsletter.web.api import ApiError
-
     if not request.is_json:
         raise ApiError(415, "expected a JSON body (Content-Type: application/json)")
     data = request.get_json(silent=True)

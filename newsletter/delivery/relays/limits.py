@@ -1,6 +1,6 @@
 """Per-relay rate limits shared by every worker: Redis in production, this process otherwise.
 
-Three limits per relay (see :mod:`newsletter.delivery.relays` for the options):
+Three limits per relay (see :mod:`newsletter.delivery.relays.routing` for the options):
 
 - ``per_second``: a token bucket holding at most one second's worth (at least 1 token),
   refilled continuously, so sending is smooth rather than in bursts at each second;
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from newsletter.delivery.relays import RelayPolicy
+from newsletter.delivery.relays.routing import RelayPolicy
 
 log = logging.getLogger(__name__)
 

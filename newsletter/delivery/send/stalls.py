@@ -18,7 +18,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.delivery import dispatcher, progress
+from newsletter.delivery.control import progress
+from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
 
 log = logging.getLogger(__name__)

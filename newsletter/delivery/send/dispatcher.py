@@ -23,13 +23,13 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from newsletter import tasks
+from newsletter import queue
 from newsletter.audience.models import MailingList
 from newsletter.content.models import Issue, IssueStatus, issue_lists
-from newsletter.delivery import outcomes, snapshot
 from newsletter.delivery.models import Delivery, DeliveryStatus
-from newsletter.delivery.sender import BatchSender
-from newsletter.delivery.sender import issue_status as _status_of
+from newsletter.delivery.send import outcomes, snapshot
+from newsletter.delivery.send.sender import BatchSender
+from newsletter.delivery.send.sender import issue_status as _status_of
 from newsletter.errors import (
     IssueStateError,
     ValidationError,
@@ -94,7 +94,7 @@ def request_send(issue_id: int) -> None:
         db.session.rollback()
         raise IssueStateError(issue_id, _status_of(issue_id).value, "send")
     db.session.commit()
-    tasks.start_issue.send(issue_id)
+    queue.enqueue("start_issue", issue_id)
 
 
 def start_issue(issue_id: int) -> None:
@@ -119,7 +119,7 @@ def start_issue(issue_id: int) -> None:
     batch_size = int(current_app.config["BATCH_SIZE"])
     for written in snapshot.write_audience(issue_id, ceiling, batch_size):
         for first_id, last_id in snapshot.split_range(written, batch_size):
-            tasks.send_batch.send(issue_id, first_id, last_id)
+            queue.enqueue("send_batch", issue_id, first_id, last_id)
     _complete_audience(issue_id)
 
 
@@ -183,7 +183,7 @@ def send_batch(issue_id: int, first_id: int, last_id: int) -> None:
     not_before = sender.run(first_id, last_id)
     if sender.interrupted:
         # Shutting down: hand the rest to another worker now (or to recovery at next start).
-        tasks.send_batch.send(issue_id, first_id, last_id)
+        queue.enqueue("send_batch", issue_id, first_id, last_id)
         return
     if _status_of(issue_id) is IssueStatus.SENDING:
         _after_batch(issue_id, first_id, last_id, not_before)
@@ -196,7 +196,7 @@ def _after_batch(issue_id: int, first_id: int, last_id: int, not_before: datetim
         finish_if_done(issue_id)
         return
     delay = max(0, int((wake - utcnow()).total_seconds() * 1000))
-    tasks.send_batch.send_with_options(args=(issue_id, first_id, last_id), delay=delay)
+    queue.enqueue("send_batch", issue_id, first_id, last_id, delay_ms=delay)
 
 
 def _next_look(
@@ -307,10 +307,10 @@ def recover_issue(issue_id: int) -> int:
     # twice at once, and the second, finding its rows leased, would wait out the lease.
     ranges = pending_ranges(issue_id, int(current_app.config["BATCH_SIZE"]))
     if not total:
-        tasks.start_issue.send(issue_id)
+        queue.enqueue("start_issue", issue_id)
         queued += 1
     for first_id, last_id in ranges:
-        tasks.send_batch.send(issue_id, first_id, last_id)
+        queue.enqueue("send_batch", issue_id, first_id, last_id)
     queued += len(ranges)
     if total and not ranges:
         finish_if_done(issue_id)  # died between the last message and the last check
@@ -349,7 +349,7 @@ def recover_unstarted(older_than: timedelta) -> int:
     db.session.commit()
     for issue_id in issue_ids:
         log.info("issue %s is sending but was never started here; starting it", issue_id)
-        tasks.start_issue.send(issue_id)
+        queue.enqueue("start_issue", issue_id)
     return len(issue_ids)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from newsletter import broker
 from newsletter.audience.addresses import ascii_address
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.delivery import outcomes
+from newsletter.delivery.send import outcomes
 from newsletter.errors import (
     DomainBusy,
     NotFound,

@@ -25,11 +25,11 @@ from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Result
 
-from newsletter import tasks
+from newsletter import queue
 from newsletter.audience.models import Subscriber, SubscriberStatus
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.delivery import dispatcher
 from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.delivery.send import dispatcher
 from newsletter.errors import IssueStateError, NewsletterError, NotFound, ValidationError
 from newsletter.extensions import db
 from newsletter.models import get_or_raise, utcnow
@@ -310,10 +310,10 @@ def enqueue_rest(issue_id: int) -> int:
     # Read before start_issue is queued, which queues the ranges it writes (recover_issue).
     ranges = dispatcher.pending_ranges(issue_id, int(current_app.config["BATCH_SIZE"]))
     if not total:
-        tasks.start_issue.send(issue_id)  # resumes the audience where it stopped
+        queue.enqueue("start_issue", issue_id)  # resumes the audience where it stopped
         queued += 1
     for first_id, last_id in ranges:
-        tasks.send_batch.send(issue_id, first_id, last_id)
+        queue.enqueue("send_batch", issue_id, first_id, last_id)
     queued += len(ranges)
     db.session.commit()
     if total and not ranges:
@@ -387,7 +387,7 @@ def sweep() -> None:
     """One tick of the workers' sweeper: start due scheduled issues, skip rows left pending
     by cancelled ones, sample the progress of sends under way. Each part failing is logged
     and does not stop the others."""
-    from newsletter.delivery import progress
+    from newsletter.delivery.control import progress
 
     for part in (start_due_issues, tidy_cancelled, progress.sample_sending):
         try:

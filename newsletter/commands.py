@@ -1,0 +1,139 @@
+"""The app's commands: ``run`` and ``worker`` here, because they start the whole app; the
+domain command groups live beside their domain (``audience/commands.py`` …) and are
+registered here. The ``newsletter`` entry point itself is ``cli.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from types import FrameType
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from werkzeug.serving import run_simple
+
+from newsletter.audience import commands as audience_commands
+from newsletter.auth import commands as auth_commands
+from newsletter.auth.services import first_admin_setup_url, needs_first_admin
+from newsletter.bench import commands as bench_commands
+from newsletter.broker import is_embedded, start_worker_threads, stop_worker
+from newsletter.checks import check_services
+from newsletter.content import commands as content_commands
+from newsletter.delivery import commands as delivery_commands
+from newsletter.delivery.send.dispatcher import recover_unfinished
+from newsletter.delivery.transactional import recover_queued
+from newsletter.delivery.workers import run_workers, start_sweeper
+from newsletter.errors import ConfigError
+from newsletter.extensions import db
+from newsletter.mail import dkim_commands
+from newsletter.schema import upgrade_database
+
+
+@click.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@with_appcontext
+def run_command(host: str, port: int) -> None:
+    """Migrate the database, then serve the app (and, on the embedded queue, its workers)."""
+    app = _current_app()
+    _check_services(app)
+    upgrade_database()
+    worker = sweeper = None
+    if is_embedded(app):
+        worker = start_worker_threads(app)
+        _recover()
+        sweeper = start_sweeper(app)
+    else:
+        click.echo("Queue: external broker; start workers with `newsletter worker`.")
+    _announce_first_admin()
+    _release_session()
+    # SIGTERM (service managers) stops as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    click.echo(f"Serving on http://{host}:{port}/ (Ctrl-C to stop)")
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if sweeper is not None:
+            sweeper.stop()
+        if worker is not None:
+            stop_worker(worker)
+
+
+@click.command("worker")
+@click.option("--processes", "-p", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes to start.")
+@click.option("--threads", "-t", default=None, type=click.IntRange(min=1),
+              help="Threads per process [default: WORKER_THREADS, 2].")
+@with_appcontext
+def worker_command(processes: int, threads: int | None) -> None:
+    """Run Dramatiq workers on the configured broker (NEWSLETTER_BROKER_URL)."""
+    app = _current_app()
+    if is_embedded(app):
+        raise click.ClickException(
+            "no shared queue to work on: set NEWSLETTER_BROKER_URL (redis://… or amqp://…) "
+            "for separate workers. On the embedded default, `newsletter run` already runs "
+            "the workers inside the web process."
+        )
+    _check_services(app, need_schema=True)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s [%(name)s] %(message)s")
+    _recover()
+    _release_session()
+    sys.exit(run_workers(app, processes=processes, threads=threads))
+
+
+def _check_services(app: Flask, *, need_schema: bool = False) -> None:
+    """Stop with one line when the database or the broker cannot be reached."""
+    try:
+        check_services(app, need_schema=need_schema)
+    except ConfigError as error:
+        exit_with(error)
+
+
+def exit_with(error: ConfigError) -> None:
+    """Stop the command with one line naming the setting at fault."""
+    click.echo(f"newsletter: configuration error: {error}", err=True)
+    sys.exit(2)
+
+
+def _current_app() -> Flask:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app
+
+
+def _recover() -> None:
+    queued = recover_unfinished()
+    if queued:
+        click.echo(f"Resumed unfinished sends: {queued} jobs queued.")
+    waiting = recover_queued()  # the embedded queue died with the last process
+    if waiting:
+        click.echo(f"Queued again: {waiting} transactional messages.")
+
+
+def _announce_first_admin() -> None:
+    if needs_first_admin():
+        click.echo("No admin account yet. Open this link to create the first one:")
+        click.echo(f"  {first_admin_setup_url()}")
+
+
+def _release_session() -> None:
+    db.session.remove()
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def register(app: Flask) -> None:
+    """Add the app's commands to ``app.cli`` (``flask --app newsletter …`` sees them too)."""
+    app.cli.add_command(run_command)
+    app.cli.add_command(worker_command)
+
+    for module in (audience_commands, auth_commands, content_commands, delivery_commands,
+                   bench_commands, dkim_commands):
+        module.register(app)
+

@@ -1,0 +1,1 @@
+"""Control and progress of a send: transitions, counts and rate, the delivery log, timezones."""

@@ -1,0 +1,1 @@
+"""The send itself: the audience snapshot, claims, the batch sender and its outcomes."""

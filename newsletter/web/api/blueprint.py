@@ -1,0 +1,172 @@
+"""JSON API under /api/v1: bearer tokens, JSON in and out, one error shape.
+
+Every answer that is not a success is ``{"error": {"message": …, "field": …}}`` with a 4xx
+(or 5xx) status, including unknown routes and wrong methods under the prefix. The routes
+live in one module per resource; the OpenAPI document in ``openapi.py`` describes them all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import NotFound as HTTPNotFound
+from werkzeug.routing import RequestRedirect
+
+from newsletter.errors import (
+    Conflict,
+    InvalidToken,
+    NewsletterError,
+    NotFound,
+    TemplateError,
+    ValidationError,
+)
+from newsletter.extensions import csrf, db
+
+bp = Blueprint("api", __name__)
+
+# Bearer tokens, no cookies: a cross-site request cannot carry the credential, so no CSRF.
+csrf.exempt(bp)
+
+#: what a NotFound raised while reading a request body means in terms of the body's fields
+_BODY_FIELD_FOR_KIND = {"list": "lists", "statement": "statements", "template": "template"}
+
+_ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class ApiError(Exception):
+    """An error the web layer itself decides (auth, malformed bodies), with its status."""
+
+    def __init__(self, status: int, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def error_response(status: int, message: str, field: str | None = None) -> Response:
+    """The one error shape of the API."""
+    response = jsonify({"error": {"message": message, "field": field}})
+    response.status_code = status
+    return response
+
+
+# --- authentication -----------------------------------------------------------------------
+
+
+@bp.before_request
+def require_token() -> Response | None:
+    """Every call needs ``Authorization: Bearer TOKEN`` naming an active user's token."""
+    from newsletter.auth.services import user_for_token
+
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return _unauthorized("an API token is required: Authorization: Bearer TOKEN", None)
+    user = user_for_token(token)
+    if user is None or not getattr(user, "is_active", True):
+        return _unauthorized("the API token is not valid", "invalid_token")
+    g.api_user = user
+    return None
+
+
+def _unauthorized(message: str, rfc6750_error: str | None) -> Response:
+    response = error_response(401, message, "Authorization")
+    challenge = 'Bearer realm="newsletter"'
+    if rfc6750_error:  # RFC 6750 §3: name the error only when a token was presented
+        challenge += f', error="{rfc6750_error}"'
+    response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+@bp.errorhandler(ApiError)
+def _api_error(error: ApiError) -> Response:
+    return error_response(error.status, error.message, error.field)
+
+
+@bp.errorhandler(NewsletterError)
+def _domain_error(error: NewsletterError) -> Response:
+    # A service may fail half-way through its transaction; leave the session clean.
+    db.session.rollback()
+    status, field = _status_for(error)
+    return error_response(status, error.message, field)
+
+
+def _status_for(error: NewsletterError) -> tuple[int, str | None]:
+    """Map a domain error to an HTTP status and the request field at fault."""
+    if isinstance(error, NotFound):
+        field = error.field
+        if field is None and request.method == "POST":
+            field = _BODY_FIELD_FOR_KIND.get(error.kind)
+        return 404, field
+    if isinstance(error, Conflict):  # also AlreadySubscribed and IssueStateError
+        return 409, error.field
+    if isinstance(error, ValidationError | TemplateError):  # InvalidEmail, InvalidStatement
+        return 422, error.field
+    if isinstance(error, InvalidToken):
+        return 400, error.field
+    current_app.logger.error("unexpected domain error in the API: %r", error)
+    return 500, error.field
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> ResponseReturnValue:
+    if isinstance(error, RequestRedirect):  # a missing trailing slash: let it redirect
+        return error.get_response()
+    status = error.code or 500
+    message = _HTTP_MESSAGES.get(status) or (error.description or error.name)
+    response = error_response(status, message)
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+    return response
+
+
+_HTTP_MESSAGES = {
+    400: "the request could not be understood",
+    404: "no such resource",
+    405: "this method is not allowed here",
+    413: "the request body is too large",
+    500: "internal error",
+}
+
+
+# --- unknown routes -----------------------------------------------------------------------
+# Routing errors happen before Flask knows the blueprint, so blueprint error handlers never
+# see them; a catch-all rule keeps unknown paths and wrong methods under /api/v1 in JSON
+# without touching the app-wide error pages.
+
+
+@bp.route("/", methods=_ANY_METHOD, endpoint="unknown_root", defaults={"path": ""})
+@bp.route("/<path:path>", methods=_ANY_METHOD, endpoint="unknown")
+def unknown_route(path: str) -> Response:
+    """Answer 405 when another API route has this path, else 404."""
+    allowed = _allowed_methods()
+    if allowed:
+        raise MethodNotAllowed(valid_methods=allowed)
+    raise HTTPNotFound()
+
+
+CATCH_ALL_ENDPOINTS = frozenset({"api.unknown", "api.unknown_root"})
+
+
+def _allowed_methods() -> list[str]:
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = []
+    for method in _ANY_METHOD:
+        try:
+            endpoint, _ = adapter.match(request.path, method=method)
+        except HTTPException:
+            continue
+        if endpoint not in CATCH_ALL_ENDPOINTS:
+            allowed.append(method)
+    return allowed
+
+
+def api_user() -> Any:
+    """The user whose token authenticated this request."""
+    return g.api_user
