@@ -14,7 +14,10 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 
+from newsletter.delivery.relays.domains import parse_domain_connections
+from newsletter.delivery.relays.routing import parse_relay_options
 from newsletter.errors import ConfigError
+from newsletter.mail.dkim import complete_settings
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # None: SQLite file in the instance folder
@@ -151,8 +154,6 @@ def _check_broker(app: Flask) -> None:
 
 
 def _check_smtp(app: Flask) -> None:
-    from newsletter.delivery.relays.domains import parse_domain_connections
-    from newsletter.delivery.relays.routing import parse_relay_options
 
     try:
         parse_relay_options(app.config.get("SMTP_URL"))  # the URLs and each relay's options
@@ -203,7 +204,6 @@ def _check_lease(app: Flask) -> None:
 
 
 def _check_dkim(app: Flask) -> None:
-    from newsletter.mail.dkim import complete_settings
 
     complete_settings(app.config, app.instance_path)
 

@@ -9,6 +9,9 @@ from typing import Any, TypeVar
 from sqlalchemy import DateTime, Enum
 from sqlalchemy.types import TypeDecorator
 
+from newsletter.errors import NotFound
+from newsletter.extensions import db
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
@@ -54,8 +57,6 @@ def get_or_raise(model: type[Row], key: int, kind: str, *, field: str | None = N
     :raises NotFound: no such row (``kind`` names it to the person asking; ``field`` names
         the input that held the key, when there is one).
     """
-    from newsletter.errors import NotFound
-    from newsletter.extensions import db
 
     row = db.session.get(model, key)
     if row is None:

@@ -37,7 +37,6 @@ def send_batch(issue_id: int, first_id: int, last_id: int) -> None:
 @dramatiq.actor(queue_name="default", max_retries=3)
 def recover() -> None:
     """Re-enqueue whatever the database says is unfinished (after a crash or broker loss)."""
-    from newsletter.delivery import transactional
     dispatcher.recover_unfinished()
     transactional.recover_queued()
 

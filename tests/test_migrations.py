@@ -155,3 +155,34 @@ def test_downgrade_to_base_removes_everything_and_upgrade_rebuilds_it(
     assert table_names() == set(db.metadata.tables)
     assert schema_differences() == []
     assert EXPRESSION_INDEXES <= index_names()
+
+
+def test_the_viewer_role_keeps_existing_users_their_tokens_and_case_free_addresses(
+    migrating_app: Flask,
+) -> None:
+    flask_migrate.upgrade(revision="0004")
+    with db.engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO users (email, password_hash, role, active, created_at, timezone)"
+            " VALUES ('ed@example.org', 'x', 'editor', true, CURRENT_TIMESTAMP, 'UTC')"
+        ))
+        user_id = connection.execute(sa.text("SELECT id FROM users")).scalar_one()
+        connection.execute(sa.text(
+            "INSERT INTO api_tokens (user_id, token_hash, prefix, created_at)"
+            " VALUES (:user_id, 'h', 'nl_abc', CURRENT_TIMESTAMP)"
+        ), {"user_id": user_id})
+
+    flask_migrate.upgrade()
+
+    user = db.session.get(User, user_id)
+    assert user is not None and user.role is Role.EDITOR
+    [token] = user.tokens
+    assert token.scopes == "read write send"  # made before scopes: every scope
+    db.session.add(User(email="viewer@example.org", password_hash="x", role=Role.VIEWER))
+    db.session.commit()
+    db.session.add(User(email="ED@example.org", password_hash="x", role=Role.VIEWER))
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+    with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE users SET role = 'owner'"))

@@ -8,7 +8,6 @@ Create Date: 2026-11-25 20:27:46.570407
 import sqlalchemy as sa
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = '0001'
 down_revision = None

@@ -8,7 +8,6 @@ Create Date: 2026-11-26 10:00:00
 import sqlalchemy as sa
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = '0002'
 down_revision = '0001'

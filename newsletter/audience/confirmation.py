@@ -10,6 +10,9 @@ from newsletter.audience.addresses import ascii_address
 from newsletter.audience.models import SubscriberStatus, Subscription, SubscriptionStatus
 from newsletter.audience.tokens import confirm_url
 from newsletter.extensions import db
+from newsletter.mail.message import build_simple_message
+from newsletter.mail.render import render_confirmation
+from newsletter.mail.transport import open_transport
 
 
 def confirmation_subject(list_name: str) -> str:
@@ -26,9 +29,6 @@ def send_confirmation(subscriber_id: int, list_id: int) -> None:
     :raises TemporaryDeliveryError: the relay said try later (the actor retries).
     :raises PermanentDeliveryError: the relay refused the address (never retried).
     """
-    from newsletter.mail.message import build_simple_message
-    from newsletter.mail.render import render_confirmation
-    from newsletter.mail.transport import open_transport
 
     subscription = db.session.get(Subscription, (subscriber_id, list_id))
     if (

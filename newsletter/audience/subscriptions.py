@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from newsletter import queue
 from newsletter.audience.addresses import normalise_email
 from newsletter.audience.lists import get_list_by_slug, list_lists
 from newsletter.audience.models import (
@@ -175,7 +176,6 @@ def set_subscription(
 
 def enqueue_confirmations(pending: Pending) -> None:
     """Queue one confirmation mail per (subscriber_id, list_id); call after the commit."""
-    from newsletter import queue
 
     for subscriber_id, list_id in pending:
         queue.enqueue("send_confirmation", subscriber_id, list_id)

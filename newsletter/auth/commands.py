@@ -8,6 +8,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from newsletter.auth import services
 from newsletter.auth.models import Role
 from newsletter.errors import NewsletterError
 
@@ -39,7 +40,6 @@ def _read_password(from_stdin: bool) -> str:
 )
 def create_user_command(email: str, role: str, password_stdin: bool) -> None:
     """Make a user who can log in to the admin pages (asks for the password twice)."""
-    from newsletter.auth import services
 
     password = _read_password(password_stdin)
     try:
@@ -53,7 +53,6 @@ def create_user_command(email: str, role: str, password_stdin: bool) -> None:
 @click.argument("email")
 def create_token_command(email: str) -> None:
     """Print a new API token for the user EMAIL, alone on stdout (it is shown only once)."""
-    from newsletter.auth import services
 
     try:
         token = services.create_api_token(email)

@@ -8,6 +8,10 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from newsletter.bench.run import BenchError, BenchOptions, run_bench
+from newsletter.bench.sink import SinkError
+from newsletter.bench.workers import WorkerError
+
 bench_group = AppGroup("bench", help="Measure delivery speed against Postfix's smtp-sink.")
 
 
@@ -68,9 +72,6 @@ def send_command(
     Writes only to a database of its own beside the configured one (a `<schema>_bench`
     schema on PostgreSQL, a `-bench.db` file on SQLite). The last line is key=value pairs.
     """
-    from newsletter.bench.run import BenchError, BenchOptions, run_bench
-    from newsletter.bench.sink import SinkError
-    from newsletter.bench.workers import WorkerError
 
     options = BenchOptions(
         recipients=recipients,

@@ -27,8 +27,13 @@ from sqlalchemy import create_engine, make_url, select, text
 from newsletter.bench import seed
 from newsletter.bench.sink import RawResult, Sink, SinkCounts, measure_raw
 from newsletter.bench.workers import WorkerProcesses, WorkerThreads, plan
+from newsletter.broker import QUEUES, is_embedded
 from newsletter.config import DEFAULTS, SETTINGS
-from newsletter.extensions import FACTORY_KEY
+from newsletter.content.models import Issue, IssueStatus
+from newsletter.delivery.send.dispatcher import progress, request_send
+from newsletter.extensions import FACTORY_KEY, db
+from newsletter.mail.dkim import generate_key, sending_domain, signer_for
+from newsletter.models import utcnow
 from newsletter.schema import upgrade_database
 
 #: the size of one message, as in the issue's targets
@@ -193,7 +198,6 @@ def check_broker_idle(broker: Any, own: set[str]) -> None:
     client = getattr(broker, "client", None)
     if client is None:
         return  # the stub broker is ours alone; RabbitMQ: cannot tell
-    from newsletter.broker import QUEUES
 
     # Any command leaves a heartbeat, but only consumers keep renewing theirs (at least
     # once a second while idle): look twice, a little apart.
@@ -307,7 +311,6 @@ def _run_in_app(
     own_brokers: set[str],
     echo: Echo,
 ) -> BenchResult:
-    from newsletter.broker import is_embedded
 
     embedded = is_embedded(app)
     if not embedded:
@@ -373,10 +376,6 @@ def _send_and_wait(
     issue_id: int, recipients: int, sink: Sink, workers: WorkerProcesses | WorkerThreads, echo: Echo
 ) -> tuple[float, float | None]:
     """Press "send", wait for `sent`; return (seconds to `sent`, seconds to first message)."""
-    from newsletter.content.models import Issue, IssueStatus
-    from newsletter.delivery.send.dispatcher import request_send
-    from newsletter.extensions import db
-    from newsletter.models import utcnow
 
     status_of = select(Issue.status, Issue.finished_at).where(Issue.id == issue_id)
     sink.expect(recipients)
@@ -416,7 +415,6 @@ def _seconds_between(start: datetime, end: datetime) -> float:
 
 
 def _outcome(issue_id: int) -> tuple[int, int]:
-    from newsletter.delivery.send.dispatcher import progress
 
     counts = progress(issue_id)
     return int(counts["sent"]), int(counts["failed"])
@@ -430,7 +428,6 @@ def _dkim_settings(config: Any, workdir: Path, sign: bool) -> dict[str, Any]:
     """
     if not sign:
         return {"DKIM": "off"}
-    from newsletter.mail.dkim import generate_key, sending_domain, signer_for
 
     from_address = str(config["FROM_ADDRESS"])
     domain = sending_domain(from_address)
@@ -445,7 +442,6 @@ def _dkim_settings(config: Any, workdir: Path, sign: bool) -> dict[str, Any]:
 
 
 def _dispose() -> None:
-    from newsletter.extensions import db
 
     db.session.remove()
     db.engine.dispose()

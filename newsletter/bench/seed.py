@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Column, Table
 
+from newsletter.audience.lists import create_list as make_list
 from newsletter.audience.models import (
     ConsentSource,
     OptIn,
@@ -21,7 +22,14 @@ from newsletter.audience.models import (
     Subscription,
     SubscriptionStatus,
 )
+from newsletter.audience.tokens import manage_url, unsubscribe_url
+from newsletter.content.issues import create_issue as make_issue
+from newsletter.content.issues import update_issue
+from newsletter.content.models import Issue
+from newsletter.content.statements import import_statement
 from newsletter.extensions import db
+from newsletter.mail.message import ListInfo, MessageSkeleton, Recipient, make_message_id
+from newsletter.mail.render import render_issue
 from newsletter.models import utcnow
 
 LIST_SLUG = "bench"
@@ -130,7 +138,6 @@ def _chunks(count: int) -> Iterator[tuple[int, int]]:
 
 def create_list() -> int:
     """The bench's single opt-in list; its id."""
-    from newsletter.audience.lists import create_list as make_list
 
     return int(make_list(LIST_SLUG, "Bench readers", optin=OptIn.SINGLE).id)
 
@@ -151,9 +158,6 @@ def create_issue(target_size: int, measure: Callable[[int], int]) -> tuple[int, 
     :param measure: the message size in bytes of the issue with this id, as sent.
     :returns: the issue id and its message size.
     """
-    from newsletter.content.issues import create_issue as make_issue
-    from newsletter.content.issues import update_issue
-    from newsletter.content.statements import import_statement
 
     text = statement_text()
     statement_ids: list[int] = []
@@ -183,10 +187,6 @@ def create_issue(target_size: int, measure: Callable[[int], int]) -> tuple[int, 
 
 def message_size(issue_id: int, config: Any) -> int:
     """The size of one personalised message of the issue, built the way a worker builds it."""
-    from newsletter.audience.tokens import manage_url, unsubscribe_url
-    from newsletter.content.models import Issue
-    from newsletter.mail.message import ListInfo, MessageSkeleton, Recipient, make_message_id
-    from newsletter.mail.render import render_issue
 
     issue = db.session.get(Issue, issue_id)
     assert issue is not None

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from newsletter.broker import start_worker_threads, stop_worker
+
 #: how long workers may take to stop cleanly before they are killed
 STOP_SECONDS = 15.0
 READY_LINE = "consuming with"
@@ -167,7 +169,6 @@ class WorkerThreads:
         self.peak_kb = 0
 
     def start(self) -> None:
-        from newsletter.broker import start_worker_threads
 
         reset_peak_rss()
         self.worker = start_worker_threads(self.app, threads=self.threads)
@@ -180,7 +181,6 @@ class WorkerThreads:
         return self.peak_kb
 
     def stop(self) -> None:
-        from newsletter.broker import stop_worker
 
         if self.worker is not None:
             stop_worker(self.worker, 10_000)

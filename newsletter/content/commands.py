@@ -9,6 +9,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from newsletter.content.statements import import_paths, markdown_files
+
 statements_cli = AppGroup("statements", help="Statements: Markdown posts with front matter.")
 
 
@@ -20,7 +22,6 @@ def import_command(paths: tuple[Path, ...]) -> None:
     A statement with the same slug is updated. Bad files are listed with the reason and the
     command exits with status 1; the good ones are imported all the same.
     """
-    from newsletter.content.statements import import_paths, markdown_files
 
     files, _ = markdown_files(list(paths))
     if sys.stdout.isatty() and len(files) > 20:

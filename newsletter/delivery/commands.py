@@ -12,7 +12,13 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from newsletter.broker import is_embedded, start_worker_threads, stop_worker
+from newsletter.delivery.control import actions as control
+from newsletter.delivery.control import log, timezones
+from newsletter.delivery.control.progress import progress
+from newsletter.delivery.send import dispatcher
 from newsletter.errors import NewsletterError
+from newsletter.extensions import db
 
 #: seconds between two looks at the progress while waiting
 POLL_SECONDS = 0.5
@@ -42,8 +48,6 @@ def register(app: Flask) -> None:
 )
 def send_command(issue_id: int, wait: bool) -> None:
     """Start sending issue ISSUE_ID to its lists."""
-    from newsletter.broker import is_embedded
-    from newsletter.delivery.send import dispatcher
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
@@ -85,9 +89,6 @@ def _wait_for(app: Flask, issue_id: int, *, resume: bool) -> dict[str, Any]:
     """Poll the progress until the issue stops sending; on the embedded queue, run the work."""
     from sqlalchemy.exc import DBAPIError
 
-    from newsletter.broker import is_embedded, start_worker_threads, stop_worker
-    from newsletter.delivery.send import dispatcher
-    from newsletter.extensions import db
 
     worker = None
     if is_embedded(app):
@@ -146,8 +147,6 @@ def schedule_command(issue_id: int, when: str, zone_name: str) -> None:
 
     A running server (or `newsletter worker`) starts it when the time comes.
     """
-    from newsletter.delivery.control import actions as control
-    from newsletter.delivery.control import timezones
 
     try:
         zone = timezones.get_zone(zone_name)
@@ -166,7 +165,6 @@ def schedule_command(issue_id: int, when: str, zone_name: str) -> None:
 @click.argument("issue_id", type=int)
 def unschedule_command(issue_id: int) -> None:
     """Take scheduled issue ISSUE_ID back to draft."""
-    from newsletter.delivery.control import actions as control
 
     _control(control.unschedule, issue_id, "is a draft again")
 
@@ -175,7 +173,6 @@ def unschedule_command(issue_id: int) -> None:
 @click.argument("issue_id", type=int)
 def pause_command(issue_id: int) -> None:
     """Pause sending issue ISSUE_ID (between two messages)."""
-    from newsletter.delivery.control import actions as control
 
     _control(control.pause, issue_id, "is paused")
 
@@ -185,7 +182,6 @@ def pause_command(issue_id: int) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def cancel_command(issue_id: int, yes: bool) -> None:
     """Cancel issue ISSUE_ID for good: whoever has not got it yet will not."""
-    from newsletter.delivery.control import actions as control
 
     if not yes:
         click.confirm(f"Cancel issue {issue_id}? This cannot be undone.", abort=True)
@@ -198,7 +194,6 @@ def cancel_command(issue_id: int, yes: bool) -> None:
               "progress (on the embedded queue this command then does the sending).")
 def resume_command(issue_id: int, wait: bool) -> None:
     """Resume paused issue ISSUE_ID where it stopped."""
-    from newsletter.delivery.control import actions as control
 
     _control(control.resume, issue_id, "is sending again")
     _follow(issue_id, wait)
@@ -209,7 +204,6 @@ def resume_command(issue_id: int, wait: bool) -> None:
 @click.option("--wait", is_flag=True, help="Return only when the issue is sent again.")
 def retry_command(issue_id: int, wait: bool) -> None:
     """Send the failed deliveries of sent issue ISSUE_ID again (not hard bounces)."""
-    from newsletter.delivery.control import actions as control
 
     try:
         count = control.retry_failed(issue_id)
@@ -228,7 +222,6 @@ def retry_command(issue_id: int, wait: bool) -> None:
 @click.argument("issue_id", type=int)
 def status_command(issue_id: int) -> None:
     """Show where issue ISSUE_ID stands: counts, rate and estimated finish."""
-    from newsletter.delivery.control.progress import progress
 
     try:
         state = progress(issue_id).as_dict()
@@ -255,7 +248,6 @@ def _control(action: Any, issue_id: int, done: str) -> None:
 
 def _follow(issue_id: int, wait: bool) -> None:
     """After queuing work: wait for it (``--wait``), or say where the work will happen."""
-    from newsletter.broker import is_embedded
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if wait:
@@ -288,7 +280,6 @@ def search_command(
 ) -> None:
     """Did an address get an issue, and what did the relay answer? One line per delivery:
     issue, address, outcome, attempts, sent at, Message-ID, the relay's last reply."""
-    from newsletter.delivery.control import log
 
     page = log.search(
         email=email, issue_id=issue_id, status=log.parse_status(status), after=after,

@@ -18,8 +18,12 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 
 from newsletter import broker
+from newsletter.delivery.relays.domains import domain_slots_for
+from newsletter.delivery.relays.limits import limiter_for
 from newsletter.delivery.relays.pool import ConnectionPool
+from newsletter.delivery.relays.routing import RelayRouter, relay_policies
 from newsletter.errors import DomainBusy, RelayUnavailable
+from newsletter.mail.dkim import signer_for
 from newsletter.mail.transport import (
     BeforeEnd,
     Envelope,
@@ -113,9 +117,6 @@ class Outbound:
     """Relays with their limits and health, a connection pool and the DKIM signer."""
 
     def __init__(self, app: Flask) -> None:
-        from newsletter.delivery.relays.domains import domain_slots_for
-        from newsletter.delivery.relays.limits import limiter_for
-        from newsletter.delivery.relays.routing import RelayRouter, relay_policies
         config = self._config = app.config
         self.policies = relay_policies(config)
         self.outbox = None if self.policies else configured_relays(config)[0]
@@ -146,7 +147,6 @@ class Outbound:
         return signer.sign(message) if signer is not None else message
 
     def _signer(self) -> DkimSigner | None:
-        from newsletter.mail.dkim import signer_for
 
         now = time.monotonic()
         if now >= self._signer_checked + SIGNER_CHECK_SECONDS:

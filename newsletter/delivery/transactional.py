@@ -30,8 +30,11 @@ from flask import current_app
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, and_, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from newsletter import queue
 from newsletter.audience.addresses import ascii_address, normalise_email
 from newsletter.content.models import Template
+from newsletter.delivery.outbound import deliver
+from newsletter.delivery.send.outcomes import retry_delay
 from newsletter.errors import (
     InvalidEmail,
     NotFound,
@@ -41,7 +44,9 @@ from newsletter.errors import (
     ValidationError,
 )
 from newsletter.extensions import db
-from newsletter.models import UTCDateTime, enum_column, utcnow
+from newsletter.mail.message import build_simple_message, one_line
+from newsletter.mail.render import FALLBACK_NAME, render_template, render_text
+from newsletter.models import UTCDateTime, enum_column, get_or_raise, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +116,6 @@ def create(
     :raises NotFound: no such template (``field`` is ``template``).
     :raises TemplateError: the template does not render with ``data``.
     """
-    from newsletter.mail.message import build_simple_message
 
     address = _check_address(to)
     name = _check_text(name, "name", MAX_NAME)
@@ -161,7 +165,6 @@ def _check_address(to: str) -> str:
 
 def _check_text(value: str, field: str, limit: int) -> str:
     """One line of at most ``limit`` characters (control characters become spaces)."""
-    from newsletter.mail.message import one_line
 
     if "\x00" in value:
         raise ValidationError(f"{field} must not contain NUL characters", field=field)
@@ -206,7 +209,6 @@ def template_context(
     """What a template sees for a transactional message: the caller's ``data`` and the
     recipient. Issue-only names (``statements``, ``unsubscribe_url`` …) are absent, so a
     template that needs them fails at once with the name it missed."""
-    from newsletter.mail.render import FALLBACK_NAME
 
     base_url = str(current_app.config.get("BASE_URL") or "http://localhost").rstrip("/")
     return {
@@ -221,13 +223,11 @@ def template_context(
 
 def render_subject(subject: str, context: dict[str, Any], template_name: str) -> str:
     """The subject through the template sandbox (``Order {{ data.order }}``), as plain text."""
-    from newsletter.mail.render import render_text
 
     return render_text(subject, context, f"{template_name} (subject)")
 
 
 def _render(template: Template, context: dict[str, Any]) -> tuple[str, str]:
-    from newsletter.mail.render import render_template
 
     return render_template(template, context)
 
@@ -240,7 +240,6 @@ def _message_id_of(message: bytes) -> str:
 def _enqueue(row: TransactionalMessage, delay_ms: int = 0) -> None:
     """Queue the message; if the broker cannot take it, the row fails (the caller hears so
     and may try again) rather than wait unseen for a sweep."""
-    from newsletter import queue
 
     try:
         if delay_ms:
@@ -266,7 +265,6 @@ def get(tx_id: int) -> TransactionalMessage:
 
     :raises NotFound: no such message.
     """
-    from newsletter.models import get_or_raise
 
     return get_or_raise(TransactionalMessage, tx_id, "transactional message")
 
@@ -281,7 +279,6 @@ def send(tx_id: int) -> None:
     duplicate job sends nothing. A 4xx (or a lost connection) records the reply and queues
     the next attempt after a growing wait, up to ``MAX_ATTEMPTS``; a 5xx fails it.
     """
-    from newsletter.delivery.outbound import deliver
 
     config = current_app.config
     lease = timedelta(seconds=int(config["LEASE_SECONDS"]))
@@ -335,7 +332,6 @@ def _claim(tx_id: int, lease: timedelta) -> TransactionalMessage | None:
 
 
 def _record_temporary(tx_id: int, attempts: int, error: TemporaryDeliveryError) -> None:
-    from newsletter.delivery.send.outcomes import retry_delay
 
     config = current_app.config
     if attempts >= int(config["MAX_ATTEMPTS"]):
@@ -389,7 +385,6 @@ def recover_overdue(older_than: timedelta) -> int:
         )
     ).all()
     db.session.commit()
-    from newsletter import queue
 
     for tx_id in overdue:
         queue.enqueue("send_transactional", int(tx_id))
@@ -408,7 +403,6 @@ def recover_queued() -> int:
         )
     ).all()
     db.session.commit()
-    from newsletter import queue
 
     for tx_id, next_attempt_at in rows:
         wait = (next_attempt_at - now).total_seconds() if next_attempt_at else 0.0

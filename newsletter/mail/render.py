@@ -21,6 +21,7 @@ from mjml import mjml2html
 
 from newsletter.content.markdown import markdown_to_text, render_markdown
 from newsletter.content.models import Issue, Template
+from newsletter.content.templates import default_template, read_email_template
 from newsletter.errors import TemplateError
 
 # What the templates see as {{ subscriber.name }}, {{ unsubscribe_url }}, {{ manage_url }}
@@ -71,7 +72,6 @@ def render_issue(issue: Issue) -> RenderedIssue:
 def _template_of(issue: Issue) -> Template:
     if issue.template is not None:
         return issue.template
-    from newsletter.content.templates import default_template
 
     return default_template()
 
@@ -208,7 +208,6 @@ def web_version(issue: Issue) -> str:
 
 def render_confirmation(list_name: str, confirm_url: str) -> tuple[str, str]:
     """The double opt-in mail's (text, html) for one list and confirmation link."""
-    from newsletter.content.templates import read_email_template
 
     context = {"list_name": list_name, "confirm_url": confirm_url, "org_name": _org_name()}
     text = _render(_TEXT_ENV, read_email_template("confirm.txt"), context, "confirm.txt")

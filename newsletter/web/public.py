@@ -43,6 +43,7 @@ from newsletter.audience.tokens import manage_url
 from newsletter.content.models import Issue, IssueStatus
 from newsletter.errors import InvalidEmail, InvalidToken, NotFound, ValidationError
 from newsletter.extensions import csrf, db, limiter
+from newsletter.mail.render import web_version
 from newsletter.models import utcnow
 
 bp = Blueprint("public", __name__)
@@ -332,7 +333,6 @@ def archive() -> tuple[str, int]:
 @bp.route("/archive/<int:issue_id>")
 def archive_issue(issue_id: int) -> Response:
     """The web version of one sent issue, as its readers got it."""
-    from newsletter.mail.render import web_version
 
     issue = db.session.get(Issue, issue_id)
     if issue is None or issue.status is not IssueStatus.SENT:

@@ -28,10 +28,12 @@ from sqlalchemy.engine import Result
 from newsletter import queue
 from newsletter.audience.models import Subscriber, SubscriberStatus
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.delivery.control import progress
+from newsletter.delivery.models import Delivery, DeliveryStatus, ProgressSample
 from newsletter.delivery.send import dispatcher
 from newsletter.errors import IssueStateError, NewsletterError, NotFound, ValidationError
 from newsletter.extensions import db
+from newsletter.mail.render import render_issue
 from newsletter.models import get_or_raise, utcnow
 
 log = logging.getLogger(__name__)
@@ -323,7 +325,6 @@ def enqueue_rest(issue_id: int) -> int:
 
 def _forget_samples(issue_id: int) -> None:
     """Drop the issue's progress samples: its counts changed after it ended."""
-    from newsletter.delivery.models import ProgressSample
 
     db.session.execute(delete(ProgressSample.__table__).where(
         ProgressSample.__table__.c.issue_id == issue_id))
@@ -332,7 +333,6 @@ def _forget_samples(issue_id: int) -> None:
 
 def _check_sendable(issue: Issue) -> None:
     """What ``request_send`` would refuse, checked when scheduling rather than at send time."""
-    from newsletter.mail.render import render_issue
 
     if not issue.items:
         raise ValidationError("an issue needs at least one statement", field="statements")
@@ -387,7 +387,6 @@ def sweep() -> None:
     """One tick of the workers' sweeper: start due scheduled issues, skip rows left pending
     by cancelled ones, sample the progress of sends under way. Each part failing is logged
     and does not stop the others."""
-    from newsletter.delivery.control import progress
 
     for part in (start_due_issues, tidy_cancelled, progress.sample_sending):
         try:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from newsletter.audience.addresses import normalise_email
 from newsletter.audience.models import Subscriber
 from newsletter.content.models import Issue
 from newsletter.delivery.models import Delivery, DeliveryStatus
@@ -147,7 +148,6 @@ def search(
 
 def _search_form(email: str) -> str:
     """The address as stored (normalised), lower-cased like the index on subscribers."""
-    from newsletter.audience.addresses import normalise_email
 
     cleaned = email.strip()
     try:

@@ -35,6 +35,7 @@ from newsletter.errors import (
     ValidationError,
 )
 from newsletter.extensions import db
+from newsletter.mail.render import render_issue
 from newsletter.models import get_or_raise, utcnow
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,6 @@ def request_send(issue_id: int) -> None:
     :raises TemplateError: the template does not render.
     :raises IssueStateError: the issue is already sending or sent.
     """
-    from newsletter.mail.render import render_issue
 
     issue = _get_issue(issue_id)
     if issue.status not in STARTABLE:
@@ -107,7 +107,6 @@ def start_issue(issue_id: int) -> None:
     if issue is None or issue.status is not IssueStatus.SENDING or issue.total_count > 0:
         return
     if issue.rendered_html is None:
-        from newsletter.mail.render import render_issue
 
         rendered = render_issue(issue)
         issue.rendered_subject = rendered.subject

@@ -21,7 +21,9 @@ from sqlalchemy import select
 
 from newsletter import broker
 from newsletter.audience.addresses import ascii_address
+from newsletter.audience.tokens import manage_url, unsubscribe_url
 from newsletter.content.models import Issue, IssueStatus
+from newsletter.delivery.outbound import outbound
 from newsletter.delivery.send import outcomes
 from newsletter.errors import (
     DomainBusy,
@@ -31,6 +33,7 @@ from newsletter.errors import (
     TemporaryDeliveryError,
 )
 from newsletter.extensions import db
+from newsletter.mail.message import ListInfo, MessageSkeleton, Recipient, make_message_id
 from newsletter.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,6 @@ class BatchSender:
     """Sends the due rows of one id range of an issue through the process's ``Outbound``."""
 
     def __init__(self, issue: Issue, config: Any, *, list_id_header: str) -> None:
-        from newsletter.delivery.outbound import outbound
-        from newsletter.mail.message import ListInfo, MessageSkeleton
 
         self.issue_id = issue.id
         self.from_address = str(config["FROM_ADDRESS"])
@@ -221,8 +222,6 @@ class BatchSender:
 
     def _build(self, row: outcomes.Claimed) -> tuple[str, bytes]:
         """Personalise and sign the row's message; return its Message-ID and bytes."""
-        from newsletter.audience.tokens import manage_url, unsubscribe_url
-        from newsletter.mail.message import Recipient, make_message_id
 
         message_id = make_message_id(self.from_address)
         recipient = Recipient(

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from newsletter.content.models import Issue, IssueStatus
 from newsletter.delivery.control import progress
 from newsletter.delivery.send import dispatcher
+from newsletter.delivery.transactional import recover_overdue
 from newsletter.extensions import db
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,6 @@ class StallWatch:
 
 def recover_overdue_transactional(stall_seconds: float) -> int:
     """Transactional messages overdue by ``stall_seconds`` and held by nobody: queued again."""
-    from newsletter.delivery.transactional import recover_overdue
 
     return recover_overdue(timedelta(seconds=stall_seconds))
 

@@ -10,6 +10,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
+from newsletter.audience.importer import import_csv
+from newsletter.audience.lists import create_list
 from newsletter.audience.models import (
     ConsentSource,
     MailingList,
@@ -17,6 +19,7 @@ from newsletter.audience.models import (
     Subscriber,
     Subscription,
 )
+from newsletter.audience.subscriptions import subscribe
 from newsletter.errors import NewsletterError
 from newsletter.extensions import db
 from newsletter.web.admin.blueprint import bp
@@ -53,7 +56,6 @@ def _subscription_counts() -> dict[int, dict[str, int]]:
 @bp.route("/lists", methods=["GET", "POST"])
 def lists() -> str | Response | tuple[str, int]:
     """Every list with its subscriber counts, and a form to make a new one."""
-    from newsletter.audience.lists import create_list
 
     form = ListForm()
     if form.validate_on_submit():
@@ -118,7 +120,6 @@ def subscribers() -> str:
 @bp.route("/subscribers/new", methods=["GET", "POST"])
 def subscriber_new() -> str | Response | tuple[str, int]:
     """Add one subscriber to lists; double opt-in lists mail a confirmation unless confirmed."""
-    from newsletter.audience.subscriptions import subscribe
 
     form = SubscriberForm()
     form.lists.choices = _list_choices()
@@ -147,7 +148,6 @@ def subscriber_new() -> str | Response | tuple[str, int]:
 @bp.route("/subscribers/import", methods=["GET", "POST"])
 def subscribers_import() -> str | tuple[str, int]:
     """Import a CSV file into a list and show what happened, bad rows included."""
-    from newsletter.audience.importer import import_csv
 
     form = ImportForm()
     form.list_slug.choices = _list_choices()

@@ -18,9 +18,12 @@ from werkzeug.wrappers import Response
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
+from newsletter.content.issues import get_issue
+from newsletter.content.models import Issue
 from newsletter.delivery.control import actions as control
 from newsletter.delivery.control import log as delivery_log
 from newsletter.delivery.control import timezones
+from newsletter.delivery.models import DeliveryStatus
 from newsletter.errors import NewsletterError, ValidationError
 from newsletter.extensions import db
 from newsletter.models import utcnow
@@ -103,7 +106,6 @@ def format_duration(seconds: float | None) -> str:
 @bp.post("/issues/<int:issue_id>/schedule")
 def issue_schedule(issue_id: int) -> Response:
     """Schedule (or move) the send to a local date and time in the chosen timezone."""
-    from newsletter.content.issues import get_issue
 
     get_issue(issue_id)
     form = ScheduleForm()
@@ -143,7 +145,6 @@ def _act(
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    from newsletter.content.issues import get_issue
 
     get_issue(issue_id)
     try:
@@ -188,7 +189,6 @@ def issue_retry(issue_id: int) -> Response:
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    from newsletter.content.issues import get_issue
 
     get_issue(issue_id)
     try:
@@ -235,7 +235,6 @@ def deliveries() -> tuple[str, int] | str:
         page = delivery_log.search(
             email=email or None, issue_id=issue_id, status=status, after=after or 0
         )
-    from newsletter.delivery.models import DeliveryStatus
 
     html = render_template(
         "admin/deliveries.html",
@@ -267,7 +266,6 @@ def _parse_int(text: str) -> int | None:
 def _issue_subject(issue_id: int | None) -> str | None:
     if issue_id is None:
         return None
-    from newsletter.content.models import Issue
 
     issue = db.session.get(Issue, issue_id)
     return issue.subject if issue is not None else None

@@ -15,9 +15,13 @@ from newsletter.audience.models import (
     Subscription,
     SubscriptionStatus,
 )
+from newsletter.content.issues import create_issue, get_issue, update_issue
 from newsletter.content.models import Issue, IssueStatus, Statement, Template
+from newsletter.delivery.control.progress import progress
+from newsletter.delivery.send.dispatcher import request_send
 from newsletter.errors import IssueStateError, NewsletterError
 from newsletter.extensions import db
+from newsletter.mail.render import preview_issue
 from newsletter.web.admin.blueprint import bp
 from newsletter.web.admin.control import schedule_form
 from newsletter.web.admin.forms import ActionForm, IssueForm
@@ -36,7 +40,6 @@ ERROR_FIELDS = {
 
 
 def _load_issue(issue_id: int) -> Issue:
-    from newsletter.content.issues import get_issue
 
     return get_issue(issue_id)
 
@@ -127,7 +130,6 @@ def issues() -> str:
 @bp.route("/issues/new", methods=["GET", "POST"])
 def issue_new() -> str | Response | tuple[str, int]:
     """Compose an issue: subject, intro, statements in order, lists, template."""
-    from newsletter.content.issues import create_issue
 
     form = IssueForm()
     _fill_choices(form)
@@ -148,7 +150,6 @@ def issue_new() -> str | Response | tuple[str, int]:
 @bp.route("/issues/<int:issue_id>/edit", methods=["GET", "POST"])
 def issue_edit(issue_id: int) -> str | Response | tuple[str, int]:
     """Change a draft; issues that have started sending are read-only."""
-    from newsletter.content.issues import update_issue
 
     issue = _load_issue(issue_id)
     if issue.status is not IssueStatus.DRAFT:
@@ -195,7 +196,6 @@ def _audience_size(issue: Issue) -> int:
 
 
 def _progress(issue: Issue) -> dict[str, Any]:
-    from newsletter.delivery.control.progress import progress
 
     live = progress(issue.id)
     return {**live.as_dict(), "eta_at": live.eta}
@@ -204,7 +204,6 @@ def _progress(issue: Issue) -> dict[str, Any]:
 @bp.get("/issues/<int:issue_id>")
 def issue(issue_id: int) -> str:
     """The issue's status and counts (refreshing while it sends), and its preview."""
-    from newsletter.mail.render import preview_issue
 
     item = _load_issue(issue_id)
     try:
@@ -228,7 +227,6 @@ def issue(issue_id: int) -> str:
 @bp.get("/issues/<int:issue_id>/preview.html")
 def issue_preview(issue_id: int) -> Response:
     """The issue's HTML as a reader would get it (sample name and links), for the iframe."""
-    from newsletter.mail.render import preview_issue
 
     item = _load_issue(issue_id)
     try:
@@ -241,7 +239,6 @@ def issue_preview(issue_id: int) -> Response:
 @bp.post("/issues/<int:issue_id>/send")
 def issue_send(issue_id: int) -> Response:
     """Start sending now (the button asks for confirmation first)."""
-    from newsletter.delivery.send.dispatcher import request_send
 
     form = ActionForm()
     if not form.validate_on_submit():
@@ -262,7 +259,6 @@ def issue_send(issue_id: int) -> Response:
 def issue_progress(issue_id: int) -> Response:
     """``{"status", "total", "sent", "failed", "pending", "skipped", "rate", "eta", …}``,
     polled by the status page."""
-    from newsletter.delivery.control.progress import progress
 
     response = jsonify(progress(issue_id).as_dict())
     response.headers["Cache-Control"] = "no-store"

@@ -9,6 +9,7 @@ from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response
 
 from newsletter.content.models import Statement
+from newsletter.content.statements import get_statement, import_statement, statement_html
 from newsletter.errors import NewsletterError
 from newsletter.extensions import db
 from newsletter.web.admin.blueprint import bp
@@ -37,7 +38,6 @@ def _read_upload(form: StatementImportForm) -> tuple[str, str | None]:
 @bp.route("/statements", methods=["GET", "POST"])
 def statements() -> str | Response | tuple[str, int]:
     """Every statement, newest first, with the import form."""
-    from newsletter.content.statements import import_statement
 
     form = StatementImportForm()
     if form.validate_on_submit():
@@ -60,7 +60,6 @@ def statements() -> str | Response | tuple[str, int]:
 @bp.get("/statements/<int:statement_id>")
 def statement(statement_id: int) -> str:
     """One statement as readers will see it, with its front matter and source."""
-    from newsletter.content.statements import get_statement, statement_html
 
     item = get_statement(statement_id)
     # statement_html is cleaned with nh3 (allow-listed tags and URL schemes), so it is safe.

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.routing import RequestRedirect
 
+from newsletter.auth.services import user_for_token
 from newsletter.errors import (
     Conflict,
     InvalidToken,
@@ -59,7 +60,6 @@ def error_response(status: int, message: str, field: str | None = None) -> Respo
 @bp.before_request
 def require_token() -> Response | None:
     """Every call needs ``Authorization: Bearer TOKEN`` naming an active user's token."""
-    from newsletter.auth.services import user_for_token
 
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
