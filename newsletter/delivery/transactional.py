@@ -127,13 +127,34 @@ def create(
         raise ValidationError("subject must not be empty", field="subject")
     context["subject"] = subject
     html, text = _render(found, context)
-    from_address = str(current_app.config["FROM_ADDRESS"])
+    return queue_message(
+        to=address, name=name, subject=subject, text=text, html=html, template_id=found.id
+    )
+
+
+def queue_message(
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    name: str = "",
+    template_id: int | None = None,
+) -> TransactionalMessage:
+    """Store one finished message to one checked address and queue it: the one door for
+    every mail that is not an issue (confirmations, invitations, password resets, test
+    sends), so each is signed, rate-limited, failed over, recorded and retried like the rest.
+
+    :param to: an address already normalised (``normalise_email``).
+    :raises ValidationError: the message is larger than ``MAX_MESSAGE_BYTES``.
+    :raises TransactionalQueueError: the broker could not take it (the row is failed).
+    """
     message = build_simple_message(
-        to=str(Address(name, *ascii_address(address).rsplit("@", 1))),
+        to=str(Address(name, *ascii_address(to).rsplit("@", 1))),
         subject=subject,
         text=text,
         html=html,
-        from_address=from_address,
+        from_address=str(current_app.config["FROM_ADDRESS"]),
     )
     if len(message) > MAX_MESSAGE_BYTES:
         raise ValidationError(
@@ -141,10 +162,10 @@ def create(
             field="data",
         )
     row = TransactionalMessage(
-        to_address=address,
+        to_address=to,
         to_name=name,
         subject=subject,
-        template_id=found.id,
+        template_id=template_id,
         message=message,
         message_id=_message_id_of(message),
     )
