@@ -81,6 +81,9 @@ class ApiToken(db.Model):  # type: ignore[name-defined]
 
     user: Mapped[User] = relationship(back_populates="tokens")
 
+    def __repr__(self) -> str:
+        return f"<ApiToken {self.prefix}… of user {self.user_id}>"
+
 
 class RecoveryCode(db.Model):  # type: ignore[name-defined]
     """A one-time code that stands in for the second factor; only its argon2 hash is kept."""
@@ -123,4 +126,4 @@ class SiteSetting(db.Model):  # type: ignore[name-defined]
     value: Mapped[Any] = mapped_column(JSON)
 
     def __repr__(self) -> str:
-        return f"<ApiToken {self.prefix}… of user {self.user_id}>"
+        return f"<SiteSetting {self.key}>"
