@@ -39,10 +39,9 @@ def require_login() -> Any:
 
 @bp.after_request
 def no_store(response: Any) -> Any:
-    """Admin pages hold subscriber data: keep them out of shared caches and frames elsewhere."""
+    """Admin pages hold subscriber data: keep them out of shared caches (the security headers
+    are set for every response in ``web/headers.py``)."""
     response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
 
 
