@@ -15,6 +15,7 @@ still tell no other site where they came from.
 from __future__ import annotations
 
 import secrets
+from typing import TypeVar
 
 from flask import Flask, current_app, g
 from werkzeug.wrappers import Response
@@ -45,6 +46,8 @@ MAIL_POLICY: dict[str, str] = {
     "sandbox": "allow-popups allow-popups-to-escape-sandbox",
 }
 
+AnyResponse = TypeVar("AnyResponse", bound=Response)
+
 HSTS = "max-age=31536000"  # a year; includeSubDomains and preload are the operator's call
 _MAIL_DOCUMENT = "_newsletter_mail_document"
 
@@ -62,7 +65,7 @@ def csp_nonce() -> str:
     return str(g.csp_nonce)
 
 
-def mail_document(response: Response, *, framed: bool = False) -> Response:
+def mail_document(response: AnyResponse, *, framed: bool = False) -> AnyResponse:
     """Mark ``response`` as mail HTML, to be served under :data:`MAIL_POLICY`.
 
     :param framed: shown in the admin's own ``<iframe>`` (previews, outbox): this origin may
@@ -75,7 +78,9 @@ def mail_document(response: Response, *, framed: bool = False) -> Response:
 def set_security_headers(response: Response) -> Response:
     """The headers every response carries (an ``after_request`` hook)."""
     headers = response.headers
-    headers["Content-Security-Policy"] = _policy(response)
+    # Popped, not read: where one app context spans several requests (tests), each request
+    # must still get a nonce of its own.
+    headers["Content-Security-Policy"] = _policy(response, g.pop("csp_nonce", None))
     headers["X-Content-Type-Options"] = "nosniff"
     mail = getattr(response, _MAIL_DOCUMENT, None) is not None
     # Links in mail may lead anywhere; nobody there learns which issue or preview they left.
@@ -85,17 +90,16 @@ def set_security_headers(response: Response) -> Response:
     return response
 
 
-def _policy(response: Response) -> str:
+def _policy(response: Response, nonce: str | None) -> str:
     frame_ancestors = getattr(response, _MAIL_DOCUMENT, None)
     if frame_ancestors is not None:
         return _join({**MAIL_POLICY, "frame-ancestors": frame_ancestors})
     if response.mimetype != "text/html":
         return _join(RESOURCE_POLICY)
     policy = dict(PAGE_POLICY)
-    if "csp_nonce" in g:
-        nonce = f"'nonce-{g.csp_nonce}'"
-        policy["script-src"] += f" {nonce}"
-        policy["style-src"] += f" {nonce}"
+    if nonce is not None:
+        policy["script-src"] += f" 'nonce-{nonce}'"
+        policy["style-src"] += f" 'nonce-{nonce}'"
     return _join(policy)
 
 
