@@ -177,6 +177,7 @@ def test_the_main_pages_work_under_the_content_security_policy(
         ("/admin/outbox", "outbox"),
         (f"/admin/outbox/{data.outbox_key}", "outbox-message"),
         ("/admin/profile", "profile"),
+        ("/admin/audit", "audit"),  # the login above is its first event
     ):
         visit(path, name)
 

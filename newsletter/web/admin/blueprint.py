@@ -15,6 +15,7 @@ from flask_login import current_user
 from newsletter.errors import NotFound
 from newsletter.extensions import login
 from newsletter.mail.outbox import outbox_path
+from newsletter.web import audit_trail
 
 bp = Blueprint("admin", __name__)
 
@@ -35,6 +36,9 @@ def require_login() -> Any:
     if request.endpoint in JSON_ENDPOINTS:
         return jsonify({"error": {"message": "log in first", "field": None}}), 401
     return login.unauthorized()
+
+
+audit_trail.watch(bp)  # after require_login: every change made here is recorded
 
 
 @bp.after_request
