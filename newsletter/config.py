@@ -53,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXIES": 0,
     "DKIM": "on",  # on: sign with the From domain's keys when it has any; off: never
     "DKIM_KEY_DIR": None,  # None: "dkim" in the instance folder, a folder per domain
+    # The audit log keeps the client's IP address only when this is turned on.
+    "STORE_IP": False,
+    "AUDIT_RETENTION_DAYS": 365,  # older audit events are deleted; 0 keeps them all
 }
 
 SETTINGS = (

@@ -9,6 +9,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from newsletter import audit
 from newsletter.audience.importer import ImportResult, import_csv
 from newsletter.audience.lists import create_list, list_lists
 from newsletter.audience.models import OptIn
@@ -38,6 +39,7 @@ def create_list_command(
         )
     except NewsletterError as error:
         raise click.ClickException(error.message) from None
+    audit.record_cli("cli.lists_create", target=f"list_id={lst.id} slug={lst.slug}")
     click.echo(
         f"Created list {lst.slug} ({lst.name}): {lst.optin.value} opt-in, "
         f"{'public' if lst.public else 'private'}."
@@ -73,6 +75,17 @@ def import_command(file: Path, list_slug: str, confirmed: bool, send_confirmatio
         raise click.ClickException(error.message) from None
     except UnicodeDecodeError as error:
         raise click.ClickException(f"{file} is not UTF-8 text ({error.reason})") from None
+    audit.record_cli(
+        "cli.subscribers_import",
+        target=f"slug={list_slug}",
+        detail={
+            "confirmed": confirmed,
+            "created": result.created,
+            "updated": result.updated,
+            "subscribed": result.subscribed,
+            "bad": len(result.bad_rows),
+        },
+    )
     _report(result)
     if result.bad_rows:
         sys.exit(1)

@@ -8,6 +8,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from newsletter import audit
 from newsletter.auth import services
 from newsletter.auth.models import Role
 from newsletter.errors import NewsletterError
@@ -46,6 +47,9 @@ def create_user_command(email: str, role: str, password_stdin: bool) -> None:
         user = services.create_user(email, password, role=Role(role))
     except NewsletterError as error:
         raise click.ClickException(error.message) from None
+    audit.record_cli(
+        "cli.users_create", target=f"user_id={user.id}", detail={"role": user.role.value}
+    )
     click.echo(f"created {user.role.value} {user.email}")
 
 
@@ -58,6 +62,8 @@ def create_token_command(email: str) -> None:
         token = services.create_api_token(email)
     except NewsletterError as error:
         raise click.ClickException(error.message) from None
+    owner = services.find_user(email)
+    audit.record_cli("cli.tokens_create", target=f"user_id={owner.id}" if owner else "")
     click.echo(token)
 
 

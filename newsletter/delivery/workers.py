@@ -19,6 +19,7 @@ from types import FrameType
 
 from flask import Flask
 
+from newsletter import audit
 from newsletter.broker import start_workers, stop_worker
 from newsletter.delivery.control import actions as control
 from newsletter.delivery.send.dispatcher import recover_unstarted
@@ -111,6 +112,7 @@ class Sweeper(threading.Thread):
                         recover_unstarted(timedelta(seconds=self.interval))
                     control.sweep()  # scheduled issues: exactly once across every worker
                     self.stalls.check()  # sends whose queued jobs were lost
+                    audit.purge_expired()  # audit events past NEWSLETTER_AUDIT_RETENTION_DAYS
                 except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeper
                     log.exception("sweep failed")
                 finally:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask import Flask
 
-from newsletter.web import admin, api, public
+from newsletter.web import admin, api, headers, public
 from newsletter.web.ids import IdConverter
 
 
 def register(app: Flask) -> None:
-    """Register every blueprint and the error pages."""
+    """Register every blueprint, the error pages and the security headers."""
+    headers.init_app(app)
     app.url_map.converters["int"] = IdConverter  # before the rules that use it
     app.register_blueprint(public.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")

@@ -45,16 +45,12 @@ from newsletter.errors import InvalidEmail, InvalidToken, NotFound, ValidationEr
 from newsletter.extensions import csrf, db, limiter
 from newsletter.mail.render import web_version
 from newsletter.models import utcnow
+from newsletter.web.headers import mail_document
 
 bp = Blueprint("public", __name__)
 csrf.exempt(bp)  # checked in _check_csrf below
 
 FEED_SIZE = 50
-# The web version is an email's HTML: inline styles, remote images in statements, nothing else.
-ARCHIVE_CSP = (
-    "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
-)
 _XML_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -337,10 +333,8 @@ def archive_issue(issue_id: int) -> Response:
     issue = db.session.get(Issue, issue_id)
     if issue is None or issue.status is not IssueStatus.SENT:
         abort(404)
-    response = Response(web_version(issue), mimetype="text/html")
-    response.headers["Content-Security-Policy"] = ARCHIVE_CSP
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    # An email's HTML: its inline styles and remote images, nothing else (web/headers.py).
+    return mail_document(Response(web_version(issue), mimetype="text/html"))
 
 
 @bp.route("/archive.atom")

@@ -9,6 +9,7 @@ from __future__ import annotations
 # Each view module registers its routes on ``bp`` when imported.
 from newsletter.web.admin import (  # noqa: F401
     audience,
+    audit,
     auth,
     control,
     dashboard,

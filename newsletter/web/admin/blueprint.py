@@ -15,6 +15,7 @@ from flask_login import current_user
 from newsletter.errors import NotFound
 from newsletter.extensions import login
 from newsletter.mail.outbox import outbox_path
+from newsletter.web import audit_trail
 
 bp = Blueprint("admin", __name__)
 
@@ -37,12 +38,14 @@ def require_login() -> Any:
     return login.unauthorized()
 
 
+audit_trail.watch(bp)  # after require_login: every change made here is recorded
+
+
 @bp.after_request
 def no_store(response: Any) -> Any:
-    """Admin pages hold subscriber data: keep them out of shared caches and frames elsewhere."""
+    """Admin pages hold subscriber data: keep them out of shared caches (the security headers
+    are set for every response in ``web/headers.py``)."""
     response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
 
 

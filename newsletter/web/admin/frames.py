@@ -1,9 +1,9 @@
 """Serving mail HTML (issue previews, outbox messages) for a sandboxed iframe.
 
-Mail HTML is not ours to trust: it is served with a Content-Security-Policy that allows no
-script, no form and no plugin, and a ``sandbox`` directive that holds even when the frame's
-URL is opened on its own. Links open in a new tab, outside the sandbox, so a confirmation
-link in the outbox can be followed.
+Mail HTML is not ours to trust: it is served as a mail document (``web/headers.py``), under a
+Content-Security-Policy that allows no script, no form and no plugin, and a ``sandbox``
+directive that holds even when the frame's URL is opened on its own. Links open in a new tab,
+outside the sandbox, so a confirmation link in the outbox can be followed.
 """
 
 from __future__ import annotations
@@ -13,17 +13,7 @@ import re
 from flask import make_response
 from werkzeug.wrappers import Response
 
-FRAME_CSP = "; ".join(
-    [
-        "default-src 'none'",
-        "img-src https: http: data: cid:",
-        "style-src 'unsafe-inline'",
-        "font-src data:",
-        "form-action 'none'",
-        "frame-ancestors 'self'",
-        "sandbox allow-popups allow-popups-to-escape-sandbox",
-    ]
-)
+from newsletter.web.headers import mail_document
 
 _HEAD = re.compile(r"<head(\s[^>]*)?>", re.IGNORECASE)
 _BASE_TARGET = '<base target="_blank">'
@@ -41,7 +31,4 @@ def framed_html(html: str, status: int = 200) -> Response:
     """A response for an ``<iframe sandbox>`` that shows ``html`` and runs none of it."""
     response = make_response(with_links_in_new_tabs(html), status)
     response.mimetype = "text/html"
-    response.headers["Content-Security-Policy"] = FRAME_CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    return response
+    return mail_document(response, framed=True)

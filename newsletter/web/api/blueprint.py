@@ -25,6 +25,7 @@ from newsletter.errors import (
     ValidationError,
 )
 from newsletter.extensions import csrf, db
+from newsletter.web import audit_trail
 
 bp = Blueprint("api", __name__)
 
@@ -70,6 +71,9 @@ def require_token() -> Response | None:
         return _unauthorized("the API token is not valid", "invalid_token")
     g.api_user = user
     return None
+
+
+audit_trail.watch(bp)  # after require_token: every change made here is recorded
 
 
 def _unauthorized(message: str, rfc6750_error: str | None) -> Response:
