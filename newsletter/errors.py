@@ -70,6 +70,23 @@ class InvalidToken(NewsletterError):
         self.reason = reason
 
 
+class InvalidCode(ValidationError):
+    """A second-factor code (TOTP or recovery) that is wrong, or was used already."""
+
+    def __init__(self, reason: str = "wrong") -> None:
+        super().__init__(f"that code is {reason}", field="code")
+        self.reason = reason
+
+
+class TooManyAttempts(NewsletterError):
+    """Too many wrong tries of a secret in a short time; try again after ``retry_after`` s."""
+
+    def __init__(self, what: str, retry_after: int) -> None:
+        super().__init__(f"too many wrong {what}s; try again in {retry_after} seconds")
+        self.what = what
+        self.retry_after = retry_after
+
+
 class InvalidStatement(ValidationError):
     """A Markdown file that cannot become a statement."""
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
+from datetime import datetime
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
 from newsletter import audit
-from newsletter.auth import services
+from newsletter.auth import scopes, services
+from newsletter.auth import tokens as api_tokens
 from newsletter.auth.models import Role
 from newsletter.errors import NewsletterError
 
@@ -55,16 +58,79 @@ def create_user_command(email: str, role: str, password_stdin: bool) -> None:
 
 @tokens.command("create")
 @click.argument("email")
-def create_token_command(email: str) -> None:
+@click.option("--name", default="", help="What the token is for, to tell it apart later.")
+@click.option(
+    "--scope",
+    "scope_names",
+    multiple=True,
+    type=click.Choice(scopes.ALL_SCOPES),
+    help="What it may do (repeat for several); default: all of read, write and send.",
+)
+@click.option(
+    "--expires-days",
+    type=click.IntRange(1, api_tokens.MAX_EXPIRES_DAYS),
+    default=None,
+    help="Stop working after this many days (default: never).",
+)
+def create_token_command(
+    email: str, name: str, scope_names: tuple[str, ...], expires_days: int | None
+) -> None:
     """Print a new API token for the user EMAIL, alone on stdout (it is shown only once)."""
 
+    user = services.find_user(email)
+    if user is None:
+        raise click.ClickException(f"no user {email!r}")
     try:
-        token = services.create_api_token(email)
+        new = api_tokens.create_token(
+            user, name=name, scope_names=scope_names or scopes.ALL_SCOPES, expires_days=expires_days
+        )
     except NewsletterError as error:
         raise click.ClickException(error.message) from None
-    owner = services.find_user(email)
-    audit.record_cli("cli.tokens_create", target=f"user_id={owner.id}" if owner else "")
-    click.echo(token)
+    audit.record_cli(
+        "cli.tokens_create",
+        target=f"user_id={user.id}",
+        detail={"token_id": new.row.id, "scopes": new.row.scopes},
+    )
+    click.echo(new.secret)
+
+
+@tokens.command("list")
+def list_tokens_command() -> None:
+    """One line per token: id, owner, name, prefix, scopes, times and status (never the token)."""
+
+    for row in api_tokens.list_tokens():
+        click.echo(
+            " ".join(
+                [
+                    f"id={row.id}",
+                    f"owner={row.user.email}",
+                    f"name={shlex.quote(row.name)}",
+                    f"prefix={row.prefix}",
+                    f"scopes={','.join(row.scopes.split())}",
+                    f"created={_when(row.created_at)}",
+                    f"last_used={_when(row.last_used_at)}",
+                    f"expires={_when(row.expires_at)}",
+                    f"status={api_tokens.status(row)}",
+                ]
+            )
+        )
+
+
+@tokens.command("revoke")
+@click.argument("token_id", metavar="ID", type=click.IntRange(1))
+def revoke_token_command(token_id: int) -> None:
+    """Make the token ID (from ``tokens list``) stop working at once."""
+
+    try:
+        row = api_tokens.revoke_token(token_id)
+    except NewsletterError as error:
+        raise click.ClickException(error.message) from None
+    audit.record_cli("cli.tokens_revoke", target=f"token_id={row.id}")
+    click.echo(f"revoked id={row.id} prefix={row.prefix} owner={row.user.email}")
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else "never"
 
 
 def register(app: Flask) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from urllib.parse import urlsplit
 
@@ -14,7 +12,8 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.auth.models import ApiToken, Role, User
+from newsletter.auth import tokens
+from newsletter.auth.models import Role, User
 from newsletter.errors import Conflict, InvalidEmail, InvalidToken, NotFound, ValidationError
 from newsletter.extensions import db
 from newsletter.models import utcnow
@@ -22,8 +21,7 @@ from newsletter.signing import sign, unsign
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; a cap stops hashing megabytes per request
-TOKEN_PREFIX = "nl_"
-TOKEN_PREFIX_LENGTH = 11  # "nl_" and 8 random characters: enough to tell tokens apart
+TOKEN_PREFIX = tokens.TOKEN_PREFIX
 SETUP_PURPOSE = "setup"
 
 _hasher = PasswordHasher()
@@ -111,38 +109,22 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 def create_api_token(email: str) -> str:
-    """A new API token for the user; only its SHA-256 is kept, so this is the one chance to see it.
+    """A new API token with every scope for the user; only its SHA-256 is kept, so this is
+    the one chance to see it (``tokens.create_token`` takes a name, scopes and an expiry).
 
     :raises NotFound: no user has this address.
     """
     user = find_user(email)
     if user is None:
         raise NotFound("user", email)
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    db.session.add(
-        ApiToken(user=user, token_hash=_token_hash(token), prefix=token[:TOKEN_PREFIX_LENGTH])
-    )
-    db.session.commit()
-    return token
+    return tokens.create_token(user).secret
 
 
 def user_for_token(token: str) -> User | None:
-    """The active user owning this API token, or None; records when the token was used."""
-    if not token or not token.startswith(TOKEN_PREFIX):
-        return None
-    digest = _token_hash(token)
-    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-    # The lookup is by hash already; compare again in constant time for good measure.
-    if row is None or not hmac.compare_digest(row.token_hash, digest) or not row.user.active:
-        return None
-    row.last_used_at = utcnow()
-    db.session.commit()
-    return row.user
+    """The active user owning this live API token, or None; records when it was used."""
+    row = tokens.token_for(token)
+    return row.user if row is not None else None
 
 
 def needs_first_admin() -> bool:

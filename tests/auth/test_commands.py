@@ -1,16 +1,19 @@
-"""``newsletter users create`` and ``newsletter tokens create``."""
+"""``newsletter users create`` and ``newsletter tokens create|list|revoke``."""
 
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
-from newsletter.auth import services
+from newsletter.auth import services, tokens
 from newsletter.auth.models import ApiToken, Role, User
 from newsletter.extensions import db
+from newsletter.models import utcnow
 
 PASSWORD = "correct horse battery"
 
@@ -87,3 +90,67 @@ def test_tokens_create_for_an_unknown_user_fails(app: Flask, runner: FlaskCliRun
     result = runner.invoke(args=["tokens", "create", "nobody@example.org"])
     assert result.exit_code == 1
     assert "nobody@example.org" in result.output
+
+
+def test_tokens_create_takes_a_name_scopes_and_an_expiry(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    services.create_user("ed@example.org", PASSWORD)
+    result = runner.invoke(
+        args=["tokens", "create", "ed@example.org", "--name", "CI deploy", "--scope", "read",
+              "--scope", "send", "--expires-days", "30"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [token] = result.stdout.splitlines()
+    row = tokens.token_for(token)
+    assert row is not None
+    assert (row.name, row.scopes) == ("CI deploy", "read send")
+    assert row.expires_at is not None and row.expires_at - utcnow() > timedelta(days=29)
+
+
+@pytest.mark.parametrize(
+    "extra", [["--scope", "admin"], ["--expires-days", "0"], ["--expires-days", "many"]]
+)
+def test_tokens_create_refuses_bad_options(
+    app: Flask, runner: FlaskCliRunner, extra: list[str]
+) -> None:
+    services.create_user("ed@example.org", PASSWORD)
+    result = runner.invoke(args=["tokens", "create", "ed@example.org", *extra])
+    assert result.exit_code == 2
+    assert db.session.scalar(select(ApiToken)) is None
+
+
+def test_tokens_list_shows_one_line_per_token_and_never_the_token(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    ed = services.create_user("ed@example.org", PASSWORD)
+    old = services.create_api_token("ed@example.org")
+    named = tokens.create_token(ed, name="web form", scope_names=["write"], expires_days=7)
+    tokens.revoke_token(named.row.id)
+    tokens.token_for(old)
+
+    result = runner.invoke(args=["tokens", "list"])
+    assert result.exit_code == 0, result.output
+    first, second = result.stdout.splitlines()
+    assert old not in result.stdout and named.secret not in result.stdout
+    assert first.startswith("id=1 owner=ed@example.org name='' prefix=" + old[:11] + " ")
+    assert " scopes=read,write,send " in first
+    assert " last_used=20" in first and first.endswith(" expires=never status=active")
+    assert second.startswith("id=2 owner=ed@example.org name='web form' ")
+    assert " scopes=write " in second and " last_used=never " in second
+    assert " expires=never " not in second and second.endswith(" status=revoked")
+
+
+def test_tokens_revoke_stops_a_token(app: Flask, runner: FlaskCliRunner) -> None:
+    services.create_user("ed@example.org", PASSWORD)
+    token = services.create_api_token("ed@example.org")
+    result = runner.invoke(args=["tokens", "revoke", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"revoked id=1 prefix={token[:11]} owner=ed@example.org\n"
+    assert services.user_for_token(token) is None
+
+
+def test_tokens_revoke_of_an_unknown_id_fails(app: Flask, runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["tokens", "revoke", "7"])
+    assert result.exit_code == 1
+    assert "no token 7" in result.output

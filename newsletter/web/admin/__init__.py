@@ -13,9 +13,11 @@ from newsletter.web.admin import (  # noqa: F401
     auth,
     control,
     dashboard,
+    factors,
     issues,
     outbox,
     statements,
+    tokens,
 )
 from newsletter.web.admin.blueprint import bp
 

@@ -8,11 +8,12 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from newsletter.auth import services
+from newsletter.auth import services, totp
 from newsletter.auth.models import User
 from newsletter.errors import InvalidToken, NewsletterError
 from newsletter.extensions import db, limiter, login
 from newsletter.web.admin.blueprint import bp
+from newsletter.web.admin.factors import begin_second_step
 from newsletter.web.admin.forms import ActionForm, LoginForm, SetupForm
 
 
@@ -49,6 +50,8 @@ def login_page() -> str | Response | tuple[str, int]:
     form = LoginForm()
     if form.validate_on_submit():
         user = services.authenticate(form.email.data or "", form.password.data or "")
+        if user is not None and totp.is_enabled(user):  # the password alone never logs in
+            return begin_second_step(user, _safe_next(request.args.get("next")))
         if user is not None:
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))

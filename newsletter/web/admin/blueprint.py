@@ -20,7 +20,7 @@ from newsletter.web import audit_trail
 bp = Blueprint("admin", __name__)
 
 #: Endpoints reachable without logging in.
-PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.setup"})
+PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.login_code", "admin.setup"})
 #: Endpoints polled by scripts: they answer 401 rather than redirect to the login page.
 JSON_ENDPOINTS = frozenset({"admin.issue_progress"})
 

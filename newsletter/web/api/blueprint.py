@@ -15,7 +15,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.routing import RequestRedirect
 
-from newsletter.auth.services import user_for_token
+from newsletter.auth import scopes
+from newsletter.auth.tokens import token_for
 from newsletter.errors import (
     Conflict,
     InvalidToken,
@@ -60,16 +61,21 @@ def error_response(status: int, message: str, field: str | None = None) -> Respo
 
 @bp.before_request
 def require_token() -> Response | None:
-    """Every call needs ``Authorization: Bearer TOKEN`` naming an active user's token."""
+    """Every call needs ``Authorization: Bearer TOKEN`` naming an active user's live token,
+    with the scope the call needs (``auth/scopes.py``): else a 401, or a 403 for the scope."""
 
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         return _unauthorized("an API token is required: Authorization: Bearer TOKEN", None)
-    user = user_for_token(token)
-    if user is None or not getattr(user, "is_active", True):
+    row = token_for(token)  # None also when expired, revoked or its owner deactivated
+    if row is None:
         return _unauthorized("the API token is not valid", "invalid_token")
-    g.api_user = user
+    g.api_user = row.user
+    rule = request.url_rule if request.endpoint not in CATCH_ALL_ENDPOINTS else None
+    missing = scopes.missing_scope(row.scopes, rule.rule if rule else None, request.method)
+    if missing:
+        return error_response(403, f"this token lacks the {missing} scope", "Authorization")
     return None
 
 
