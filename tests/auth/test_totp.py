@@ -190,9 +190,7 @@ def test_a_code_is_refused_when_the_factor_is_off(user: User) -> None:
         totp.verify(user, "123456")
 
 
-def test_an_overlong_code_is_refused(
-    user: User, clock: Callable[[float], None]
-) -> None:
+def test_an_overlong_code_is_refused(user: User, clock: Callable[[float], None]) -> None:
     enrolled(user)
     with pytest.raises(InvalidCode):
         totp.verify(user, "a" * 10_000)

@@ -150,9 +150,9 @@ def test_expired_and_revoked_tokens_answer_like_unknown_ones(
     unknown = Api(client, "nl_" + "x" * 43).get("/lists")
     for made in (expired, revoked):
         response = Api(client, made.secret).get("/lists")
-        assert assert_error(response, 401, "Authorization") == unknown.get_json()["error"][
-            "message"
-        ]
+        assert (
+            assert_error(response, 401, "Authorization") == unknown.get_json()["error"]["message"]
+        )
         assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
 
 
