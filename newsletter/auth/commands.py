@@ -11,7 +11,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from newsletter import audit
-from newsletter.auth import scopes, services
+from newsletter.auth import scopes, services, totp
 from newsletter.auth import tokens as api_tokens
 from newsletter.auth.models import Role
 from newsletter.errors import NewsletterError
@@ -54,6 +54,20 @@ def create_user_command(email: str, role: str, password_stdin: bool) -> None:
         "cli.users_create", target=f"user_id={user.id}", detail={"role": user.role.value}
     )
     click.echo(f"created {user.role.value} {user.email}")
+
+
+@users.command("reset-two-factor")
+@click.argument("email")
+def reset_two_factor_command(email: str) -> None:
+    """Turn off EMAIL's second factor, for someone who lost both the app and the recovery
+    codes; they log in with the password and set it up again."""
+
+    user = services.find_user(email)
+    if user is None:
+        raise click.ClickException(f"no user {email!r}")
+    totp.remove(user)
+    audit.record_cli("cli.users_reset_two_factor", target=f"user_id={user.id}")
+    click.echo(f"two-factor authentication is off for {user.email}")
 
 
 @tokens.command("create")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
+import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
-from newsletter.auth import services, tokens
+from newsletter.auth import services, tokens, totp
 from newsletter.auth.models import ApiToken, Role, User
 from newsletter.extensions import db
 from newsletter.models import utcnow
@@ -154,3 +155,17 @@ def test_tokens_revoke_of_an_unknown_id_fails(app: Flask, runner: FlaskCliRunner
     result = runner.invoke(args=["tokens", "revoke", "7"])
     assert result.exit_code == 1
     assert "no token 7" in result.output
+
+
+def test_users_reset_two_factor_lets_the_password_alone_log_in_again(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    user = services.create_user("ed@example.org", PASSWORD)
+    secret = totp.pending_secret(user)
+    totp.confirm_enrolment(user, pyotp.TOTP(secret).now())
+    result = runner.invoke(args=["users", "reset-two-factor", "ED@example.org"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "two-factor authentication is off for ed@example.org\n"
+    db.session.expire_all()
+    assert not totp.is_enabled(user)
+    assert runner.invoke(args=["users", "reset-two-factor", "nobody@example.org"]).exit_code == 1

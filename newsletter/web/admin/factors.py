@@ -136,6 +136,7 @@ def login_code() -> str | Response | tuple[str, int]:
             status = 429
         except InvalidCode as error:
             form.code.errors = [error.message.capitalize() + "."]
+            form.code.data = ""  # a wrong code is no use to edit: type the next one afresh
             status = 401
         else:
             session.pop(PENDING_KEY, None)

@@ -1,0 +1,86 @@
+"""Two factors in a real browser: enrol TOTP from the profile, then log in with a code.
+
+The authenticator app is pyotp here, fed the secret the page shows for manual entry; the
+QR code beside it must be drawn by the server (nothing is fetched from another host).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pyotp
+import pytest
+from flask import Flask
+
+from newsletter.auth import services, totp
+from newsletter.extensions import db
+from tests.e2e.conftest import BrowserSession
+from tests.e2e.test_browser import page_text, submit
+
+EMAIL = "editor@example.org"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any], live_port: int) -> dict[str, Any]:
+    return {
+        **app_config,
+        "BASE_URL": f"http://127.0.0.1:{live_port}",
+        "SERVER_NAME": None,
+        "PREFERRED_URL_SCHEME": "http",
+    }
+
+
+def log_in_with_password(session: BrowserSession, live_url: str) -> None:
+    page = session.page
+    page.goto(f"{live_url}/admin/login")
+    page.fill("input[name=email]", EMAIL)
+    page.fill("input[name=password]", PASSWORD)
+    submit(session, "main form[method=post] button[type=submit]")
+
+
+@pytest.mark.browser
+def test_an_editor_enrols_totp_and_logs_in_with_a_code(
+    app: Flask, live_url: str, session: BrowserSession
+) -> None:
+    services.create_user(EMAIL, PASSWORD)
+    page = session.page
+    log_in_with_password(session, live_url)
+    assert page.url == f"{live_url}/admin/"
+
+    # From the profile to the enrolment page: a QR code drawn inline, and the secret as text.
+    page.goto(f"{live_url}/admin/profile")
+    with page.expect_navigation():
+        page.click("text=Two-factor authentication")
+    assert page.locator("figure.qr svg").is_visible()
+    secret = page.inner_text("#totp-secret").replace(" ", "")
+    app_on_the_phone = pyotp.TOTP(secret)
+    page.fill("input[name=code]", app_on_the_phone.now())
+    submit(session, "main form[method=post] button[type=submit]")
+
+    codes = page.locator(".recovery-codes code").all_inner_texts()
+    assert len(codes) == 10
+    assert "shown only now" in page_text(session)
+    db.session.remove()
+    user = services.find_user(EMAIL)
+    assert user is not None and totp.is_enabled(user)
+
+    with page.expect_navigation():
+        page.click("text=I have saved them")
+    submit(session, "form.nav-logout button")
+    assert "logged out" in page_text(session)
+
+    # The password alone now leads to the code step, not into the admin.
+    log_in_with_password(session, live_url)
+    assert page.url == f"{live_url}/admin/login/code"
+    assert page.goto(f"{live_url}/admin/lists").url.startswith(f"{live_url}/admin/login")
+    log_in_with_password(session, live_url)
+
+    # The code of the enrolment is used up; the app's next one (within the drift) logs in.
+    page.fill("input[name=code]", app_on_the_phone.at(time.time() + totp.PERIOD))
+    submit(session, "main form[method=post] button[type=submit]")
+    assert page.url == f"{live_url}/admin/"
+    assert "dashboard" in page_text(session)
+
+    assert session.foreign_requests() == []
