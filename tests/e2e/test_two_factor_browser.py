@@ -7,7 +7,8 @@ QR code beside it must be drawn by the server (nothing is fetched from another h
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyotp
 import pytest
@@ -17,6 +18,10 @@ from newsletter.auth import services, totp
 from newsletter.extensions import db
 from tests.e2e.conftest import BrowserSession
 from tests.e2e.test_browser import page_text, submit
+from tests.e2e.test_csp import WIDTHS, Console
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 EMAIL = "editor@example.org"
 PASSWORD = "correct horse battery"
@@ -40,12 +45,21 @@ def log_in_with_password(session: BrowserSession, live_url: str) -> None:
     submit(session, "main form[method=post] button[type=submit]")
 
 
+@pytest.fixture(params=sorted(WIDTHS), ids=sorted(WIDTHS))
+def sized_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": WIDTHS[request.param], "height": 900})
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
 @pytest.mark.browser
 def test_an_editor_enrols_totp_and_logs_in_with_a_code(
     app: Flask, live_url: str, session: BrowserSession
 ) -> None:
     services.create_user(EMAIL, PASSWORD)
     page = session.page
+    console = Console(page)
     log_in_with_password(session, live_url)
     assert page.url == f"{live_url}/admin/"
 
@@ -84,3 +98,26 @@ def test_an_editor_enrols_totp_and_logs_in_with_a_code(
     assert "dashboard" in page_text(session)
 
     assert session.foreign_requests() == []
+    assert console.take() == []  # no CSP violation, script error or failed load
+
+
+@pytest.mark.browser
+def test_the_security_pages_work_under_the_content_security_policy(
+    app: Flask, live_url: str, sized_page: Page
+) -> None:
+    page, console = sized_page, Console(sized_page)
+    viewport = page.viewport_size["width"] if page.viewport_size else 0
+    services.create_user(EMAIL, PASSWORD)
+    page.goto(f"{live_url}/admin/login")
+    page.fill("input[name=email]", EMAIL)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.locator("main form [type=submit]").click()
+    for path in ["/admin/profile", "/admin/profile/two-factor", "/admin/profile/tokens",
+                 "/admin/settings"]:  # fmt: skip
+        response = page.goto(live_url + path)
+        assert response is not None and response.ok, path
+        assert "content-security-policy" in response.headers
+        assert console.take() == [], f"the browser complained on {path}"
+        # Nothing sticks out sideways, at a phone's width or a laptop's.
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport, path

@@ -143,7 +143,7 @@ def login_code() -> str | Response | tuple[str, int]:
             login_user(user)
             if kind == "recovery":
                 left = totp.recovery_codes_left(user)
-                flash(f"You used a recovery code; {left} left.", "info" if left > 2 else "error")
+                flash(f"You used a recovery code; {left} left.", "info")
             return redirect(next_url)
     return render_template("admin/login_code.html", form=form), status
 
