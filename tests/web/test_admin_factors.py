@@ -11,9 +11,11 @@ import pyotp
 import pytest
 from flask import Flask, g
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from newsletter.audience.models import MailingList
 from newsletter.auth import services, site_settings, totp
-from newsletter.auth.models import Role, User
+from newsletter.auth.models import AuditEvent, Role, User
 from newsletter.extensions import db
 from newsletter.web.admin import factors
 from tests.web import admin_browser
@@ -317,6 +319,16 @@ def test_when_required_someone_without_it_can_only_enrol(app: Flask, client: Fla
         assert sent.status_code == 302, path
         assert sent.headers["Location"] == "/admin/profile/two-factor"
     assert client.get("/admin/issues/1/progress").status_code == 403
+    made = client.post(
+        "/admin/lists",
+        data={"slug": "news", "name": "News", "optin": "double", "csrf_token": token_for(
+            client, "/admin/profile/two-factor")},
+    )  # fmt: skip
+    assert made.headers["Location"] == "/admin/profile/two-factor"
+    assert db.session.scalars(select(MailingList)).all() == []
+    assert (
+        db.session.scalars(select(AuditEvent).where(AuditEvent.action == "admin.lists")).all() == []
+    )
     assert "required" in client.get("/admin/profile/two-factor").get_data(as_text=True)
 
     enrol(client)

@@ -166,7 +166,7 @@ def require_second_factor() -> Any:
     message = "Two-factor authentication is required: set it up to go on."
     if request.endpoint in JSON_ENDPOINTS:
         return jsonify({"error": {"message": message, "field": None}}), 403
-    flash(message, "info")
+    flash(message, "error")  # a refusal: the audit trail records nothing for it
     return redirect(url_for("admin.two_factor"))
 
 
