@@ -102,7 +102,7 @@ def worker_command(processes: int, threads: int | None) -> None:
 
 
 def _listen(app: Flask, host: str, port: int) -> BaseWSGIServer:
-    """Bind the address, or stop with one line saying why (werkzeug would say it in three)."""
+    """Bind the address now, or stop with one line saying why (and nothing else)."""
     try:
         listener = socket.create_server((host, port), family=select_address_family(host, port))
     except OSError as error:

@@ -60,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_RETENTION_DAYS": 365,  # older audit events are deleted; 0 keeps them all
 }
 
-#: the base URL of a process that serves nothing itself and has none set (workers, gunicorn)
+#: the base URL, unset, of a process other than `newsletter run` (workers, gunicorn, commands)
 DEFAULT_BASE_URL = "http://127.0.0.1:5000"
 
 SETTINGS = (
