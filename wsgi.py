@@ -1,10 +1,13 @@
 """Entry point for gunicorn: ``gunicorn wsgi:app``."""
 
+import os
 import sys
 
 from newsletter import create_app
 from newsletter.errors import ConfigError
 
+# What the app writes (the database, the outbox) is for its owner alone.
+os.umask(0o077)
 try:
     app = create_app()
 except ConfigError as error:

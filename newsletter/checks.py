@@ -6,16 +6,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
 from newsletter.errors import ConfigError
 from newsletter.extensions import db
+from newsletter.schema import SchemaState, schema_advice, schema_state
 
 
 def check_services(app: Flask, *, need_schema: bool = False) -> None:
     """Connect to the configured database and broker.
 
-    :param need_schema: also require the migrations to have been applied.
+    :param need_schema: also require every migration to have been applied.
     :raises ConfigError: naming the setting whose service cannot be reached.
     """
     _check_database(need_schema)
@@ -26,16 +27,14 @@ def _check_database(need_schema: bool) -> None:
     try:
         with db.engine.connect() as connection:
             connection.execute(text("select 1"))
-            # Any table of ours will do: the migrations create them all at once.
-            has_schema = inspect(connection).has_table("deliveries")
     except Exception as error:  # noqa: BLE001 - any failure to connect is the setting's fault
         raise ConfigError(
             "NEWSLETTER_DATABASE_URL", f"cannot connect: {_first_line(error)}"
         ) from None
-    if need_schema and not has_schema:
-        raise ConfigError(
-            "NEWSLETTER_DATABASE_URL", "the database has no tables yet; run `newsletter db upgrade`"
-        )
+    if need_schema:
+        state = schema_state()
+        if state not in (SchemaState.CURRENT, SchemaState.UNVERSIONED):
+            raise ConfigError("NEWSLETTER_DATABASE_URL", schema_advice(state))
 
 
 def _check_broker(broker: Any, url: str | None) -> None:

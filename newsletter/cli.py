@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 from flask import Flask
 from flask.cli import FlaskGroup
@@ -31,5 +33,12 @@ main.add_command(run_command)
 main.add_command(worker_command)
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    """The ``newsletter`` program. What it writes (the database, the outbox, keys) is for
+    its owner alone, whatever the shell's umask; ``main`` is the group itself, for tests."""
+    os.umask(0o077)
     main()
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -5,15 +5,21 @@ registered here. The ``newsletter`` entry point itself is ``cli.py``.
 
 from __future__ import annotations
 
+import copy
+import errno
+import functools
 import logging
 import signal
+import socket
 import sys
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from werkzeug.serving import run_simple
+from werkzeug.serving import BaseWSGIServer, make_server, select_address_family
 
 from newsletter.audience import commands as audience_commands
 from newsletter.auth import commands as auth_commands
@@ -21,6 +27,7 @@ from newsletter.auth.services import first_admin_setup_url, needs_first_admin
 from newsletter.bench import commands as bench_commands
 from newsletter.broker import is_embedded, start_worker_threads, stop_worker
 from newsletter.checks import check_services
+from newsletter.config import follow_served_address, http_url, listens_everywhere
 from newsletter.content import commands as content_commands
 from newsletter.delivery import commands as delivery_commands
 from newsletter.delivery.send.dispatcher import recover_unfinished
@@ -29,16 +36,23 @@ from newsletter.delivery.workers import run_workers, start_sweeper
 from newsletter.errors import ConfigError
 from newsletter.extensions import db
 from newsletter.mail import dkim_commands
-from newsletter.schema import upgrade_database
+from newsletter.schema import ensure_schema, upgrade_database
 
 
 @click.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int,
+              help="Port to listen on (0: any free one).")
 @with_appcontext
 def run_command(host: str, port: int) -> None:
     """Migrate the database, then serve the app (and, on the embedded queue, its workers)."""
     app = _current_app()
+    # A taken address is the first thing said, before any link to an address not served.
+    server = _listen(app, host, port)
+    follow_served_address(app, host, server.port)
+    if listens_everywhere(host) and app.config["BASE_URL_FOLLOWS_SERVER"]:
+        click.echo(f"Links in mail point to {app.config['BASE_URL']}; set NEWSLETTER_BASE_URL "
+                   "to the address your readers use.")
     _check_services(app)
     upgrade_database()
     worker = sweeper = None
@@ -52,12 +66,13 @@ def run_command(host: str, port: int) -> None:
     _release_session()
     # SIGTERM (service managers) stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    click.echo(f"Serving on http://{host}:{port}/ (Ctrl-C to stop)")
+    click.echo(f"Serving on {http_url(host, server.port)}/ (Ctrl-C to stop)")
     try:
-        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+        server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        server.server_close()
         if sweeper is not None:
             sweeper.stop()
         if worker is not None:
@@ -84,6 +99,21 @@ def worker_command(processes: int, threads: int | None) -> None:
     _recover()
     _release_session()
     sys.exit(run_workers(app, processes=processes, threads=threads))
+
+
+def _listen(app: Flask, host: str, port: int) -> BaseWSGIServer:
+    """Bind the address now, or stop with one line saying why (and nothing else)."""
+    try:
+        listener = socket.create_server((host, port), family=select_address_family(host, port))
+    except OSError as error:
+        # create_server adds the address to the reason; the line names it once.
+        reason = str(error.strerror or error).partition(" (while attempting")[0]
+        if error.errno == errno.EADDRINUSE:
+            reason += "; stop the program using it or choose another --port"
+        click.echo(f"newsletter: cannot listen on {host}:{port}: {reason}", err=True)
+        sys.exit(1)
+    with listener:  # the server serves a duplicate of it
+        return make_server(host, port, app, threaded=True, fd=listener.fileno())
 
 
 def _check_services(app: Flask, *, need_schema: bool = False) -> None:
@@ -129,11 +159,46 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def register(app: Flask) -> None:
-    """Add the app's commands to ``app.cli`` (``flask --app newsletter …`` sees them too)."""
+    """Add the app's commands to ``app.cli`` (``flask --app newsletter …`` sees them too).
+
+    The commands of the domains that keep their data in the database bring its schema up to
+    date before they run (see ``ensure_schema``); ``run`` migrates by itself, ``db`` is
+    Flask-Migrate's own, and the bench and DKIM keys need none of the instance's tables.
+    """
     app.cli.add_command(run_command)
     app.cli.add_command(worker_command)
 
-    for module in (audience_commands, auth_commands, content_commands, delivery_commands,
-                   bench_commands, dkim_commands):
+    before = set(app.cli.commands)
+    for module in (audience_commands, auth_commands, content_commands, delivery_commands):
         module.register(app)
+    for name in set(app.cli.commands) - before:
+        app.cli.commands[name] = _schema_first(app.cli.commands[name])
+
+    for module in (bench_commands, dkim_commands):
+        module.register(app)
+
+
+def _schema_first(command: click.Command) -> click.Command:
+    """A copy of ``command`` (of each of its subcommands, for a group) that brings the
+    schema up to date before it runs: after ``--help`` and the arguments are handled, so
+    asking for help changes nothing. A copy, because the domains' groups are module-level
+    objects that every app built in this process registers again."""
+    command = copy.copy(command)
+    if isinstance(command, click.Group):
+        command.commands = {name: _schema_first(sub) for name, sub in command.commands.items()}
+    elif command.callback is not None:
+        command.callback = _after_schema(command.callback)
+    return command
+
+
+def _after_schema(callback: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(callback)
+    def with_schema(*args: Any, **kwargs: Any) -> Any:
+        try:
+            ensure_schema()
+        except ConfigError as error:
+            exit_with(error)
+        return callback(*args, **kwargs)
+
+    return with_appcontext(with_schema)
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 from newsletter.delivery.relays.domains import parse_domain_connections
 from newsletter.delivery.relays.routing import parse_relay_options
@@ -23,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # None: SQLite file in the instance folder
     "BROKER_URL": None,  # None: Dramatiq's stub broker, worker threads in-process
     "SMTP_URL": None,  # None: Maildir outbox in the instance folder; several: comma-separated
-    "BASE_URL": "http://127.0.0.1:5000",
+    "BASE_URL": None,  # None: where `newsletter run` serves, else DEFAULT_BASE_URL
     "SECRET_KEY": None,  # None: generated once and kept in the instance folder
     "FROM_ADDRESS": "Newsletter <newsletter@localhost>",
     "SITE_NAME": None,  # None: the From address's display name
@@ -58,6 +60,9 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_RETENTION_DAYS": 365,  # older audit events are deleted; 0 keeps them all
 }
 
+#: the base URL, unset, of a process other than `newsletter run` (workers, gunicorn, commands)
+DEFAULT_BASE_URL = "http://127.0.0.1:5000"
+
 SETTINGS = (
     "DATABASE_URL",
     "BROKER_URL",
@@ -84,7 +89,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     app.config.from_prefixed_env("NEWSLETTER", loads=_loads)
     if test_config:
         app.config.update(test_config)
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    _make_private_folder(Path(app.instance_path))
     _complete_database(app)
     _complete_secret_key(app)
     _check_broker(app)
@@ -99,6 +104,35 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_storage(app))
     app.config.setdefault("OUTBOX_PATH", str(Path(app.instance_path) / "outbox"))
+    if not app.config.get("SMTP_URL"):
+        _make_private_outbox(Path(app.config["OUTBOX_PATH"]))
+
+
+def follow_served_address(app: Flask, host: str, port: int) -> None:
+    """Unless ``NEWSLETTER_BASE_URL`` is set, make the base URL the address this process
+    serves, so the first-admin link and every link in mail point where the app answers."""
+    if app.config["BASE_URL_FOLLOWS_SERVER"]:
+        _set_base_url(app, served_url(host, port))
+
+
+def served_url(host: str, port: int) -> str:
+    """The http URL of ``host:port`` as a browser on this machine opens it: an address that
+    means every interface (0.0.0.0, ::) is reached on loopback."""
+    return http_url(_EVERY_INTERFACE.get(host, host), port)
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://host:port``, with an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def listens_everywhere(host: str) -> bool:
+    """True for the addresses that mean every interface."""
+    return host in _EVERY_INTERFACE
+
+
+#: the addresses that mean every interface, and the loopback address that reaches each
+_EVERY_INTERFACE = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 def _loads(value: str) -> Any:
@@ -126,6 +160,21 @@ def _complete_database(app: Flask) -> None:
             f"unsupported scheme {scheme!r}; use sqlite:///PATH or postgresql+psycopg://…",
         )
     app.config["DATABASE_URL"] = url
+    if scheme.startswith("sqlite"):
+        _make_private_database(app, url)
+
+
+def _make_private_database(app: Flask, url: str) -> None:
+    """Create the SQLite file readable by its owner alone: SQLite gives its -wal and -shm
+    files the mode of the database file, and would create that one 0644."""
+    name = make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(app.instance_path, name)  # Flask-SQLAlchemy: relative to the instance folder
+    if path.parent.is_dir() and not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for companion in ("", "-wal", "-shm", "-journal"):
+        _take_away_others(path.with_name(path.name + companion))
 
 
 def _engine_options(url: str) -> dict[str, Any]:
@@ -142,7 +191,34 @@ def _complete_secret_key(app: Flask) -> None:
     if not key_file.exists():
         key_file.touch(mode=0o600)
         key_file.write_text(secrets.token_urlsafe(48))
+    _take_away_others(key_file)
     app.config["SECRET_KEY"] = key_file.read_text().strip()
+
+
+def _make_private_folder(path: Path) -> None:
+    """The instance folder holds the database, the outbox and the keys: only its owner may
+    look inside (an older version left it 0755, so an existing one is closed too)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _take_away_others(path)
+
+
+def _make_private_outbox(path: Path) -> None:
+    """The Maildir outbox holds the mail and its links (confirm, unsubscribe): owner only."""
+    for folder in (path, path / "tmp", path / "new", path / "cur"):
+        if folder.parent.is_dir():
+            folder.mkdir(mode=0o700, exist_ok=True)
+            _take_away_others(folder)
+
+
+def _take_away_others(path: Path) -> None:
+    """Remove group and world permissions from ``path``, if it exists and is ours."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return
+    mode = stat.S_IMODE(status.st_mode)
+    if mode & 0o077 and status.st_uid == os.geteuid():
+        path.chmod(mode & 0o700)
 
 
 def _check_broker(app: Flask) -> None:
@@ -169,7 +245,13 @@ def _check_smtp(app: Flask) -> None:
 
 
 def _check_base_url(app: Flask) -> None:
-    base = str(app.config["BASE_URL"]).rstrip("/")
+    given = app.config.get("BASE_URL")
+    app.config["BASE_URL_FOLLOWS_SERVER"] = not given
+    _set_base_url(app, str(given or DEFAULT_BASE_URL))
+
+
+def _set_base_url(app: Flask, url: str) -> None:
+    base = url.rstrip("/")
     parts = urlsplit(base)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ConfigError("NEWSLETTER_BASE_URL", f"{base!r} is not an http(s) URL")

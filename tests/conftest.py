@@ -8,9 +8,9 @@ fails them when ``CI`` is set. Mail goes to a real SMTP server on loopback (``sm
 
 from __future__ import annotations
 
+import logging
 import os
-import re
-import socket
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,27 +20,24 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from newsletter import create_app
 from newsletter.extensions import db
+from tests.helpers import (
+    TEST_BROKER_URL,
+    TEST_DATABASE_URL,
+    create_schema,
+    drop_schema,
+    join_queue,
+    require_service,
+    reset_database,
+)
 from tests.smtp import CapturingSMTPServer
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
-SEED_STATEMENT = FIXTURES / "statements" / "2020-11-03-post-election-mobilization.md"
-if not SEED_STATEMENT.exists():  # a clone outside the workspace carries its own copy
-    SEED_STATEMENT = Path(__file__).resolve().parent / "data" / SEED_STATEMENT.name
-
-TEST_DATABASE_URL = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
-TEST_BROKER_URL = os.environ.get("NEWSLETTER_TEST_BROKER_URL")
-IN_CI = bool(os.environ.get("CI"))
-
-
-def require_service(name: str, reason: str) -> None:
-    """Skip (locally) or fail (in CI) when a service a test needs is missing."""
-    message = f"{name} is not available: {reason}"
-    if IN_CI:
-        pytest.fail(message + " (CI is set, so this fails instead of skipping)")
-    pytest.skip(message)
+# The network guard fails a test that reaches beyond loopback; pytester runs pytest in a
+# test (the guard's own tests).
+pytest_plugins = ["tests.network_guard", "pytester"]
 
 
 def _check_database(url: str) -> None:
@@ -75,34 +72,13 @@ def backend() -> Iterator[dict[str, str | None]]:
     schema = f"nl_test_{os.getpid()}"
     if database:
         _check_database(database)
-        database = _create_schema(database, schema)
+        database = create_schema(database, schema)
     if broker:
         _check_broker(broker)
         broker = _own_redis_database(broker)
     yield {"database": database, "broker": broker}
     if TEST_DATABASE_URL:
-        _drop_schema(TEST_DATABASE_URL, schema)
-
-
-def _admin_engine(url: str):  # type: ignore[no-untyped-def]
-    return create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-
-
-def _create_schema(url: str, schema: str) -> str:
-    engine = _admin_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    engine.dispose()
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}"
-
-
-def _drop_schema(url: str, schema: str) -> None:
-    engine = _admin_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    engine.dispose()
+        drop_schema(TEST_DATABASE_URL, schema)
 
 
 def _own_redis_database(url: str) -> str:
@@ -128,24 +104,45 @@ def mailbox(smtp_server: CapturingSMTPServer) -> CapturingSMTPServer:
     return smtp_server
 
 
-_schema_ready: set[str] = set()
+@pytest.fixture
+def empty_database_url(tmp_path: Path, backend: dict[str, str | None]) -> Iterator[str]:
+    """The URL of an empty database that exists only for this test."""
+    if not TEST_DATABASE_URL:
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    url = make_url(TEST_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"newsletter_empty_{secrets.token_hex(4)}"
+    # CREATE/DROP DATABASE cannot run in a transaction; the maintenance database hosts them.
+    maintenance = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with maintenance.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with maintenance.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        maintenance.dispose()
 
 
-def _reset_database(app: Flask) -> None:
-    url = app.config["DATABASE_URL"]
-    if url.startswith("sqlite"):
-        db.create_all()
-        return
-    if url not in _schema_ready:
-        db.drop_all()
-        with db.engine.begin() as connection:
-            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        db.create_all()
-        _schema_ready.add(url)
-        return
-    tables = ", ".join(table.name for table in db.metadata.sorted_tables)
-    with db.engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+@pytest.fixture
+def keep_logging() -> Iterator[None]:
+    """Undo what migrations/env.py's ``fileConfig`` does to logging, for the tests after this.
+
+    ``fileConfig`` disables every logger it does not name and replaces the root handlers.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    loggers = {
+        name: (logger.disabled, logger.level, logger.handlers[:], logger.propagate)
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    yield
+    root.handlers[:], root.level = handlers, level
+    for name, (disabled, log_level, log_handlers, propagate) in loggers.items():
+        logger = logging.getLogger(name)
+        logger.disabled, logger.level, logger.propagate = disabled, log_level, propagate
+        logger.handlers[:] = log_handlers
 
 
 @pytest.fixture
@@ -173,7 +170,7 @@ def app(app_config: dict[str, Any]) -> Iterator[Flask]:
     """A fresh app on a fresh database for each test."""
     app = create_app(app_config)
     with app.app_context():
-        _reset_database(app)
+        reset_database(app)
         broker = app.extensions["dramatiq"]
         broker.flush_all()
         yield app
@@ -211,7 +208,7 @@ def run_jobs(app: Flask) -> Iterator[Callable[[], None]]:
             workers.append(start_worker_threads(app, threads=2))
         for _ in range(20):  # jobs enqueue jobs: join until every queue stays empty
             for queue in QUEUES:
-                _join(broker, queue)
+                join_queue(broker, queue)
             if all(_queue_empty(broker, queue) for queue in QUEUES):
                 break
         workers[0].join()
@@ -221,15 +218,6 @@ def run_jobs(app: Flask) -> Iterator[Callable[[], None]]:
     yield wait_for_jobs
     for worker in workers:
         worker.stop()
-
-
-def _join(broker: Any, queue: str) -> None:
-    from dramatiq.brokers.stub import StubBroker
-
-    if isinstance(broker, StubBroker):
-        broker.join(queue, fail_fast=True, timeout=60_000)
-    else:
-        broker.join(queue, timeout=60_000)
 
 
 def _queue_empty(broker: Any, queue: str) -> bool:
@@ -255,17 +243,3 @@ def _fail_on_dead_letters(broker: Any) -> None:
     assert not any(dead.values()), f"jobs were dead-lettered: {dead}"
 
 
-CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-
-
-def csrf_token_from(html: str) -> str:
-    """The CSRF token in a page's form, as a browser would submit it."""
-    match = CSRF_INPUT.search(html)
-    assert match, "the page has no CSRF token field"
-    return match.group(1)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -11,6 +11,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from tests.helpers import free_port
+
 
 @dataclass
 class CapturedMessage:
@@ -26,7 +28,9 @@ class CapturedMessage:
 
 
 @dataclass
-class _Handler:
+class CapturingHandler:
+    """Accepts and keeps every message; refuses the recipients in ``refuse``."""
+
     messages: list[CapturedMessage] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: address → SMTP reply to give at RCPT instead of accepting (fault injection)
@@ -60,10 +64,8 @@ class CapturingSMTPServer:
     """Start, inspect and reset a capturing SMTP server."""
 
     def __init__(self) -> None:
-        from tests.conftest import free_port
-
         self.port = free_port()
-        self.handler = _Handler()
+        self.handler = CapturingHandler()
         self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
 
     def start(self) -> None:

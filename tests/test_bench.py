@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect
 from newsletter.bench.run import bench_database
 from newsletter.bench.sink import find_program
 from newsletter.bench.workers import plan
-from tests.conftest import require_service
+from tests.helpers import require_service
 
 KEYS = [
     "recipients", "connections", "rate", "raw_rate", "ratio", "first_message_s",

@@ -11,7 +11,7 @@ import pytest
 from newsletter import create_app
 from newsletter.checks import check_services
 from newsletter.errors import ConfigError
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 
 def test_unreachable_database_names_its_setting(tmp_path: Path) -> None:

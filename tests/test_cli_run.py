@@ -1,10 +1,13 @@
-"""``newsletter run`` and ``newsletter worker``: start, do the work, stop cleanly."""
+"""``newsletter run`` and ``newsletter worker``: start, do the work, stop cleanly; on a new
+instance, commands need no step before them."""
 
 from __future__ import annotations
 
 import re
 import signal
+import socket
 import urllib.request
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +18,17 @@ from newsletter import create_app
 from newsletter.broker import is_embedded
 from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
-from tests.conftest import free_port
-from tests.delivery.conftest import make_audience, make_sendable_issue
-from tests.delivery.processes import kill_group, newsletter_env, run, start, wait_until
+from tests.delivery.helpers import make_audience, make_sendable_issue
+from tests.delivery.processes import (
+    instance_env,
+    kill_group,
+    newsletter_env,
+    run,
+    served_port,
+    start,
+    wait_until,
+)
+from tests.helpers import SEED_STATEMENT, free_port, sign_up
 from tests.smtp import CapturingSMTPServer
 
 
@@ -104,6 +115,7 @@ def test_run_migrates_serves_and_finishes_an_interrupted_send(
     output = log.read_text()
     assert status == 0, output
     assert "Resumed unfinished sends" in output
+    # NEWSLETTER_BASE_URL is set: it wins over the address served.
     assert re.search(r"https://news\.example\.org/admin/setup/\S+", output), output
     assert sorted(_subjects(mailbox)) == ["Next week"] * 3 + ["This week"] * len(emails)
     assert sorted(
@@ -113,6 +125,92 @@ def test_run_migrates_serves_and_finishes_an_interrupted_send(
         assert dispatcher.progress(issue_id)["status"] == "sent"
         assert dispatcher.progress(issue_id + 1)["status"] == "sent"
         db.engine.dispose()
+
+
+def test_run_without_a_base_url_puts_the_address_it_serves_in_every_link(
+    embedded_instance: tuple[Flask, int, list[str]], mailbox: CapturingSMTPServer,
+    tmp_path: Path,
+) -> None:
+    app, issue_id, emails = embedded_instance
+    log = tmp_path / "run.log"
+    env = newsletter_env(app, BASE_URL=None)
+
+    server = start(["run", "--port", "0"], env, log)  # any free port, never 5000's
+    try:
+        base = f"http://127.0.0.1:{served_port(server, log)}"
+        sign_up(base, "newcomer@example.com", "news")  # a confirmation from a web thread
+        wait_until(lambda: len(mailbox.messages) == len(emails) + 1, what="every message")
+    finally:
+        kill_group(server, signal.SIGTERM)
+
+    assert re.search(rf"^  {re.escape(base)}/admin/setup/\S+$", log.read_text(), re.M)
+    (confirmation,) = mailbox.to("newcomer@example.com")
+    assert f"{base}/confirm/" in _text(confirmation.message)
+    for address in emails:  # the resumed send, from the worker threads
+        (captured,) = mailbox.to(address)
+        assert f"<{base}/unsubscribe/" in captured.message["List-Unsubscribe"]
+        assert f"{base}/manage/" in _text(captured.message)
+    assert not [m for m in mailbox.messages if b":5000" in m.data]
+
+
+def _text(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def test_run_on_a_taken_port_says_so_in_one_line_before_anything_else(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run(["run", "--port", str(port)], instance_env(tmp_path / "instance"))
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"newsletter: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        "stop the program using it or choose another --port"
+    ]
+
+
+@pytest.mark.parametrize(("args", "stdin", "says"), [
+    (["users", "create", "ada@example.org", "--password-stdin"], "a long enough password\n",
+     "ada@example.org"),
+    (["lists", "create", "news", "--name", "News"], None, "Created list news"),
+    (["statements", "import", str(SEED_STATEMENT)], None, "post-election-mobilization"),
+], ids=["users create", "lists create", "statements import"])
+def test_a_command_on_a_new_embedded_instance_brings_the_schema_up_to_date_first(
+    tmp_path: Path, args: list[str], stdin: str | None, says: str,
+) -> None:
+    env = instance_env(tmp_path / "instance")
+
+    result = run(args, env, input=stdin)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert says in result.stdout
+    assert "Traceback" not in result.stderr
+    assert run(["lists", "list"], env).returncode == 0
+
+
+def test_a_command_on_an_unmigrated_postgresql_database_says_to_run_db_upgrade(
+    tmp_path: Path, empty_database_url: str,
+) -> None:
+    if empty_database_url.startswith("sqlite"):
+        pytest.skip("a PostgreSQL case: runs on the PostgreSQL pass")
+    env = instance_env(tmp_path / "instance", DATABASE_URL=empty_database_url)
+
+    refused = run(["lists", "create", "news", "--name", "News"], env)
+    upgraded = run(["db", "upgrade"], env)
+    created = run(["lists", "create", "news", "--name", "News"], env)
+
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        "newsletter: configuration error: NEWSLETTER_DATABASE_URL: "
+        "the database has no tables yet; run `newsletter db upgrade`"
+    ]
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert created.returncode == 0, created.stderr
+    assert "Created list news" in created.stdout
 
 
 def _subjects(mailbox: CapturingSMTPServer) -> list[str]:

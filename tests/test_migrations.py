@@ -1,16 +1,12 @@
 """The migrations build exactly the schema the models describe, on SQLite and PostgreSQL.
 
-Each test starts from an empty database of its own: a SQLite file, or (when
-``NEWSLETTER_TEST_DATABASE_URL`` is set) a PostgreSQL database created for the test and
-dropped after it, so the shared test database other tests use is never touched.
+Each test starts from an empty database of its own (``empty_database_url``), so the shared
+test database other tests use is never touched.
 """
 
 from __future__ import annotations
 
-import logging
-import secrets
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import flask_migrate
@@ -19,13 +15,11 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
-from sqlalchemy.engine import make_url
 
 from newsletter import create_app
 from newsletter.audience.models import Subscriber
 from newsletter.auth.models import Role, User
 from newsletter.extensions import db
-from tests.conftest import TEST_DATABASE_URL
 
 # Written by hand in migrations/versions/0001_initial_schema.py: autogenerate cannot see them.
 EXPRESSION_INDEXES = {"uq_subscribers_email_lower", "uq_users_email_lower"}
@@ -36,47 +30,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index"),
     pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based"),
 ]
-
-
-@pytest.fixture
-def empty_database_url(tmp_path: Path, backend: dict[str, str | None]) -> Iterator[str]:
-    """The URL of an empty database that exists only for this test."""
-    if not TEST_DATABASE_URL:
-        yield f"sqlite:///{tmp_path / 'migrations.db'}"
-        return
-    url = make_url(TEST_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"newsletter_migrations_{secrets.token_hex(4)}"
-    # CREATE/DROP DATABASE cannot run in a transaction; the maintenance database hosts them.
-    maintenance = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with maintenance.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with maintenance.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        maintenance.dispose()
-
-
-@pytest.fixture
-def keep_logging() -> Iterator[None]:
-    """Undo what migrations/env.py's ``fileConfig`` does to logging, for the tests after this.
-
-    ``fileConfig`` disables every logger it does not name and replaces the root handlers.
-    """
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    loggers = {
-        name: (logger.disabled, logger.level, logger.handlers[:], logger.propagate)
-        for name, logger in logging.Logger.manager.loggerDict.items()
-        if isinstance(logger, logging.Logger)
-    }
-    yield
-    root.handlers[:], root.level = handlers, level
-    for name, (disabled, log_level, log_handlers, propagate) in loggers.items():
-        logger = logging.getLogger(name)
-        logger.disabled, logger.level, logger.propagate = disabled, log_level, propagate
-        logger.handlers[:] = log_handlers
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from newsletter.content.issues import (
     create_issue,
@@ -12,11 +14,12 @@ from newsletter.content.issues import (
     list_issues,
     update_issue,
 )
-from newsletter.content.models import IssueStatus
+from newsletter.content.models import Issue, IssueStatus
 from newsletter.content.templates import default_template
 from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.errors import IssueStateError, NotFound, ValidationError
 from newsletter.extensions import db
+from newsletter.mail.render import render_issue
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 
 
@@ -110,6 +113,35 @@ def test_only_drafts_can_be_edited(app: Flask, status: IssueStatus) -> None:
 
     assert caught.value.status == status.value
     assert caught.value.action == "edit"
+
+
+def test_a_statement_in_an_issue_cannot_be_deleted_and_the_issue_still_renders(
+    app: Flask,
+) -> None:
+    statement = make_statement(title="Kept")
+    issue = make_issue((statement,), (make_list("news"),))
+
+    db.session.delete(statement)
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+
+    assert "Kept" in render_issue(issue).text
+
+
+@pytest.mark.parametrize("field", ["subject", "preheader", "intro"])
+def test_an_issue_field_with_a_nul_character_is_a_validation_error(
+    app: Flask, field: str
+) -> None:
+    statement = make_statement()
+    make_list("news")
+    fields = {"subject": "Hello", field: "Hel\x00lo"}
+
+    with pytest.raises(ValidationError) as caught:
+        create_issue(statement_ids=[statement.id], list_slugs=["news"], **fields)
+    assert caught.value.field == field
+    db.session.rollback()
+    assert db.session.scalars(select(Issue)).all() == []
 
 
 def test_get_and_list_issues_newest_first(app: Flask) -> None:

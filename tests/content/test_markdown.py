@@ -8,7 +8,7 @@ import pytest
 
 from newsletter.content.markdown import markdown_to_text, render_markdown
 from newsletter.content.statements import parse_statement
-from tests.conftest import SEED_STATEMENT
+from tests.helpers import SEED_STATEMENT
 
 
 def seed_body() -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from sqlalchemy import select
 
 from newsletter.content.models import Statement
 from newsletter.content.statements import (
@@ -21,8 +22,8 @@ from newsletter.content.statements import (
 )
 from newsletter.errors import InvalidStatement, NotFound
 from newsletter.extensions import db
-from tests.conftest import SEED_STATEMENT
 from tests.factories import make_statement
+from tests.helpers import SEED_STATEMENT
 
 
 def test_seed_statement_parses_with_front_matter_and_jekyll_name() -> None:
@@ -152,6 +153,61 @@ def test_import_paths_takes_files_and_folders_and_reports_each_bad_file(
 
     again = import_paths([posts / "2021-01-01-first.md"])
     assert [s.slug for s in again.updated] == ["first"] and again.created == []
+
+
+def test_a_file_with_nul_characters_is_reported_and_the_others_are_imported(
+    app: Flask, tmp_path: Path
+) -> None:
+    # PostgreSQL refuses NUL in text: one such file must not sink the whole folder.
+    (tmp_path / "2021-01-01-first.md").write_text("---\ntitle: First\n---\nOne\n")
+    (tmp_path / "2021-01-02-binary.md").write_bytes(b"---\ntitle: Binary\n---\nTw\x00o\n")
+    (tmp_path / "2021-01-03-third.md").write_text("---\ntitle: Third\n---\nThree\n")
+
+    report = import_paths([tmp_path])
+
+    assert sorted(s.slug for s in report.created) == ["first", "third"]
+    (source, reason), = report.errors
+    assert source.endswith("2021-01-02-binary.md") and "NUL" in reason
+    assert db.session.scalar(select(Statement).where(Statement.slug == "binary")) is None
+
+
+def test_nul_characters_anywhere_are_refused_with_the_reason() -> None:
+    with pytest.raises(InvalidStatement) as caught:
+        parse_statement("# Title\n\nBody \x00 text\n", "post.md")
+    assert "NUL" in caught.value.reason
+
+
+def test_front_matter_with_nan_or_infinity_is_kept_as_text(app: Flask, tmp_path: Path) -> None:
+    # PostgreSQL's JSON has no NaN or infinity.
+    (tmp_path / "2021-01-01-odd.md").write_text(
+        "---\ntitle: Odd\nscore: .nan\nlimit: .inf\nfloor: -.inf\nratio: 0.5\n---\nText\n"
+    )
+    (tmp_path / "2021-01-02-next.md").write_text("---\ntitle: Next\n---\nText\n")
+
+    report = import_paths([tmp_path])
+
+    assert report.errors == []
+    assert sorted(s.slug for s in report.created) == ["next", "odd"]
+    db.session.expire_all()
+    odd = db.session.scalars(select(Statement).where(Statement.slug == "odd")).one()
+    assert odd.front_matter["ratio"] == 0.5
+    assert odd.front_matter["score"] == "nan"
+    assert (odd.front_matter["limit"], odd.front_matter["floor"]) == ("inf", "-inf")
+
+
+def test_reimporting_a_folder_updates_by_slug_and_never_duplicates(
+    app: Flask, tmp_path: Path
+) -> None:
+    post = tmp_path / "2021-01-01-first.md"
+    post.write_text("---\ntitle: First\n---\nOne\n")
+    import_paths([tmp_path])
+    post.write_text("---\ntitle: First, corrected\n---\nOne, corrected\n")
+
+    report = import_paths([tmp_path])
+
+    assert [s.slug for s in report.updated] == ["first"] and report.created == []
+    (stored,) = db.session.scalars(select(Statement)).all()
+    assert stored.title == "First, corrected" and stored.body == "One, corrected\n"
 
 
 def test_list_statements_newest_first_and_get(app: Flask) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -23,7 +24,7 @@ def newsletter_command() -> list[str]:
     found = shutil.which("newsletter")
     if found:
         return [found]
-    return [sys.executable, "-c", "from newsletter.cli import main; main()"]
+    return [sys.executable, "-c", "from newsletter.cli import entry_point; entry_point()"]
 
 
 def newsletter_env(app: Flask, **settings: Any) -> dict[str, str]:
@@ -50,6 +51,21 @@ def newsletter_env(app: Flask, **settings: Any) -> dict[str, str]:
     return env
 
 
+def instance_env(instance: Path, **settings: Any) -> dict[str, str]:
+    """An environment for a fresh instance in the folder ``instance``: every other setting
+    unset (the embedded default) unless ``settings`` give it."""
+    env = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith(("NEWSLETTER_", "FLASK_"))
+    }
+    env["NEWSLETTER_INSTANCE_PATH"] = str(instance)
+    for key, value in settings.items():
+        if value is not None:
+            env[f"NEWSLETTER_{key}"] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Start ``newsletter ARGS…`` in its own process group, output to ``log``."""
     with log.open("ab") as out:
@@ -60,12 +76,27 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 
 def run(
-    args: list[str], env: dict[str, str], timeout: float = 120
+    args: list[str], env: dict[str, str], timeout: float = 120, input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``newsletter ARGS…`` to the end and return its output."""
+    """Run ``newsletter ARGS…`` to the end (``input`` on its stdin) and return its output."""
     return subprocess.run(
         newsletter_command() + args, env=env, capture_output=True, text=True, timeout=timeout,
+        input=input,
     )
+
+
+SERVING = re.compile(r"^Serving on http://\S+:(\d+)/", re.MULTILINE)
+
+
+def served_port(server: subprocess.Popen[bytes], log: Path) -> int:
+    """Wait until ``newsletter run`` (output in ``log``) serves; the port it serves on."""
+    wait_until(
+        lambda: SERVING.search(log.read_text()) is not None or server.poll() is not None,
+        what="the server to start",
+    )
+    found = SERVING.search(log.read_text())
+    assert found, log.read_text()
+    return int(found.group(1))
 
 
 def kill_group(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> int:

@@ -11,14 +11,8 @@ from newsletter.broker import is_embedded
 from newsletter.content.models import Issue, IssueStatus
 from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
-from tests.delivery.conftest import Audience
+from tests.delivery.helpers import Audience, start_workers_if_external
 from tests.smtp import CapturingSMTPServer
-
-
-def start_workers_if_external(app: Flask, run_jobs: Callable[[], None]) -> None:
-    """On Redis, ``--wait`` waits for workers elsewhere: start threads for it in the test."""
-    if not is_embedded(app):
-        run_jobs()
 
 
 def test_send_wait_sends_the_issue_and_reports_the_outcome(

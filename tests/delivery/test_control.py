@@ -21,7 +21,7 @@ from newsletter.delivery.send import dispatcher, snapshot
 from newsletter.errors import IssueStateError, ValidationError
 from newsletter.extensions import db
 from newsletter.models import utcnow
-from tests.delivery.conftest import Audience, FaultySMTPServer, deliveries_by_email
+from tests.delivery.helpers import Audience, FaultySMTPServer, deliveries_by_email
 from tests.factories import make_subscriber
 from tests.smtp import CapturingSMTPServer
 

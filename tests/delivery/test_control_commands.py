@@ -13,8 +13,7 @@ from newsletter.content.models import Issue, IssueStatus
 from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
 from newsletter.models import utcnow
-from tests.delivery.conftest import Audience
-from tests.delivery.test_commands import start_workers_if_external
+from tests.delivery.helpers import Audience, start_workers_if_external
 from tests.smtp import CapturingSMTPServer
 
 

@@ -13,7 +13,7 @@ from flask import Flask
 from newsletter.broker import is_embedded
 from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
-from tests.delivery.conftest import FaultySMTPServer, make_sendable_issue
+from tests.delivery.helpers import FaultySMTPServer, make_sendable_issue
 from tests.delivery.processes import kill_group, newsletter_env, run, start, wait_until
 from tests.factories import make_list, make_subscriber
 

@@ -24,8 +24,8 @@ from newsletter.extensions import db
 from newsletter.mail.dkim import generate_key
 from newsletter.mail.message import build_simple_message
 from newsletter.models import utcnow
-from tests.conftest import free_port
-from tests.delivery.conftest import Audience
+from tests.delivery.helpers import Audience
+from tests.helpers import free_port
 from tests.smtp import CapturingSMTPServer
 
 SENDER = "news@example.org"

@@ -29,8 +29,7 @@ from newsletter.broker import is_embedded
 from newsletter.delivery.models import DeliveryStatus
 from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
-from tests.conftest import TEST_BROKER_URL, TEST_DATABASE_URL
-from tests.delivery.conftest import (
+from tests.delivery.helpers import (
     FaultyHandler,
     FaultySMTPServer,
     deliveries_by_email,
@@ -44,8 +43,9 @@ from tests.delivery.processes import (
     stop_all,
     wait_until,
 )
-from tests.delivery.throwaway_pg import ThrowawayPostgres, throwaway_postgres  # noqa: F401
+from tests.delivery.throwaway_pg import ThrowawayPostgres
 from tests.factories import make_list, make_subscriber
+from tests.helpers import TEST_BROKER_URL, TEST_DATABASE_URL
 
 pytestmark = pytest.mark.slow
 
@@ -434,7 +434,7 @@ def test_after_a_redis_flush_the_workers_own_sweep_finishes_the_send(
 
 @pytest.fixture
 def app_on_own_postgres(
-    app_config: dict[str, Any], throwaway_postgres: ThrowawayPostgres,  # noqa: F811
+    app_config: dict[str, Any], throwaway_postgres: ThrowawayPostgres,
     faulty_smtp: FaultySMTPServer,
 ) -> Iterator[Flask]:
     """The app on a PostgreSQL cluster of this test's own (and the run's broker)."""
@@ -451,7 +451,7 @@ def app_on_own_postgres(
 
 
 def test_postgres_restarted_mid_send_the_issue_finishes(
-    app_on_own_postgres: Flask, throwaway_postgres: ThrowawayPostgres,  # noqa: F811
+    app_on_own_postgres: Flask, throwaway_postgres: ThrowawayPostgres,
     faulty_smtp: FaultySMTPServer, tmp_path: Path,
 ) -> None:
     app = app_on_own_postgres

@@ -25,7 +25,7 @@ from newsletter.delivery.relays.limits import (
 )
 from newsletter.delivery.relays.routing import RelayPolicy, Warmup
 from newsletter.mail.transport import Relay
-from tests.delivery.conftest import RedisConnections
+from tests.delivery.helpers import RedisConnections
 
 RELAY = Relay(scheme="smtp", host="relay.example.net", port=25)
 

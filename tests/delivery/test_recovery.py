@@ -14,7 +14,7 @@ from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.delivery.send import dispatcher, outcomes, snapshot
 from newsletter.extensions import db
 from newsletter.models import utcnow
-from tests.delivery.conftest import Audience
+from tests.delivery.helpers import Audience
 from tests.smtp import CapturingSMTPServer
 
 

@@ -31,7 +31,7 @@ from newsletter.delivery.relays.routing import (
 )
 from newsletter.errors import ConfigError
 from newsletter.mail.transport import Relay
-from tests.delivery.conftest import RedisConnections
+from tests.delivery.helpers import RedisConnections
 
 # -- options ----------------------------------------------------------------------------------
 

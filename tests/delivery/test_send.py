@@ -24,13 +24,13 @@ from newsletter.delivery.send import dispatcher, outcomes
 from newsletter.errors import PermanentDeliveryError
 from newsletter.extensions import db
 from newsletter.models import utcnow
-from tests.delivery.conftest import Audience, FaultySMTPServer, deliveries_by_email
+from tests.delivery.helpers import (
+    Audience,
+    FaultySMTPServer,
+    deliveries_by_email,
+    subscriber_status,
+)
 from tests.smtp import CapturingSMTPServer
-
-
-def subscriber_status(email: str) -> SubscriberStatus:
-    db.session.commit()
-    return db.session.scalars(select(Subscriber.status).where(Subscriber.email == email)).one()
 
 
 def start_without_workers(issue_id: int) -> None:
@@ -90,13 +90,13 @@ def test_without_a_relay_messages_go_to_the_maildir_outbox(
     app_config: dict[str, Any], mailbox: CapturingSMTPServer
 ) -> None:
     from newsletter import create_app
-    from tests.conftest import _reset_database
-    from tests.delivery.conftest import make_audience, make_sendable_issue
+    from tests.delivery.helpers import make_audience, make_sendable_issue
+    from tests.helpers import reset_database
 
     app_config["SMTP_URL"] = None
     app = create_app(app_config)
     with app.app_context():
-        _reset_database(app)
+        reset_database(app)
         app.extensions["dramatiq"].flush_all()
         audience = make_audience()
         issue_id = make_sendable_issue(audience.news, audience.events).id

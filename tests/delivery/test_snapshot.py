@@ -14,7 +14,7 @@ from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.delivery.send import dispatcher, snapshot
 from newsletter.errors import IssueStateError, NotFound, ValidationError
 from newsletter.extensions import db
-from tests.delivery.conftest import Audience, make_sendable_issue
+from tests.delivery.helpers import Audience, make_sendable_issue
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 
 

@@ -22,10 +22,10 @@ from newsletter.delivery import transactional
 from newsletter.delivery.send import dispatcher
 from newsletter.delivery.transactional import TransactionalMessage
 from newsletter.extensions import db
-from tests.conftest import _join, free_port
-from tests.delivery.conftest import FaultySMTPServer, make_sendable_issue
+from tests.delivery.helpers import FaultySMTPServer, make_sendable_issue
 from tests.factories import make_list
-from tests.smtp import CapturedMessage, CapturingSMTPServer, _Handler
+from tests.helpers import free_port, join_queue
+from tests.smtp import CapturedMessage, CapturingHandler, CapturingSMTPServer
 
 API = "/api/v1"
 READER = "reader@example.net"
@@ -402,7 +402,7 @@ def test_the_body_is_not_kept_once_sent(
 
 
 @dataclass
-class GatedHandler(_Handler):
+class GatedHandler(CapturingHandler):
     """Captures mail; once ``hold_after`` messages are in, every other recipient is held at
     RCPT until ``vip`` has been delivered (or for ``limit`` seconds at most). So bulk sending is
     stuck mid-way, worker threads busy and batches queued, until the transactional message
@@ -479,7 +479,7 @@ def test_a_transactional_message_overtakes_a_bulk_send_in_progress(
         tx_id = a_code(client, headers, template)
         for _ in range(5):
             for queue in QUEUES:
-                _join(broker, queue)
+                join_queue(broker, queue)
             workers.join()
     finally:
         workers.stop()

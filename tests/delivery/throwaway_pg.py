@@ -10,12 +10,11 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import free_port, require_service
+from tests.helpers import free_port, require_service
 
 INSTALL_ROOT = Path("/usr/lib/postgresql")
 
@@ -78,9 +77,9 @@ class ThrowawayPostgres:
             self._run("pg_ctl", "-D", str(self.data / "db"), "-m", "immediate", "-w", "stop")
 
 
-@pytest.fixture
-def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
-    """A fresh cluster, stopped and removed after the test. Missing binaries skip the test
+@contextmanager
+def throwaway_cluster() -> Iterator[ThrowawayPostgres]:
+    """A fresh cluster, stopped and removed at the end. Missing binaries skip the test
     (or fail it under CI, whose set-up installs PostgreSQL)."""
     binaries = server_binaries()
     if binaries is None:

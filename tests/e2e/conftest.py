@@ -10,18 +10,17 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.conftest import free_port, require_service
+from tests.e2e.helpers import BrowserSession
+from tests.helpers import free_port, require_service
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -76,23 +75,6 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-@dataclass
-class BrowserSession:
-    """A page in a fresh browser context, and every URL the context asked for."""
-
-    page: Page
-    requested: list[str] = field(default_factory=list)
-
-    def foreign_requests(self, allowed_host: str = "127.0.0.1") -> list[str]:
-        """Requests that went anywhere but ``allowed_host`` (data: and blob: URLs are local)."""
-        return [
-            url
-            for url in self.requested
-            if urlsplit(url).scheme not in {"data", "blob", "about"}
-            and urlsplit(url).hostname != allowed_host
-        ]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from flask import Flask
 
 from newsletter.audience.models import Subscriber, SubscriptionStatus
 from newsletter.extensions import db
-from tests.e2e.conftest import BrowserSession
+from tests.e2e.helpers import BrowserSession
 from tests.smtp import CapturingSMTPServer
 
 READER = "grace@example.com"

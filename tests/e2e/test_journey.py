@@ -18,7 +18,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from newsletter.audience.models import Subscriber, SubscriptionStatus
 from newsletter.content.models import IssueStatus, Statement
 from newsletter.extensions import db
-from tests.conftest import SEED_STATEMENT, csrf_token_from
+from tests.helpers import SEED_STATEMENT, csrf_token_from
 from tests.smtp import CapturingSMTPServer
 
 READER = "ada@example.com"

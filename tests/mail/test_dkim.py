@@ -23,7 +23,7 @@ from newsletter.errors import ConfigError
 from newsletter.mail import dkim as nl_dkim
 from newsletter.mail.dkim import DkimSigner, generate_key, signer_for
 from newsletter.mail.message import build_simple_message
-from tests.mail.test_message import recipient, skeleton
+from tests.mail.helpers import recipient, skeleton
 
 FROM = "Example News <news@example.org>"
 SMALL_RSA_KEY = """\

@@ -20,8 +20,8 @@ from newsletter.mail.render import (
     render_issue,
     web_version,
 )
-from tests.conftest import SEED_STATEMENT
 from tests.factories import make_issue, make_list, make_statement
+from tests.helpers import SEED_STATEMENT
 
 
 @pytest.fixture
@@ -155,6 +155,30 @@ def test_template_errors_name_the_template_and_reason(issue) -> None:  # type: i
     with pytest.raises(TemplateError) as caught:
         render_issue(issue)
     assert "isue" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 1 // 0 }}",
+        "{% for x in 5 %}{% endfor %}",
+        "{{ issue.id + 'x' }}",
+        "{{ '%d'|format('x') }}",
+        "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+    ],
+)
+def test_runtime_errors_in_a_custom_template_are_template_errors(
+    app: Flask, source: str
+) -> None:
+    template = Template(name="Custom", mjml=f"<mjml><mj-body>{source}</mj-body></mjml>", text="")
+    db.session.add(template)
+    db.session.commit()
+    issue = make_issue((make_statement(),), (make_list("news"),), template=template)
+
+    with pytest.raises(TemplateError) as caught:
+        render_issue(issue)
+    assert caught.value.template == "Custom"
+    assert caught.value.reason
 
 
 def test_templates_are_sandboxed(issue) -> None:  # type: ignore[no-untyped-def]

@@ -23,8 +23,8 @@ from newsletter.mail.transport import (
     SMTPTransport,
     open_transport,
 )
-from tests.conftest import free_port
-from tests.smtp import CapturingSMTPServer, _Handler
+from tests.helpers import free_port
+from tests.smtp import CapturingHandler, CapturingSMTPServer
 
 SENDER = "news@example.org"
 
@@ -189,7 +189,7 @@ def tls_server(certificate: tuple[Path, Path], request: pytest.FixtureRequest) -
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     implicit = getattr(request, "param", "starttls") == "smtps"
-    handler = _Handler()
+    handler = CapturingHandler()
     port = free_port()
     options: dict[str, Any] = {"authenticator": _authenticator, "auth_required": True}
     if implicit:
@@ -471,7 +471,7 @@ def test_postfix_smtp_sink_takes_pipelined_messages() -> None:
     connection, in two writes each, or one when the next envelope goes ahead."""
     sink = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
     if not Path(sink).exists():
-        from tests.conftest import require_service
+        from tests.helpers import require_service
 
         require_service("smtp-sink", "install Debian's postfix package")
     port = free_port()

@@ -8,7 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from newsletter.auth import services
-from tests.conftest import csrf_token_from
+from tests.helpers import csrf_token_from
 
 EMAIL = "editor@example.org"
 PASSWORD = "correct horse battery"

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from newsletter.auth import services
-from tests.conftest import csrf_token_from
+from tests.helpers import csrf_token_from
 from tests.web.admin_browser import EMAIL, PASSWORD, as_browser, log_in
 
 ADMIN_PAGES = [

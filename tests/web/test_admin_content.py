@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from newsletter.content.models import Issue, IssueStatus, Statement
 from newsletter.extensions import db
-from tests.conftest import SEED_STATEMENT, csrf_token_from
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
+from tests.helpers import SEED_STATEMENT, csrf_token_from
 from tests.smtp import CapturingSMTPServer
 from tests.web.admin_browser import logged_in_admin, token_for
 

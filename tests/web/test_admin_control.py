@@ -20,8 +20,8 @@ from newsletter.delivery.models import Delivery
 from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
 from newsletter.models import utcnow
-from tests.conftest import csrf_token_from
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
+from tests.helpers import csrf_token_from
 from tests.smtp import CapturingSMTPServer
 from tests.web.admin_browser import EMAIL, logged_in_admin
 

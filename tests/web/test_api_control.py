@@ -18,7 +18,7 @@ from newsletter.extensions import db
 from newsletter.models import utcnow
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 from tests.smtp import CapturingSMTPServer
-from tests.web.test_api import Api, assert_error
+from tests.web.api_client import Api, assert_error
 
 
 @pytest.fixture

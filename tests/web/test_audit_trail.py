@@ -17,8 +17,8 @@ from newsletter.auth import services
 from newsletter.auth.models import AuditEvent, Role
 from newsletter.content.models import IssueStatus
 from newsletter.extensions import db
-from tests.conftest import csrf_token_from
 from tests.factories import make_issue, make_list, make_statement
+from tests.helpers import csrf_token_from
 from tests.web.admin_browser import EMAIL, PASSWORD, as_browser, log_in, logged_in_admin, token_for
 
 

@@ -29,8 +29,8 @@ from newsletter.audience.models import (
 from newsletter.audience.tokens import confirm_url, make_token, manage_url, unsubscribe_url
 from newsletter.content.models import IssueStatus
 from newsletter.extensions import db
-from tests.conftest import csrf_token_from
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
+from tests.helpers import csrf_token_from
 from tests.smtp import CapturingSMTPServer
 
 BASE = "https://news.example.org"

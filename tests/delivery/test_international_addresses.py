@@ -1,5 +1,5 @@
-"""Review: internationalised addresses reach the relay in a form it can take, and a relay's
-limits are never blamed on the subscriber."""
+"""Internationalised addresses reach the relay in a form it can take, and a relay's limits
+are never blamed on the subscriber."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from flask import Flask
 from newsletter.audience.models import SubscriberStatus
 from newsletter.delivery.models import DeliveryStatus
 from newsletter.delivery.send import dispatcher
-from tests.delivery.conftest import make_sendable_issue
-from tests.delivery.test_send import deliveries_by_email, subscriber_status
+from tests.delivery.helpers import deliveries_by_email, make_sendable_issue, subscriber_status
 from tests.factories import make_list, make_subscriber
 from tests.smtp import CapturingSMTPServer
 
