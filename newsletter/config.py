@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "MANAGE_MAX_AGE": 400 * 24 * 3600,
     "SETUP_MAX_AGE": 24 * 3600,
     "MAX_CONTENT_LENGTH": 24 * 1024 * 1024,  # request bodies; the CSV import takes up to 20 MiB
+    "API_MAX_CONTENT_LENGTH": 1024 * 1024,  # API bodies (a statement); most calls take less
     "BATCH_SIZE": 500,
     "WORKER_THREADS": 2,
     "LEASE_SECONDS": 300,

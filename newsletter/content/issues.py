@@ -1,15 +1,17 @@
-"""Issues: statements in order, an intro, a template and target lists; sent as one mailing."""
+"""Issues: statements in order, an intro, a template and target lists; sent as one mailing.
+
+What state a send is in and its counts: ``delivery/control/progress.py``, for every caller.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from newsletter.audience.models import MailingList
 from newsletter.content.models import Issue, IssueStatement, IssueStatus, Statement
 from newsletter.content.templates import default_template, get_template
-from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.errors import IssueStateError, NotFound, ValidationError
 from newsletter.extensions import db
 from newsletter.models import get_or_raise
@@ -174,19 +176,3 @@ def list_issues() -> list[Issue]:
     query = select(Issue).order_by(Issue.created_at.desc(), Issue.id.desc())
     return list(db.session.scalars(query))
 
-
-def issue_counts(issue: Issue) -> dict[str, int]:
-    """How many deliveries the issue has, by outcome: total, sent, failed, pending, skipped."""
-    rows = db.session.execute(
-        select(Delivery.status, func.count())
-        .where(Delivery.issue_id == issue.id)
-        .group_by(Delivery.status)
-    ).all()
-    by_status = {status: int(count) for status, count in rows}
-    return {
-        "total": sum(by_status.values()),
-        "sent": by_status.get(DeliveryStatus.SENT, 0),
-        "failed": by_status.get(DeliveryStatus.FAILED, 0),
-        "pending": by_status.get(DeliveryStatus.PENDING, 0),
-        "skipped": by_status.get(DeliveryStatus.SKIPPED, 0),
-    }

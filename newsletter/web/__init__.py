@@ -14,4 +14,4 @@ def register(app: Flask) -> None:
     app.url_map.converters["int"] = IdConverter  # before the rules that use it
     app.register_blueprint(public.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
-    app.register_blueprint(api.bp, url_prefix="/api/v1")
+    api.register(app)  # at /api/v1, with its OpenAPI document

@@ -1,4 +1,4 @@
-"""Issues: create and edit drafts with validation that names the field; counts from deliveries."""
+"""Issues: create and edit drafts with validation that names the field."""
 
 from __future__ import annotations
 
@@ -10,17 +10,15 @@ from sqlalchemy.exc import IntegrityError
 from newsletter.content.issues import (
     create_issue,
     get_issue,
-    issue_counts,
     list_issues,
     update_issue,
 )
 from newsletter.content.models import Issue, IssueStatus
 from newsletter.content.templates import default_template
-from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.errors import IssueStateError, NotFound, ValidationError
 from newsletter.extensions import db
 from newsletter.mail.render import render_issue
-from tests.factories import make_issue, make_list, make_statement, make_subscriber
+from tests.factories import make_issue, make_list, make_statement
 
 
 def test_create_issue_keeps_statement_order_lists_and_default_template(app: Flask) -> None:
@@ -154,20 +152,3 @@ def test_get_and_list_issues_newest_first(app: Flask) -> None:
     with pytest.raises(NotFound):
         get_issue(12345)
 
-
-def test_issue_counts_come_from_deliveries(app: Flask) -> None:
-    lst = make_list()
-    issue = make_issue((make_statement(),), (lst,))
-    statuses = [DeliveryStatus.SENT] * 3 + [DeliveryStatus.FAILED, DeliveryStatus.PENDING] + [
-        DeliveryStatus.SKIPPED
-    ]
-    for status in statuses:
-        subscriber = make_subscriber(lists=(lst,))
-        db.session.add(Delivery(issue_id=issue.id, subscriber_id=subscriber.id, status=status))
-    db.session.commit()
-
-    assert issue_counts(issue) == {
-        "total": 6, "sent": 3, "failed": 1, "pending": 1, "skipped": 1,
-    }  # fmt: skip
-    empty = make_issue((make_statement(),), (lst,))
-    assert issue_counts(empty)["total"] == 0

@@ -1,4 +1,8 @@
-"""Live progress of a send: counts by outcome, the rate over the last minute, the finish.
+"""What state an issue is in and what its counts are: the one answer every caller uses
+(the admin pages, the API, the CLI), with the rate over the last minute and the finish.
+
+An issue not started yet (draft, scheduled) has no deliveries, so its counts are zero
+without a query.
 
 Cheap enough to poll every few seconds on a 1,000,000-recipient issue:
 

@@ -2,20 +2,22 @@
 
 Every answer that is not a success is ``{"error": {"message": …, "field": …}}`` with a 4xx
 (or 5xx) status, including unknown routes and wrong methods under the prefix. The routes
-live in one module per resource; the OpenAPI document in ``openapi.py`` describes them all.
+live in one module per resource; the schemas in ``schemas.py`` validate them and make the
+OpenAPI document (``openapi.py``).
 """
 
 from __future__ import annotations
 
 # Each view module registers its routes on ``bp`` when imported.
 from newsletter.web.api import (  # noqa: F401
+    control,
     issues,
     lists,
-    openapi,
     statements,
     subscribers,
     transactional,
 )
 from newsletter.web.api.blueprint import bp
+from newsletter.web.api.openapi import register
 
-__all__ = ["bp"]
+__all__ = ["bp", "register"]

@@ -1,16 +1,19 @@
-"""JSON API under /api/v1: bearer tokens, JSON in and out, one error shape.
+"""The API's blueprint: bearer tokens, a cap on every body, one error shape.
 
 Every answer that is not a success is ``{"error": {"message": …, "field": …}}`` with a 4xx
-(or 5xx) status, including unknown routes and wrong methods under the prefix. The routes
-live in one module per resource; the OpenAPI document in ``openapi.py`` describes them all.
+(or 5xx) status, including unknown routes, ids the URL converter refuses and wrong methods
+under the prefix. The routes live in one module per resource; their schemas (``schemas.py``)
+validate them and make the OpenAPI document.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint as FlaskBlueprint
+from flask import Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.routing import RequestRedirect
@@ -28,7 +31,7 @@ from newsletter.errors import (
 from newsletter.extensions import csrf, db
 from newsletter.web import audit_trail
 
-bp = Blueprint("api", __name__)
+bp = Blueprint("api", __name__, description="Lists, subscribers, statements and issues")
 
 # Bearer tokens, no cookies: a cross-site request cannot carry the credential, so no CSRF.
 csrf.exempt(bp)
@@ -80,6 +83,18 @@ def require_token() -> Response | None:
 
 
 audit_trail.watch(bp)  # after require_token: every change made here is recorded
+
+
+@bp.before_request
+def limit_body() -> None:
+    """Cap the request body before anything reads it: the view's own cap (``edge.body``),
+    else ``API_MAX_CONTENT_LENGTH``; a larger ``Content-Length`` is refused at once."""
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    cap = getattr(view, "max_body_bytes", None) or int(current_app.config["API_MAX_CONTENT_LENGTH"])
+    request.max_content_length = cap  # also stops a chunked body without a length
+    if request.content_length is not None and request.content_length > cap:
+        raise ApiError(413, f"the request body is larger than this call takes ({cap} bytes)")
 
 
 def _unauthorized(message: str, rfc6750_error: str | None) -> Response:
@@ -147,18 +162,23 @@ _HTTP_MESSAGES = {
 
 # --- unknown routes -----------------------------------------------------------------------
 # Routing errors happen before Flask knows the blueprint, so blueprint error handlers never
-# see them; a catch-all rule keeps unknown paths and wrong methods under /api/v1 in JSON
-# without touching the app-wide error pages.
+# see them; a catch-all rule keeps unknown paths, ids the converter refuses
+# (/issues/x/retry) and wrong methods under /api/v1 in JSON without touching the app-wide
+# error pages. Added with Flask's own add_url_rule: they are not part of the document.
 
 
-@bp.route("/", methods=_ANY_METHOD, endpoint="unknown_root", defaults={"path": ""})
-@bp.route("/<path:path>", methods=_ANY_METHOD, endpoint="unknown")
-def unknown_route(path: str) -> Response:
+def unknown_route(path: str = "") -> Response:
     """Answer 405 when another API route has this path, else 404."""
     allowed = _allowed_methods()
     if allowed:
         raise MethodNotAllowed(valid_methods=allowed)
     raise HTTPNotFound()
+
+
+FlaskBlueprint.add_url_rule(
+    bp, "/", "unknown_root", unknown_route, methods=_ANY_METHOD, strict_slashes=False
+)
+FlaskBlueprint.add_url_rule(bp, "/<path:path>", "unknown", unknown_route, methods=_ANY_METHOD)
 
 
 CATCH_ALL_ENDPOINTS = frozenset({"api.unknown", "api.unknown_root"})

@@ -1,59 +1,99 @@
-"""Issues: POST /issues, GET /issues[/{id}], POST /issues/{id}/send (control: control.py)."""
+"""Issues: POST /issues, GET /issues[/{id}], POST /issues/{id}/send (control: control.py).
+
+Every answer about an issue carries its status and counts from one place,
+``delivery/control/progress.py``, so the answer to a send and the poll after it agree.
+"""
 
 from __future__ import annotations
 
-from flask import Response, jsonify, url_for
+from dataclasses import dataclass
+from typing import Any
+
+from flask import url_for
 
 from newsletter.content import issues as issue_service
 from newsletter.content.models import Issue
+from newsletter.delivery.control.progress import Progress, progress
 from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
-from newsletter.web.api import serializers
 from newsletter.web.api.blueprint import bp
-from newsletter.web.api.control import issue_with_progress
-from newsletter.web.api.validation import json_object
+from newsletter.web.api.edge import KIB, body, errors
+from newsletter.web.api.schemas import IssueCreateSchema, IssuePageSchema, IssueSchema
+
+
+@dataclass(frozen=True)
+class IssueAnswer:
+    """An issue and where its send stands: what ``IssueSchema`` shows."""
+
+    issue: Issue
+    progress: Progress
+
+    @property
+    def statement_ids(self) -> list[int]:
+        return [item.statement_id for item in self.issue.items]
+
+    @property
+    def list_slugs(self) -> list[str]:
+        return [lst.slug for lst in self.issue.lists]
+
+    @property
+    def rate(self) -> float | None:
+        return None if self.progress.rate is None else round(self.progress.rate, 1)
+
+    @property
+    def seconds_left(self) -> int | None:
+        left = self.progress.seconds_left
+        return None if left is None else round(left)
+
+
+def issue_answer(issue_id: int) -> IssueAnswer:
+    """The issue as every call shows it: its fields, status, counts, ``rate``, ``eta``.
+
+    :raises NotFound: no such issue.
+    """
+    state = progress(issue_id)
+    db.session.expire_all()  # a service may have committed a new status with a core UPDATE
+    return IssueAnswer(issue_service.get_issue(issue_id), state)
 
 
 @bp.post("/issues")
-def create_issue() -> tuple[Response, int, dict[str, str]]:
-    """Compose a draft issue from statements (in order) for lists; 201 with the issue."""
-    body = json_object({"subject", "statements", "lists", "template", "preheader", "intro"})
+@body(IssueCreateSchema, max_bytes=64 * KIB)
+@bp.response(201, IssueSchema, description="the new draft")
+@errors(404)
+def create_issue(data: dict[str, Any]) -> tuple[IssueAnswer, int, dict[str, str]]:
+    """Compose a draft issue from statements (in order) for lists."""
     issue = issue_service.create_issue(
-        subject=body.string("subject", required=True).strip(),
-        statement_ids=body.integer_list("statements", required=True),
-        list_slugs=body.string_list("lists", required=True),
-        template_id=body.integer("template"),
-        preheader=body.string("preheader").strip(),
-        intro=body.string("intro"),
+        subject=data["subject"],
+        statement_ids=data["statements"],
+        list_slugs=data["lists"],
+        template_id=data["template"],
+        preheader=data["preheader"],
+        intro=data["intro"],
     )
     location = url_for("api.get_issue", issue_id=issue.id)
-    return _issue(issue), 201, {"Location": location}
+    return issue_answer(issue.id), 201, {"Location": location}
 
 
 @bp.get("/issues")
-def list_issues() -> Response:
-    """Every issue, newest first, with its counts."""
-    items = [
-        serializers.issue(issue, issue_service.issue_counts(issue))
-        for issue in issue_service.list_issues()
-    ]
-    return jsonify({"items": items})
+@bp.response(200, IssuePageSchema, description="the issues")
+def list_issues() -> dict[str, Any]:
+    """All issues, newest first, with their counts."""
+    return {"items": [issue_answer(issue.id) for issue in issue_service.list_issues()]}
 
 
 @bp.get("/issues/<int:issue_id>")
-def get_issue(issue_id: int) -> Response:
+@bp.response(200, IssueSchema, description="the issue")
+@errors(404)
+def get_issue(issue_id: int) -> IssueAnswer:
     """One issue: status, delivery counts, ``rate`` and ``eta``, for polling while it sends."""
-    return jsonify(issue_with_progress(issue_id))
+    return issue_answer(issue_id)
 
 
 @bp.post("/issues/<int:issue_id>/send")
-def send_issue(issue_id: int) -> tuple[Response, int, dict[str, str]]:
-    """Start sending; 202 because the workers do the rest (poll GET /issues/{id})."""
+@bp.response(202, IssueSchema, description="sending has been requested")
+@errors(404, 409)
+def send_issue(issue_id: int) -> tuple[IssueAnswer, int, dict[str, str]]:
+    """Start sending; 202 because the workers do the rest (poll GET /issues/{issue_id})."""
     dispatcher.request_send(issue_id)
-    db.session.expire_all()  # the dispatcher committed a new status
     location = url_for("api.get_issue", issue_id=issue_id)
-    return _issue(issue_service.get_issue(issue_id)), 202, {"Location": location}
-
-
-def _issue(issue: Issue) -> Response:
-    return jsonify(serializers.issue(issue, issue_service.issue_counts(issue)))
+    return issue_answer(issue_id), 202, {"Location": location}

@@ -2,37 +2,43 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify, url_for
+from typing import Any
+
+from flask import url_for
 
 from newsletter.audience import lists as list_service
-from newsletter.audience.models import OptIn
-from newsletter.web.api import serializers
+from newsletter.audience.models import MailingList
 from newsletter.web.api.blueprint import bp
-from newsletter.web.api.validation import json_object
+from newsletter.web.api.edge import KIB, body, errors
+from newsletter.web.api.schemas import ListCreateSchema, ListPageSchema, ListSchema
 
 
 @bp.post("/lists")
-def create_list() -> tuple[Response, int, dict[str, str]]:
-    """Create a list; 201 with the list, 409 when the slug is taken."""
-    body = json_object({"slug", "name", "optin", "public", "description"})
+@body(ListCreateSchema, max_bytes=16 * KIB)
+@bp.response(201, ListSchema, description="the new list")
+@errors(409)
+def create_list(data: dict[str, Any]) -> tuple[MailingList, int, dict[str, str]]:
+    """Create a list; 409 when the slug is taken."""
     lst = list_service.create_list(
-        body.string("slug", required=True).strip(),
-        body.string("name", required=True).strip(),
-        description=body.string("description"),
-        optin=OptIn(body.choice("optin", [o.value for o in OptIn], default=OptIn.DOUBLE.value)),
-        public=body.boolean("public", default=True),
+        data["slug"],
+        data["name"],
+        description=data["description"],
+        optin=data["optin"],
+        public=data["public"],
     )
-    location = url_for("api.get_list", slug=lst.slug)
-    return jsonify(serializers.mailing_list(lst)), 201, {"Location": location}
+    return lst, 201, {"Location": url_for("api.get_list", slug=lst.slug)}
 
 
 @bp.get("/lists")
-def list_lists() -> Response:
-    """Every list, public and private."""
-    return jsonify({"items": [serializers.mailing_list(lst) for lst in list_service.list_lists()]})
+@bp.response(200, ListPageSchema, description="the lists")
+def list_lists() -> dict[str, Any]:
+    """All lists, public and private."""
+    return {"items": list_service.list_lists()}
 
 
 @bp.get("/lists/<slug>")
-def get_list(slug: str) -> Response:
+@bp.response(200, ListSchema, description="the list")
+@errors(404)
+def get_list(slug: str) -> MailingList:
     """One list by its slug."""
-    return jsonify(serializers.mailing_list(list_service.get_list_by_slug(slug)))
+    return list_service.get_list_by_slug(slug)

@@ -1,0 +1,432 @@
+"""Every shape of the API, once: these schemas validate the requests, turn the answers into
+JSON and make the OpenAPI document (``GET /api/v1/openapi.json``).
+
+``…CreateSchema`` and ``…QuerySchema`` read what a client sends (unknown fields in a body are
+refused; a ``null`` counts as absent). The others describe what the API answers; their
+class names, less "Schema", are the names in ``components/schemas``.
+
+The caps on lengths and item counts hold before a service sees anything: what is parsed is
+bounded before it is parsed (the body size is capped even earlier, see ``edge.py``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validates
+from marshmallow.validate import Length, Range, Regexp
+
+from newsletter.audience.lists import SLUG
+from newsletter.audience.models import ConsentSource, OptIn, SubscriberStatus, SubscriptionStatus
+from newsletter.content import statements as statement_service
+from newsletter.content.models import IssueStatus
+from newsletter.delivery.control.log import MAX_LIMIT as MAX_LOG_LIMIT
+from newsletter.delivery.models import DeliveryStatus
+from newsletter.delivery.transactional import MAX_NAME, MAX_SUBJECT, TransactionalStatus
+from newsletter.web.api.fields import (
+    Choice,
+    Flag,
+    Id,
+    JsonObject,
+    QueryInt,
+    SortedList,
+    TemplateKey,
+    Text,
+    UniqueList,
+)
+from newsletter.web.ids import MAX_ID
+
+#: the most lists or statements one request may name
+MAX_ITEMS = 100
+#: the most subscribers one page may hold
+MAX_PAGE = 1000
+MAX_EMAIL = 320
+MAX_SLUG = 100
+
+
+def _enum(enum: Any, **kwargs: Any) -> fields.Enum:
+    return fields.Enum(enum, by_value=fields.String, **kwargs)
+
+
+def _slug(**kwargs: Any) -> Text:
+    return Text(
+        strip=True, not_blank=True,
+        validate=[Length(max=MAX_SLUG), Regexp(SLUG, error="must be a slug: a-z, 0-9 and -")],
+        metadata={"examples": ["weekly"]}, **kwargs,
+    )
+
+
+def _next(description: str) -> fields.Integer:
+    return fields.Integer(allow_none=True, metadata={"description": description})
+
+
+class Body(Schema):
+    """A JSON request body: fields it does not name are refused (usually a typo)."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class Query(Schema):
+    """Query-string parameters: others are ignored, and an empty one counts as absent."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    @pre_load
+    def _drop_empty(self, data: Any, **kwargs: Any) -> dict[str, Any]:
+        return {key: data[key] for key in data if data[key] != ""}
+
+
+class Answer(Schema):
+    """A response body: every field is always there (``null`` when it has no value)."""
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+        field_obj.required = True
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class ErrorDetailSchema(Answer):
+    message = fields.String()
+    field = fields.String(
+        allow_none=True, metadata={"description": "the request field at fault, when there is one"}
+    )
+
+
+class ErrorSchema(Answer):
+    """The one error shape: ``{"error": {"message": …, "field": …}}``."""
+
+    error = fields.Nested(ErrorDetailSchema)
+
+
+# --- lists ----------------------------------------------------------------------------------
+
+
+class ListCreateSchema(Body):
+    slug = _slug(required=True)
+    name = Text(required=True, strip=True, not_blank=True, validate=Length(max=200))
+    description = Text(load_default="", validate=Length(max=5000))
+    optin = _enum(OptIn, load_default=OptIn.DOUBLE)
+    public = Flag(load_default=True)
+
+
+class ListSchema(Answer):
+    id = fields.Integer()
+    slug = fields.String(metadata={"examples": ["weekly"]})
+    name = fields.String()
+    description = fields.String()
+    optin = _enum(OptIn)
+    public = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class ListPageSchema(Answer):
+    items = fields.List(fields.Nested(ListSchema))
+
+
+# --- subscribers ----------------------------------------------------------------------------
+
+
+class SubscriberCreateSchema(Body):
+    email = Text(required=True, not_blank=True, validate=Length(max=MAX_EMAIL),
+                 metadata={"format": "email"})
+    name = Text(strip=True, load_default="", validate=Length(max=200))
+    lists = UniqueList(
+        _slug(), required=True, max_items=MAX_ITEMS,
+        metadata={"description": "list slugs; a repeated one counts once"},
+    )
+    confirmed = Flag(
+        load_default=False,
+        metadata={"description": "consent was confirmed elsewhere: skip the confirmation mail "
+                  "of double opt-in lists"},
+    )
+    ip = Text(
+        strip=True, load_default="", validate=Length(max=45),
+        metadata={"description": "the subscriber's IP address, kept as the record of consent"},
+    )
+
+    @validates("ip")
+    def _ip_address(self, value: str, **kwargs: Any) -> None:
+        if value:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValidationError("must be an IPv4 or IPv6 address") from None
+
+
+class SubscriberQuerySchema(Query):
+    email = Text(
+        validate=Length(max=MAX_EMAIL),
+        metadata={"description": "find this address (case-insensitive); no paging then"},
+    )
+    after = QueryInt(
+        load_default=0, validate=Range(0, MAX_ID),
+        metadata={"description": "subscribers with an id above this (the previous `next`)"},
+    )
+    limit = QueryInt(load_default=100, validate=Range(1, MAX_PAGE))
+    list = Text(
+        validate=Length(max=MAX_SLUG),
+        metadata={"description": "only subscribers with a subscription on this list"},
+    )
+    status = Choice(
+        [s.value for s in SubscriptionStatus],
+        metadata={"description": "with `list`: only subscriptions in this status"},
+    )
+
+
+class SubscriptionSchema(Answer):
+    list = fields.String(attribute="list.slug")
+    status = _enum(SubscriptionStatus)
+    source = _enum(ConsentSource, attribute="consent_source")
+    created_at = fields.DateTime()
+    confirmed_at = fields.DateTime(allow_none=True)
+    unsubscribed_at = fields.DateTime(allow_none=True)
+
+
+class SubscriberSchema(Answer):
+    id = fields.Integer()
+    email = fields.String(metadata={"format": "email"})
+    name = fields.String()
+    status = _enum(SubscriberStatus)
+    attributes = JsonObject()
+    created_at = fields.DateTime()
+    subscriptions = SortedList(fields.Nested(SubscriptionSchema), key=lambda s: s.list.slug)
+
+
+class SubscriberPageSchema(Answer):
+    items = fields.List(fields.Nested(SubscriberSchema))
+    next = _next("pass as `after` for the next page; null on the last page")
+
+
+# --- statements -----------------------------------------------------------------------------
+
+
+class StatementCreateSchema(Body):
+    markdown = Text(
+        required=True, not_blank=True,
+        metadata={"description": "the Markdown file, YAML front matter included"},
+    )
+    filename = Text(
+        strip=True, validate=Length(max=255),
+        metadata={"description": "a Jekyll file name (YYYY-MM-DD-slug.md) giving slug and date"},
+    )
+
+
+class StatementQuerySchema(Query):
+    filename = Text(
+        strip=True, validate=Length(max=255),
+        metadata={"description": "with text/markdown: a Jekyll file name for slug and date"},
+    )
+
+
+class StatementSummarySchema(Answer):
+    id = fields.Integer()
+    slug = fields.String()
+    title = fields.String()
+    author = fields.String()
+    date = fields.Date(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class StatementSchema(StatementSummarySchema):
+    markdown = fields.String(attribute="body")
+    html = fields.Function(
+        statement_service.statement_html,
+        metadata={"type": "string", "description": "the cleaned HTML rendering"},
+    )
+    front_matter = JsonObject()
+
+
+class StatementPageSchema(Answer):
+    items = fields.List(fields.Nested(StatementSummarySchema))
+
+
+# --- issues ---------------------------------------------------------------------------------
+
+
+class IssueCreateSchema(Body):
+    subject = Text(required=True, strip=True, not_blank=True, validate=Length(max=300))
+    statements = UniqueList(
+        Id(), required=True, max_items=MAX_ITEMS,
+        metadata={"description": "statement ids, in their order in the issue"},
+    )
+    lists = UniqueList(_slug(), required=True, max_items=MAX_ITEMS)
+    template = Id(
+        load_default=None,
+        metadata={"description": "template id; the built-in template when absent"},
+    )
+    preheader = Text(strip=True, load_default="", validate=Length(max=300))
+    intro = Text(load_default="", validate=Length(max=50_000),
+                 metadata={"description": "Markdown"})
+
+
+class CountsSchema(Answer):
+    """Deliveries by outcome; skipped: unsubscribed or blocklisted before their turn."""
+
+    total = fields.Integer(validate=Range(min=0))
+    sent = fields.Integer(validate=Range(min=0))
+    failed = fields.Integer(validate=Range(min=0))
+    pending = fields.Integer(validate=Range(min=0))
+    skipped = fields.Integer(validate=Range(min=0))
+
+
+class IssueSchema(Answer):
+    """An issue with where its send stands (``IssueAnswer`` in ``issues.py``)."""
+
+    id = fields.Integer(attribute="issue.id")
+    subject = fields.String(attribute="issue.subject")
+    preheader = fields.String(attribute="issue.preheader")
+    intro = fields.String(attribute="issue.intro")
+    template = fields.Integer(attribute="issue.template_id", allow_none=True)
+    status = _enum(IssueStatus, attribute="progress.status")
+    counts = fields.Nested(CountsSchema, attribute="progress.counts")
+    statements = fields.List(fields.Integer(), attribute="statement_ids")
+    lists = fields.List(fields.String(), attribute="list_slugs")
+    send_at = fields.DateTime(attribute="issue.send_at", allow_none=True)
+    created_at = fields.DateTime(attribute="issue.created_at")
+    started_at = fields.DateTime(attribute="issue.started_at", allow_none=True)
+    finished_at = fields.DateTime(attribute="issue.finished_at", allow_none=True)
+    rate = fields.Float(
+        allow_none=True, validate=Range(min=0),
+        metadata={"description": "messages handed to the relay per second over the last "
+                  "minute, while sending; null when not measured"},
+    )
+    eta = fields.DateTime(
+        attribute="progress.eta", allow_none=True,
+        metadata={"description": "when the pending deliveries should be done at the "
+                  "current pace"},
+    )
+    seconds_left = fields.Integer(allow_none=True, validate=Range(min=0))
+
+
+class IssuePageSchema(Answer):
+    items = fields.List(fields.Nested(IssueSchema))
+
+
+# --- send control and the delivery log ------------------------------------------------------
+
+
+class ScheduleSchema(Body):
+    send_at = Text(
+        required=True, not_blank=True, validate=Length(max=64),
+        metadata={
+            "description": "ISO 8601 date and time, in the future. With an offset "
+            "(`2026-12-01T09:00+01:00`, `…Z`) it is that instant; without one it is a "
+            "wall-clock time in `timezone`",
+            "examples": ["2026-12-01T09:00"],
+        },
+    )
+    timezone = Text(
+        strip=True, validate=Length(max=64),
+        metadata={"description": "IANA timezone name; default: the token owner's timezone",
+                  "examples": ["Europe/Berlin"]},
+    )
+
+
+class RetrySchema(Answer):
+    retried = fields.Integer(
+        validate=Range(min=0),
+        metadata={"description": "failed deliveries sent again (hard bounces are not)"},
+    )
+    issue = fields.Nested(IssueSchema)
+
+
+_DELIVERY_STATUSES = [s.value for s in DeliveryStatus]
+
+
+class DeliveryQuerySchema(Query):
+    email = Text(
+        validate=Length(max=MAX_EMAIL),
+        metadata={"description": "only deliveries to this address (whole address, any case)"},
+    )
+    status = Choice(_DELIVERY_STATUSES,
+                    metadata={"description": "only deliveries with this outcome"})
+    after = QueryInt(
+        load_default=0, validate=Range(0, MAX_ID),
+        metadata={"description": "deliveries with an id above this (the previous `next`)"},
+    )
+    limit = QueryInt(load_default=50, validate=Range(1, MAX_LOG_LIMIT))
+
+
+class DeliveriesQuerySchema(DeliveryQuerySchema):
+    issue = QueryInt(
+        load_default=0, validate=Range(0, MAX_ID),
+        metadata={"description": "only this issue (0: every issue)"},
+    )
+
+
+class DeliverySchema(Answer):
+    """One recipient of one issue (``log.LogEntry``), and what the relay said."""
+
+    id = fields.Integer(attribute="delivery_id")
+    issue = fields.Integer(attribute="issue_id")
+    subject = fields.String(attribute="issue_subject")
+    subscriber = fields.Integer(attribute="subscriber_id")
+    email = fields.String()
+    status = _enum(DeliveryStatus)
+    attempts = fields.Integer(validate=Range(min=0))
+    last_reply = fields.String(
+        allow_none=True,
+        metadata={"description": "the relay's last answer (or why it was skipped)"},
+    )
+    sent_at = fields.DateTime(allow_none=True)
+    message_id = fields.String(allow_none=True, metadata={"description": "without <>"})
+    next_attempt_at = fields.DateTime(allow_none=True)
+
+
+class DeliveryPageSchema(Answer):
+    items = fields.List(fields.Nested(DeliverySchema))
+    next = _next("pass as `after` for the next page; null on the last")
+
+
+# --- transactional mail ---------------------------------------------------------------------
+
+
+class TransactionalCreateSchema(Body):
+    to = Text(required=True, not_blank=True, validate=Length(max=MAX_EMAIL),
+              metadata={"format": "email", "description": "the one recipient"})
+    name = Text(
+        load_default="", validate=Length(max=MAX_NAME),
+        metadata={"description": "the recipient's name, for the To header and templates"},
+    )
+    template = TemplateKey(
+        required=True,
+        metadata={"description": "a template's name (or id); it sees `data`, `subject`, "
+                  "`to.email`, `to.name`, `subscriber.name`, `base_url` and `org_name`"},
+    )
+    # The length is checked here, before the subject is rendered as a template.
+    subject = Text(
+        required=True, not_blank=True, validate=Length(max=MAX_SUBJECT),
+        metadata={"description": "rendered like the template: `Order {{ data.order }}`"},
+    )
+    data = JsonObject(
+        load_default=dict,
+        metadata={"description": "anything the template uses, as `data`; at most 64 KiB as "
+                  "JSON"},
+    )
+
+
+class TransactionalSchema(Answer):
+    id = fields.Integer()
+    status = _enum(
+        TransactionalStatus,
+        metadata={"description": "queued until the relay accepts it (sent) or refuses it for "
+                  "good or too often (failed)"},
+    )
+    to = fields.String(attribute="to_address", metadata={"format": "email"})
+    name = fields.String(attribute="to_name")
+    subject = fields.String()
+    template = fields.Integer(attribute="template_id", allow_none=True)
+    attempts = fields.Integer(validate=Range(min=0))
+    last_reply = fields.String(
+        allow_none=True,
+        metadata={"description": "the relay's last answer, e.g. `250 2.0.0 Ok` or a 4xx/5xx"},
+    )
+    message_id = fields.String(metadata={"description": "the Message-ID, without <>"})
+    created_at = fields.DateTime()
+    next_attempt_at = fields.DateTime(allow_none=True)
+    sent_at = fields.DateTime(allow_none=True)
