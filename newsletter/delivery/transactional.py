@@ -121,6 +121,8 @@ def create(
     name = _check_text(name, "name", MAX_NAME)
     data = _check_data(data)
     found = find_template(template)
+    if len(subject) > MAX_SUBJECT:  # before rendering: a short template can render long
+        raise ValidationError(f"subject is longer than {MAX_SUBJECT} characters", field="subject")
     context = template_context(address=address, name=name, subject=subject, data=data)
     subject = _check_text(render_subject(subject, context, found.name), "subject", MAX_SUBJECT)
     if not subject:

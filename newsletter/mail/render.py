@@ -9,13 +9,16 @@ autoescapes, the text pass does not (it is plain text). Statement HTML is insert
 
 from __future__ import annotations
 
+import functools
 import html as html_lib
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from mjml import mjml2html
 
@@ -42,8 +45,112 @@ class RenderedIssue:
     text: str  # still holding PLACEHOLDERS
 
 
+#: the most characters one rendering may produce (an MJML template, a text part, a subject)
+MAX_RENDERED_CHARS = 8 * 1024 * 1024
+#: the longest string or list one ``*`` may make
+MAX_PRODUCT_LENGTH = 1024 * 1024
+#: the most bits a number made by ``**`` may have
+MAX_POWER_BITS = 4096
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, also refusing what would make a huge string from a short template:
+    ``{{ 'a' * 10**8 }}`` is 17 characters of template and 100 MB of output, which the
+    sandbox alone would compute. Refused: ``*`` and ``**`` with huge results, ``%`` and
+    ``|format`` with huge widths, huge widths to ``center``/``ljust``/… and ``|center``,
+    ``|indent``, and replacing the empty string. (Intercepted operators are not folded at
+    compile time either.) What still grows, by repeated ``~``, stops at
+    ``MAX_RENDERED_CHARS`` of output."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        for name in ("center", "indent", "format", "replace"):
+            self.filters[name] = _bounded_filter(self.filters[name])
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
+        if operator == "*":
+            _check_product(left, right)
+        elif operator == "**":
+            _check_power(left, right)
+        elif isinstance(left, str):
+            _check_format(left)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any,  # noqa: N805
+             **kwargs: Any) -> Any:
+        if isinstance(getattr(__obj, "__self__", None), str):  # a method of a string
+            _check_arguments(getattr(__obj, "__name__", ""), args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        sandboxed = super().wrap_str_format(value)
+        if sandboxed is None:
+            return None
+        _check_format(value.__self__)
+        format_ = sandboxed
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            _check_arguments("format", args, kwargs)  # '{:>{w}}'.format(1, w=10**9)
+            return format_(*args, **kwargs)
+
+        return bounded
+
+
+def _check_product(left: Any, right: Any) -> None:
+    for sequence, times in ((left, right), (right, left)):
+        if isinstance(sequence, str | list | tuple) and isinstance(times, int):
+            if len(sequence) * times > MAX_PRODUCT_LENGTH:
+                raise SecurityError(
+                    f"'*' would make more than {MAX_PRODUCT_LENGTH} items or characters"
+                )
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    if isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1 and exponent > 0:
+        if exponent * abs(base).bit_length() > MAX_POWER_BITS:
+            raise SecurityError(f"'**' would make a number of more than {MAX_POWER_BITS} bits")
+
+
+#: a width or precision of seven digits or more, or one taken from the arguments (``*``)
+_HUGE_WIDTH = re.compile(r"%[-#0 +]*(?:\*|\d{7,})|%[-#0 +]*\d*\.(?:\*|\d{7,})|\{[^}]*\d{7,}")
+
+
+def _check_format(template: str) -> None:
+    if _HUGE_WIDTH.search(template):
+        raise SecurityError("a format with a huge width")
+
+
+def _check_arguments(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    values = [*args, *kwargs.values()]
+    if any(isinstance(v, int) and v > MAX_PRODUCT_LENGTH for v in values):
+        raise SecurityError(f"{method}() with a number over {MAX_PRODUCT_LENGTH}")
+    if method == "replace" and values[:1] == [""]:
+        raise SecurityError("replacing the empty string")
+
+
+def _bounded_filter(function: Any) -> Any:
+    """A filter that first refuses huge widths (and replacing "") among its arguments."""
+
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        strings = [a for a in args if isinstance(a, str)]
+        name = function.__name__.removeprefix("do_")
+        _check_arguments(name, args, kwargs)
+        if name == "format" and strings:
+            _check_format(strings[0])
+        if name == "replace" and len(strings) > 1 and strings[1] == "":
+            raise SecurityError("replacing the empty string")
+        return function(*args, **kwargs)
+
+    return bounded
+
+
 def _environment(*, autoescape: bool) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    return BoundedSandbox(
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,  # a typo in a template fails the preview, not a send
         trim_blocks=True,
@@ -133,13 +240,27 @@ def format_date(value: date | None) -> str:
 
 def _render(env: SandboxedEnvironment, source: str, context: dict[str, Any], name: str) -> str:
     try:
-        return env.from_string(source).render(context)
+        return _bounded(env.from_string(source).generate(context), name)
+    except TemplateError:
+        raise
     except jinja2.TemplateSyntaxError as error:
         raise TemplateError(name, f"line {error.lineno}: {error.message}") from None
     except jinja2.TemplateError as error:
         raise TemplateError(name, str(error.message or error)) from None
     except Exception as error:  # noqa: BLE001 - {{ 1 // 0 }}, {% for x in 5 %}: still the template
         raise TemplateError(name, f"{type(error).__name__}: {error}") from None
+
+
+def _bounded(chunks: Iterator[str], name: str) -> str:
+    """The rendered text, stopping as soon as it passes ``MAX_RENDERED_CHARS``."""
+    parts: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_RENDERED_CHARS:
+            raise TemplateError(name, f"it renders to more than {MAX_RENDERED_CHARS} characters")
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def compile_mjml(source: str, name: str = "template") -> str:

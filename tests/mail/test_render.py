@@ -18,6 +18,7 @@ from newsletter.mail.render import (
     preview_issue,
     render_confirmation,
     render_issue,
+    render_text,
     web_version,
 )
 from tests.factories import make_issue, make_list, make_statement
@@ -201,3 +202,37 @@ def test_confirmation_mail_has_the_link_in_both_parts(app: Flask) -> None:
     assert 'href="https://news.example.org/confirm/abc.def?x=1&amp;y=2"' in html
     assert "News &amp; &lt;Views&gt;" in html and "<Views>" not in html
     assert html.startswith("<!doctype html>")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 'a' * (10**8) }}",
+        "{{ [0] * 10**8 }}",
+        "{{ 2 ** (10**8) > 1 }}",
+        "{{ '%0999999999d' % 1 }}",
+        "{{ '%0999999999d'|format(1) }}",
+        "{{ '{:>999999999}'.format(1) }}",
+        "{{ '{:>{w}}'.format(1, w=10**9) }}",
+        "{{ 'a'.ljust(10**9) }}",
+        "{{ 'a'|center(10**9) }}",
+        "{{ ('a' * 10**6)|replace('', 'b' * 1000) }}",
+    ],
+)
+def test_a_short_template_cannot_make_a_huge_string(source: str) -> None:
+    with pytest.raises(TemplateError) as raised:
+        render_text(source, {}, "subject")
+    assert raised.value.template == "subject"
+
+
+def test_rendering_stops_once_the_output_passes_the_cap() -> None:
+    with pytest.raises(TemplateError, match="renders to more than"):
+        render_text("{% for i in range(100000) %}{{ 'a' * 1000 }}{% endfor %}", {}, "loop")
+
+
+def test_ordinary_arithmetic_and_formatting_still_render() -> None:
+    source = (
+        "{{ 3 * 4 }} {{ 2 ** 10 }} {{ 7 % 3 }} {{ '-' * 5 }} {{ '%05d' % 42 }} "
+        "{{ '{:>4}'.format(1) }} {{ 'a b'|replace('a', 'c') }} {{ 'x'|center(5) }}|"
+    )
+    assert render_text(source, {}, "t") == "12 1024 1 ----- 00042    1 c b   x  |"

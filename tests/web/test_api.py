@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from newsletter.audience.models import OptIn, SubscriptionStatus
+from newsletter.content.models import Template
+from newsletter.extensions import db
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 from tests.helpers import SEED_STATEMENT
 from tests.smtp import CapturingSMTPServer
@@ -471,3 +476,106 @@ def test_an_issue_shows_its_counts(api: Api) -> None:
     assert body["status"] == "draft"
     assert set(body["counts"]) == {"total", "sent", "failed", "pending", "skipped"}
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", body["created_at"])
+
+
+def test_a_path_the_converter_refuses_is_a_json_404(api: Api) -> None:
+    assert_error(api.post("/issues/x/retry"), 404, None)
+    assert_error(api.get("/subscribers/ada"), 404, None)
+    assert_error(api.get(""), 404, None)  # /api/v1 itself, not a redirect to /api/v1/
+
+
+# --- limits: what is parsed is capped before it is parsed ---------------------------------
+
+
+def test_a_body_over_the_api_cap_is_refused_before_it_is_read(api: Api) -> None:
+    markdown = "---\ntitle: Big\n---\n" + "word " * 220_000  # over 1 MiB, the largest call's cap
+    response = api.post("/statements", {"markdown": markdown})
+    assert_error(response, 413, None)
+    assert api.get("/statements").get_json()["items"] == []
+
+
+def test_a_call_caps_its_body_below_the_api_cap(api: Api) -> None:
+    body = {"slug": "news", "name": "News", "description": "x" * 20_000}  # lists: 16 KiB
+    assert_error(api.post("/lists", body), 413, None)
+    assert api.get("/lists").get_json()["items"] == []
+
+
+def test_json_nested_too_deeply_is_a_400(api: Api) -> None:
+    response = api.client.post(
+        API + "/statements", data="[" * 200_000, content_type="application/json",
+        headers=api.headers,
+    )
+    assert_error(response, 400, None)
+
+
+def test_a_long_array_is_refused_before_its_items_are_looked_up(
+    app: Flask, api: Api
+) -> None:
+    make_list("weekly")
+    with statements_counted(app) as statements:
+        response = api.post(
+            "/subscribers", {"email": "ada@example.com", "lists": ["weekly"] * 4000}
+        )
+    assert_error(response, 422, "lists")
+    assert not [sql for sql in statements if "lists" in sql]
+
+
+def test_repeated_entries_are_looked_up_once(app: Flask, api: Api) -> None:
+    make_list("weekly", optin=OptIn.SINGLE)
+    with statements_counted(app) as statements:
+        response = api.post(
+            "/subscribers", {"email": "ada@example.com", "lists": ["weekly"] * 100}
+        )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert [s["list"] for s in response.get_json()["subscriptions"]] == ["weekly"]
+    list_lookups = [sql for sql in statements if re.search(r"\bFROM lists\b", sql)]
+    assert len(list_lookups) <= 3
+
+
+@contextmanager
+def statements_counted(app: Flask) -> Iterator[list[str]]:
+    """The SQL statements run inside the block."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def tx_template(app: Flask) -> str:
+    db.session.add(Template(name="Receipt", mjml=TX_MJML, text="Thanks, {{ to.name }}.\n"))
+    db.session.commit()
+    return "Receipt"
+
+
+TX_MJML = "<mjml><mj-body><mj-section><mj-column><mj-text>Thanks.</mj-text></mj-column>" \
+    "</mj-section></mj-body></mjml>"
+
+
+def test_a_tx_subject_is_checked_for_length_before_it_is_rendered(
+    api: Api, tx_template: str
+) -> None:
+    subject = "{# " + "x" * 300 + " #}Your receipt"  # renders short, but is not short
+    body = {"to": "ada@example.com", "template": tx_template, "subject": subject}
+    assert_error(api.post("/tx", body), 422, "subject")
+
+
+def test_a_tx_subject_that_would_render_huge_is_refused_without_rendering_it(
+    api: Api, tx_template: str
+) -> None:
+    body = {"to": "ada@example.com", "template": tx_template, "subject": "{{ 'a'*(10**8) }}"}
+    tracemalloc.start()
+    try:
+        response = api.post("/tx", body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # A subject that does not render is the template's fault, as for {{ data.missing }}.
+    assert "(subject)" in assert_error(response, 422, "template")
+    assert peak < 20 * 1024 * 1024
