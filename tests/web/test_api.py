@@ -80,6 +80,13 @@ def test_unknown_routes_and_wrong_methods_answer_in_json(api: Api) -> None:
     assert_error(api.call("PUT", "/issues/1/send"), 405, None)
 
 
+def test_pages_outside_the_api_keep_their_own_error_pages(client: FlaskClient) -> None:
+    for path in ("/no-such-page", "/admin/no-such-page"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.mimetype == "text/html"
+
+
 def test_malformed_json_is_a_400(api: Api) -> None:
     response = api.client.post(
         API + "/lists", data="{not json", content_type="application/json", headers=api.headers
@@ -466,6 +473,18 @@ def test_a_bad_issue_names_the_field(
 def test_an_unknown_issue_is_a_404(api: Api) -> None:
     assert_error(api.get("/issues/424242"), 404, None)
     assert_error(api.post("/issues/424242/send"), 404, None)
+
+
+def test_the_answer_to_a_send_has_the_same_status_and_counts_as_the_issue(api: Api) -> None:
+    weekly = make_list("weekly")
+    make_subscriber("ada@example.com", lists=(weekly,))
+    issue = make_issue((make_statement(),), (weekly,))
+
+    sent = api.post(f"/issues/{issue.id}/send").get_json()
+    polled = api.get(f"/issues/{issue.id}").get_json()
+
+    assert set(sent) == set(polled)  # rate, eta and seconds_left too
+    assert (sent["status"], sent["counts"]) == (polled["status"], polled["counts"])
 
 
 def test_an_issue_shows_its_counts(api: Api) -> None:
