@@ -88,13 +88,18 @@ audit_trail.watch(bp)  # after require_token: every change made here is recorded
 @bp.before_request
 def limit_body() -> None:
     """Cap the request body before anything reads it: the view's own cap (``edge.body``),
-    else ``API_MAX_CONTENT_LENGTH``; a larger ``Content-Length`` is refused at once."""
+    else ``API_MAX_CONTENT_LENGTH``, never above ``MAX_CONTENT_LENGTH``; a larger
+    ``Content-Length`` is refused at once."""
 
     view = current_app.view_functions.get(request.endpoint or "")
-    cap = getattr(view, "max_body_bytes", None) or int(current_app.config["API_MAX_CONTENT_LENGTH"])
+    caps = [
+        getattr(view, "max_body_bytes", None) or current_app.config["API_MAX_CONTENT_LENGTH"],
+        current_app.config.get("MAX_CONTENT_LENGTH"),  # the app-wide ceiling
+    ]
+    cap = min(int(value) for value in caps if value)
     request.max_content_length = cap  # also stops a chunked body without a length
     if request.content_length is not None and request.content_length > cap:
-        raise ApiError(413, f"the request body is larger than this call takes ({cap} bytes)")
+        raise ApiError(413, _HTTP_MESSAGES[413])
 
 
 def _unauthorized(message: str, rfc6750_error: str | None) -> Response:

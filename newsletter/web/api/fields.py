@@ -22,18 +22,23 @@ class Text(fields.String):
 
     :param strip: remove surrounding whitespace.
     :param not_blank: refuse an empty (or, with ``strip``, all-blank) string.
+    :param allow_nul: let NUL through, for a look-up whose service finds nothing by it.
     """
 
-    def __init__(self, *, strip: bool = False, not_blank: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *, strip: bool = False, not_blank: bool = False, allow_nul: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.strip = strip
         self.not_blank = not_blank
+        self.allow_nul = allow_nul
         if not_blank:
             self.validators.insert(0, Length(min=1))
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = str(super()._deserialize(value, attr, data, **kwargs))
-        if "\x00" in text:
+        if "\x00" in text and not self.allow_nul:
             raise ValidationError("must not contain NUL characters")
         try:
             text.encode("utf-8")

@@ -168,7 +168,7 @@ class SubscriberQuerySchema(Query):
     )
     limit = QueryInt(load_default=100, validate=Range(1, MAX_PAGE))
     list = Text(
-        validate=Length(max=MAX_SLUG),
+        validate=Length(max=MAX_SLUG), allow_nul=True,  # a slug with NUL: no such list, 404
         metadata={"description": "only subscribers with a subscription on this list"},
     )
     status = Choice(
