@@ -85,6 +85,18 @@ def require_token() -> Response | None:
 audit_trail.watch(bp)  # after require_token: every change made here is recorded
 
 
+def _unauthorized(message: str, rfc6750_error: str | None) -> Response:
+    response = error_response(401, message, "Authorization")
+    challenge = 'Bearer realm="newsletter"'
+    if rfc6750_error:  # RFC 6750 §3: name the error only when a token was presented
+        challenge += f', error="{rfc6750_error}"'
+    response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+# --- body size ----------------------------------------------------------------------------
+
+
 @bp.before_request
 def limit_body() -> None:
     """Cap the request body before anything reads it: the view's own cap (``edge.body``),
@@ -100,15 +112,6 @@ def limit_body() -> None:
     request.max_content_length = cap  # also stops a chunked body without a length
     if request.content_length is not None and request.content_length > cap:
         raise ApiError(413, _HTTP_MESSAGES[413])
-
-
-def _unauthorized(message: str, rfc6750_error: str | None) -> Response:
-    response = error_response(401, message, "Authorization")
-    challenge = 'Bearer realm="newsletter"'
-    if rfc6750_error:  # RFC 6750 §3: name the error only when a token was presented
-        challenge += f', error="{rfc6750_error}"'
-    response.headers["WWW-Authenticate"] = challenge
-    return response
 
 
 # --- errors -------------------------------------------------------------------------------
