@@ -3,7 +3,8 @@ schemas that validate them (nothing here describes a shape by hand).
 
 What this module adds is what a route cannot say about itself: paths relative to the
 ``/api/v1`` server, an ``operationId`` from each view's name, the bearer scheme and the 401
-every call may answer, and the error answers as named responses.
+and 403 every call may answer (``blueprint.require_token``), and the error answers as named
+responses.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ JSON = "application/json"
 #: the error answers, by response component name: their status and what they mean
 RESPONSES = {
     "BadRequest": "malformed JSON, or a body that is not a JSON object",
-    "Unauthorized": "no token, or a token that is not valid",
+    "Unauthorized": "no token, or a token that is not valid (unknown, expired or revoked)",
+    "Forbidden": "the token lacks the scope this call needs (read, write or send)",
     "NotFound": "no such resource (or a list, statement or template named in the body)",
     "Conflict": "clashes with what exists (a taken slug, an issue already sending)",
     "PayloadTooLarge": "the body is larger than this call takes",
@@ -55,7 +57,7 @@ class Api(flask_smorest.Api):
 
 class ApiPaths(FlaskPlugin):
     """Paths below the server URL (``/lists``, not ``/api/v1/lists``), an operationId from the
-    view's name (``create_list`` → ``createList``) and the 401 of the bearer check."""
+    view's name (``create_list`` → ``createList``) and the 401 and 403 of the token check."""
 
     def path_helper(self, rule: Any, operations: Any, parameters: Any, **kwargs: Any) -> str:
         path = str(super().path_helper(rule, operations, parameters, **kwargs))
@@ -76,6 +78,7 @@ class ApiPaths(FlaskPlugin):
             operation.setdefault("operationId", head + "".join(word.title() for word in rest))
             responses = operation.setdefault("responses", {})
             responses[401] = "Unauthorized"
+            responses[403] = "Forbidden"
             operation["responses"] = dict(sorted(responses.items(), key=lambda i: str(i[0])))
 
 
