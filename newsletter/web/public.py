@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Response,
-    abort,
     current_app,
     flash,
     redirect,
@@ -30,7 +29,7 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import CSRFError, validate_csrf
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import ValidationError as TokenMismatch
@@ -38,7 +37,7 @@ from wtforms import ValidationError as TokenMismatch
 from newsletter.audience import subscriptions
 from newsletter.audience.addresses import normalise_email
 from newsletter.audience.lists import list_lists
-from newsletter.audience.models import ConsentSource, SubscriptionStatus
+from newsletter.audience.models import ConsentSource, MailingList, SubscriptionStatus
 from newsletter.audience.tokens import manage_url
 from newsletter.content.models import Issue, IssueStatus
 from newsletter.errors import InvalidEmail, InvalidToken, NotFound, ValidationError
@@ -304,10 +303,19 @@ def manage(token: str) -> BaseResponse | tuple[str, int]:
 # Archive.
 
 
+def _archived() -> ColumnElement[bool]:
+    """Issues meant for the public: sent, to at least one public list.
+
+    An issue sent only to private lists is for their members; the archive, its pages and
+    its feed must not tell anyone else that it exists.
+    """
+    return and_(Issue.status == IssueStatus.SENT, Issue.lists.any(MailingList.public.is_(True)))
+
+
 def _sent_issues(limit: int | None = None) -> list[Issue]:
     query = (
         select(Issue)
-        .where(Issue.status == IssueStatus.SENT)
+        .where(_archived())
         .order_by(func.coalesce(Issue.finished_at, Issue.created_at).desc(), Issue.id.desc())
     )
     if limit is not None:
@@ -329,10 +337,9 @@ def archive() -> tuple[str, int]:
 @bp.route("/archive/<int:issue_id>")
 def archive_issue(issue_id: int) -> Response:
     """The web version of one sent issue, as its readers got it."""
-
-    issue = db.session.get(Issue, issue_id)
-    if issue is None or issue.status is not IssueStatus.SENT:
-        abort(404)
+    issue = db.session.scalar(select(Issue).where(Issue.id == issue_id, _archived()))
+    if issue is None:
+        raise NotFound("issue", issue_id)  # the same page as for an id that never existed
     # An email's HTML: its inline styles and remote images, nothing else (web/headers.py).
     return mail_document(Response(web_version(issue), mimetype="text/html"))
 

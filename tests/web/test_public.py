@@ -413,9 +413,14 @@ def test_the_preferences_page_needs_csrf_and_a_good_token(
 # Archive.
 
 
-def sent_issue(subject: str, finished: datetime, **fields: Any) -> Any:
+def sent_issue(
+    subject: str, finished: datetime, lists: tuple[Any, ...] | None = None, **fields: Any
+) -> Any:
+    """A sent issue; by default to a public list of its own."""
+    if lists is None:
+        lists = (make_list(name=f"Readers of {subject}"),)
     return make_issue(
-        (make_statement(title=f"Statement for {subject}"),), (),
+        (make_statement(title=f"Statement for {subject}"),), lists,
         subject=subject, status=IssueStatus.SENT, finished_at=finished,
         rendered_html=f"<html><body><h1>{subject}</h1><p>Hello %%NL-NAME%%</p></body></html>",
         **fields,
@@ -477,6 +482,47 @@ def test_the_atom_feed_is_valid_and_lists_the_sent_issues(
     assert newest.findtext(f"{ATOM}updated") == "2024-12-01T00:00:00Z"
     assert newest.findtext(f"{ATOM}summary") == "What happened"
     assert feed.findtext(f"{ATOM}updated") == "2024-12-01T00:00:00Z"
+
+
+@pytest.fixture
+def private_issue(app: Flask, issues: dict[str, Any]) -> Any:
+    """A sent issue meant only for the members of a private list."""
+    board = make_list("board", name="Board", public=False)
+    return sent_issue("Board minutes", datetime(2025, 1, 1, tzinfo=UTC), lists=(board,))
+
+
+def test_an_issue_sent_only_to_private_lists_stays_out_of_the_archive(
+    client: FlaskClient, private_issue: Any
+) -> None:
+    assert "Board minutes" not in page(client.get("/archive"))
+    hidden = client.get(f"/archive/{private_issue.id}")
+    unknown = client.get("/archive/9999")
+    assert hidden.status_code == unknown.status_code == 404
+    assert page(hidden) == page(unknown)  # nothing tells that the issue exists
+    feed = ET.fromstring(client.get("/archive.atom").get_data())
+    titles = [e.findtext(f"{ATOM}title") for e in feed.findall(f"{ATOM}entry")]
+    assert titles == ["Winter <news> & more", "Autumn statement"]
+
+
+def test_an_issue_sent_to_a_private_and_a_public_list_is_in_the_archive(
+    client: FlaskClient, issues: dict[str, Any]
+) -> None:
+    both = sent_issue(
+        "For everyone", datetime(2025, 2, 1, tzinfo=UTC),
+        lists=(make_list("staff", public=False), make_list("open")),
+    )
+    assert "For everyone" in page(client.get("/archive"))
+    assert client.get(f"/archive/{both.id}").status_code == 200
+    assert "For everyone" in page(client.get("/archive.atom"))
+
+
+def test_an_issue_sent_to_no_list_stays_out_of_the_archive(
+    client: FlaskClient, issues: dict[str, Any]
+) -> None:
+    listless = sent_issue("Test send", datetime(2025, 3, 1, tzinfo=UTC), lists=())
+    assert "Test send" not in page(client.get("/archive"))
+    assert client.get(f"/archive/{listless.id}").status_code == 404
+    assert "Test send" not in page(client.get("/archive.atom"))
 
 
 def test_pages_read_well_on_a_phone(client: FlaskClient, news: Any) -> None:
