@@ -38,6 +38,9 @@ MAX_AGE_SETTING = {
     "manage": "MANAGE_MAX_AGE",
 }
 NAME_MAX = 200
+#: where a name typed on the public form waits for the confirmation mail to be answered
+#: (in ``attributes``: no column of its own, and never applied without that answer)
+PENDING_NAME = "_pending_name"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 Pending = list[tuple[int, int]]  # (subscriber_id, list_id) awaiting a confirmation mail
@@ -81,10 +84,15 @@ def subscribe(
 ) -> Subscriber:
     """Subscribe an address to lists, creating the subscriber if new.
 
-    Per list: single opt-in or ``confirmed`` → confirmed at once; double opt-in → unconfirmed
-    and a confirmation mail is queued. Confirmed subscriptions are left alone; unconfirmed
-    and unsubscribed ones start again with this request as their consent. A form post never
-    overwrites a name the subscriber already has.
+    Per list: ``confirmed``, or a single opt-in list the address never left → confirmed at
+    once; otherwise unconfirmed and a confirmation mail is queued, so that only the person's
+    own confirmation brings back an address that unsubscribed. Confirmed subscriptions are
+    left alone; unconfirmed and unsubscribed ones start again with this request as their
+    consent.
+
+    A name from the public form (``source=FORM``) is anyone's say: it is taken at once only
+    for a new address confirmed at once; otherwise it waits beside the confirmation mail and
+    is kept when the person confirms (see :func:`confirm`).
 
     :raises InvalidEmail: the address is not valid.
     :raises ValidationError: no list (``field="lists"``) or a bad name.
@@ -123,24 +131,48 @@ def _subscribe(
     confirmed: bool,
 ) -> tuple[Subscriber, Pending]:
     subscriber = find_subscriber(address)
+    is_new = subscriber is None
     if subscriber is None:
-        subscriber = Subscriber(email=address, name=name, attributes={})
+        subscriber = Subscriber(email=address, name="", attributes={})
         db.session.add(subscriber)
-    elif name and (source is not ConsentSource.FORM or not subscriber.name):
-        subscriber.name = name
     db.session.flush()
     pending: Pending = []
+    confirmed_now = False
     for lst in lists:
-        subscription = set_subscription(
-            subscriber, lst, source=source, ip=ip, confirmed=confirmed or lst.optin is OptIn.SINGLE
-        )
+        current = _subscription_on(subscriber, lst)
+        returning = current is not None and current.status is SubscriptionStatus.UNSUBSCRIBED
+        at_once = confirmed or (lst.optin is OptIn.SINGLE and not returning)
+        subscription = set_subscription(subscriber, lst, source=source, ip=ip, confirmed=at_once)
+        confirmed_now = confirmed_now or at_once
         if (
             subscription is not None
             and subscription.status is SubscriptionStatus.UNCONFIRMED
             and subscriber.status is SubscriberStatus.ACTIVE
         ):
             pending.append((subscriber.id, lst.id))
+    if name:
+        if source is not ConsentSource.FORM or (is_new and confirmed_now):
+            _set_name(subscriber, name)
+        elif pending:
+            _set_pending_name(subscriber, name)
     return subscriber, pending
+
+
+def _subscription_on(subscriber: Subscriber, lst: MailingList) -> Subscription | None:
+    return next((s for s in subscriber.subscriptions if s.list_id == lst.id), None)
+
+
+def _set_name(subscriber: Subscriber, name: str) -> None:
+    subscriber.name = name
+    if PENDING_NAME in (subscriber.attributes or {}):
+        # A new JSON value, not an edit in place: plain JSON columns track assignment only.
+        subscriber.attributes = {
+            key: value for key, value in subscriber.attributes.items() if key != PENDING_NAME
+        }
+
+
+def _set_pending_name(subscriber: Subscriber, name: str) -> None:
+    subscriber.attributes = {**(subscriber.attributes or {}), PENDING_NAME: name}
 
 
 def set_subscription(
@@ -156,7 +188,7 @@ def set_subscription(
     Not committed: the caller commits (and queues confirmation mail after).
     """
     now = utcnow()
-    subscription = next((s for s in subscriber.subscriptions if s.list_id == lst.id), None)
+    subscription = _subscription_on(subscriber, lst)
     if subscription is not None and subscription.status is SubscriptionStatus.CONFIRMED:
         return None
     if subscription is None:
@@ -211,12 +243,18 @@ def subscription_to_confirm(token: str) -> Subscription:
 def confirm(token: str) -> Subscription:
     """Confirm the subscription a double opt-in link stands for (idempotent).
 
+    A name typed on the form that asked for this mail becomes the subscriber's name now.
+
     :raises InvalidToken: see :func:`subscription_to_confirm`.
     """
     subscription = subscription_to_confirm(token)
     if subscription.status is SubscriptionStatus.UNCONFIRMED:
         subscription.status = SubscriptionStatus.CONFIRMED
         subscription.confirmed_at = utcnow()
+        subscriber = subscription.subscriber
+        pending_name = (subscriber.attributes or {}).get(PENDING_NAME)
+        if isinstance(pending_name, str) and pending_name:
+            _set_name(subscriber, clean_name(pending_name))
         db.session.commit()
     return subscription
 
@@ -266,7 +304,7 @@ def update_preferences(
     :raises ValidationError: a list they may not choose (``field="lists"``) or a bad name.
     """
     subscriber = get_subscriber(subscriber_id)
-    subscriber.name = clean_name(name)
+    _set_name(subscriber, clean_name(name))  # their own choice: a name waiting from a form goes
     allowed = {lst.slug: lst for lst in manageable_lists(subscriber)}
     wanted = set(list_slugs)
     unknown = sorted(wanted - allowed.keys())

@@ -100,6 +100,73 @@ def test_subscribing_again_after_unsubscribing_starts_over(app: Flask, queued: Q
     assert queued == [(ada.id, news.id)]
 
 
+def test_a_single_opt_in_list_takes_back_an_unsubscribed_address_only_once_confirmed(
+    app: Flask, queued: Queued
+) -> None:
+    open_list = make_list("open", optin=OptIn.SINGLE)
+    ada = make_subscriber("ada@example.org", lists=(open_list,))
+    subscriptions.unsubscribe(ada.id, None)
+    subscribe("ada@example.org", "open")
+    assert status_of(ada, "open") is SubscriptionStatus.UNCONFIRMED
+    assert queued == [(ada.id, open_list.id)]
+    subscriptions.confirm(make_token("confirm", ada.id, open_list.id))
+    assert status_of(ada, "open") is SubscriptionStatus.CONFIRMED
+
+
+@pytest.mark.parametrize("source", [ConsentSource.FORM, ConsentSource.API])
+def test_no_source_but_an_explicit_confirmation_undoes_an_unsubscribe(
+    app: Flask, queued: Queued, source: ConsentSource
+) -> None:
+    open_list = make_list("open", optin=OptIn.SINGLE)
+    ada = make_subscriber("ada@example.org", lists=(open_list,))
+    subscriptions.unsubscribe(ada.id, None)
+    subscribe("ada@example.org", "open", source=source)
+    assert status_of(ada, "open") is SubscriptionStatus.UNCONFIRMED
+    # The operator who says the person confirmed (an import, the admin) is taken at its word.
+    subscribe("ada@example.org", "open", source=ConsentSource.ADMIN, confirmed=True)
+    assert status_of(ada, "open") is SubscriptionStatus.CONFIRMED
+
+
+def test_a_name_from_the_form_is_kept_only_once_the_address_is_confirmed(
+    app: Flask, queued: Queued
+) -> None:
+    news = make_list("news")
+    open_list = make_list("open", optin=OptIn.SINGLE)
+    ada = make_subscriber("ada@example.org", name="Ada", lists=(open_list,))
+    subscriptions.unsubscribe(ada.id, None)
+    subscribe("ada@example.org", "open", "news", name="Ada King")
+    db.session.expire_all()
+    assert ada.name == "Ada"
+    subscriptions.confirm(make_token("confirm", ada.id, news.id))
+    db.session.expire_all()
+    assert ada.name == "Ada King"
+    assert "Ada King" not in str(ada.attributes)  # the pending name is gone once applied
+
+
+def test_a_new_address_gets_its_name_when_it_confirms(app: Flask, queued: Queued) -> None:
+    news = make_list("news")
+    make_list("open", optin=OptIn.SINGLE)
+    ada = subscribe("ada@example.org", "news", name="Ada")
+    assert ada.name == ""
+    subscriptions.confirm(make_token("confirm", ada.id, news.id))
+    db.session.expire_all()
+    assert ada.name == "Ada"
+    # A new address on a single opt-in list is confirmed at once, and so is its name.
+    assert subscribe("bob@example.org", "open", name="Bob").name == "Bob"
+
+
+def test_a_form_post_that_mails_nothing_changes_no_name(app: Flask, queued: Queued) -> None:
+    news = make_list("news")
+    make_list("open", optin=OptIn.SINGLE)
+    ada = make_subscriber("ada@example.org", name="", lists=(news,))
+    subscribe("ada@example.org", "open", "news", name="Mallory")
+    db.session.expire_all()
+    assert status_of(ada, "open") is SubscriptionStatus.CONFIRMED
+    assert queued == []
+    assert ada.name == ""
+    assert "Mallory" not in str(ada.attributes)
+
+
 def test_a_blocklisted_address_gets_no_confirmation_mail(app: Flask, queued: Queued) -> None:
     make_list("news")
     ada = make_subscriber("ada@example.org", status=SubscriptionStatus.CONFIRMED)

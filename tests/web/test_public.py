@@ -19,8 +19,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from newsletter.audience import subscriptions
 from newsletter.audience.models import (
     ConsentSource,
+    OptIn,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -132,7 +134,7 @@ def test_posting_the_form_subscribes_with_consent_on_record(
     assert record.status is SubscriptionStatus.UNCONFIRMED
     assert record.consent_source is ConsentSource.FORM
     assert record.consent_ip == "127.0.0.1"
-    assert record.subscriber.name == "Ada"
+    assert record.subscriber.name == ""  # anyone may type a name: it waits for the confirmation
 
 
 def test_the_answer_is_the_same_whatever_we_know_about_the_address(
@@ -150,6 +152,32 @@ def test_the_answer_is_the_same_whatever_we_know_about_the_address(
     blocklisted = submit(client, "/subscribe", form)
     answers = {(r.status_code, page(r)) for r in (unknown, pending, confirmed, blocklisted)}
     assert len(answers) == 1
+
+
+def test_a_stranger_cannot_undo_an_unsubscribe_from_the_signup_form(
+    client: FlaskClient, mailbox: CapturingSMTPServer, run_jobs: Callable[[], None]
+) -> None:
+    open_list = make_list("open-too", optin=OptIn.SINGLE)
+    ada = make_subscriber("ada@example.org", name="Ada", lists=(open_list,))
+    subscriptions.unsubscribe(ada.id, None)  # "Unsubscribe from all" on her preferences page
+
+    # Anyone may post the public form, with any address and any name.
+    form = {"name": "Mallory", "lists": ["open-too"]}
+    known = submit(client, "/subscribe", {"email": "ada@example.org", **form})
+    fresh = submit(client, "/subscribe", {"email": "bob@example.org", **form})
+    assert known.status_code == fresh.status_code == 200
+    assert page(known).replace("ada@", "bob@") == page(fresh)  # the same neutral answer
+    assert status("ada@example.org", "open-too") is not SubscriptionStatus.CONFIRMED
+    assert subscription("ada@example.org", "open-too").subscriber.name == "Ada"
+
+    # Coming back takes Ada's own confirmation, from the mail only she receives.
+    run_jobs()
+    [mail] = mailbox.to("ada@example.org")
+    text = mail.message.get_body(preferencelist=("plain",)).get_content()
+    link = re.search(rf"{re.escape(BASE)}(/confirm/\S+)", text)
+    assert link, text
+    assert submit(client, link.group(1), {}).status_code == 200
+    assert status("ada@example.org", "open-too") is SubscriptionStatus.CONFIRMED
 
 
 def test_a_post_without_csrf_token_is_refused(client: FlaskClient, news: Any) -> None:
@@ -235,7 +263,7 @@ def test_posting_the_form_is_rate_limited(limited_client: FlaskClient) -> None:
 def test_the_confirmation_mail_arrives_and_only_the_button_confirms(
     client: FlaskClient, news: Any, mailbox: CapturingSMTPServer, run_jobs: Callable[[], None]
 ) -> None:
-    submit(client, "/subscribe", {"email": "ada@example.org", "lists": ["news"]})
+    submit(client, "/subscribe", {"email": "ada@example.org", "name": "Ada", "lists": ["news"]})
     run_jobs()
     [mail] = mailbox.to("ada@example.org")
     message = mail.message
@@ -253,6 +281,7 @@ def test_the_confirmation_mail_arrives_and_only_the_button_confirms(
     assert confirmed.status_code == 200
     assert "You're subscribed" in page(confirmed)
     assert status("ada@example.org", "news") is SubscriptionStatus.CONFIRMED
+    assert subscription("ada@example.org", "news").subscriber.name == "Ada"
 
 
 def test_confirming_needs_the_csrf_token(client: FlaskClient, news: Any) -> None:
