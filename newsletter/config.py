@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "UNSUBSCRIBE_MAX_AGE": 400 * 24 * 3600,  # links in old mail must keep working
     "MANAGE_MAX_AGE": 400 * 24 * 3600,
     "SETUP_MAX_AGE": 24 * 3600,
+    "CONFIRMATION_COOLDOWN": 10 * 60,  # at most one confirmation mail per address this often
     "MAX_CONTENT_LENGTH": 24 * 1024 * 1024,  # request bodies; the CSV import takes up to 20 MiB
     "API_MAX_CONTENT_LENGTH": 1024 * 1024,  # API bodies (a statement); most calls take less
     "BATCH_SIZE": 500,

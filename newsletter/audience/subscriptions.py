@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import queue
@@ -150,12 +151,40 @@ def _subscribe(
             and subscriber.status is SubscriberStatus.ACTIVE
         ):
             pending.append((subscriber.id, lst.id))
+    if pending and not _claim_confirmation_mail(subscriber):
+        pending = []  # one was mailed moments ago; its link still works
     if name:
         if source is not ConsentSource.FORM or (is_new and confirmed_now):
             _set_name(subscriber, name)
         elif pending:
             _set_pending_name(subscriber, name)
     return subscriber, pending
+
+
+def _claim_confirmation_mail(subscriber: Subscriber) -> bool:
+    """Whether this request may mail the address a confirmation link now, marking it sent.
+
+    At most one request per ``CONFIRMATION_COOLDOWN`` seconds does, so that nobody can flood
+    an address with confirmation mail through the public form. One conditional UPDATE, so
+    two requests at once cannot both pass (the second waits for the first's row lock).
+    """
+    now = utcnow()
+    cooldown = timedelta(seconds=int(current_app.config["CONFIRMATION_COOLDOWN"]))
+    claimed = db.session.execute(
+        update(Subscriber)
+        .where(
+            Subscriber.id == subscriber.id,
+            or_(
+                Subscriber.confirmation_sent_at.is_(None),
+                Subscriber.confirmation_sent_at <= now - cooldown,
+            ),
+        )
+        .values(confirmation_sent_at=now)
+        .returning(Subscriber.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    db.session.refresh(subscriber, ["confirmation_sent_at"])
+    return claimed is not None
 
 
 def _subscription_on(subscriber: Subscriber, lst: MailingList) -> Subscription | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -20,6 +20,7 @@ from newsletter.audience.models import (
 from newsletter.audience.tokens import make_token
 from newsletter.errors import InvalidEmail, InvalidToken, NotFound, ValidationError
 from newsletter.extensions import db
+from newsletter.models import utcnow
 from tests.factories import make_list, make_subscriber
 
 Queued = list[tuple[int, int]]
@@ -165,6 +166,46 @@ def test_a_form_post_that_mails_nothing_changes_no_name(app: Flask, queued: Queu
     assert queued == []
     assert ada.name == ""
     assert "Mallory" not in str(ada.attributes)
+
+
+def test_signing_up_again_within_the_cool_down_sends_no_second_mail(
+    app: Flask, queued: Queued
+) -> None:
+    news = make_list("news")
+    ada = subscribe("ada@example.org", ip="192.0.2.7")
+    db.session.expire_all()
+    assert ada.confirmation_sent_at is not None
+    again = subscribe("ada@example.org", ip="198.51.100.1")
+    assert queued == [(ada.id, news.id)]
+    # The later request is still the consent on record; it only sends no mail.
+    assert db.session.get(Subscription, (again.id, news.id)).consent_ip == "198.51.100.1"
+
+
+def test_after_the_cool_down_a_sign_up_mails_the_link_again(app: Flask, queued: Queued) -> None:
+    news = make_list("news")
+    ada = subscribe("ada@example.org")
+    ada.confirmation_sent_at = utcnow() - timedelta(
+        seconds=app.config["CONFIRMATION_COOLDOWN"] + 1
+    )
+    db.session.commit()
+    subscribe("ada@example.org")
+    assert queued == [(ada.id, news.id)] * 2
+
+
+def test_one_sign_up_for_several_lists_mails_each_link(app: Flask, queued: Queued) -> None:
+    news, other = make_list("news"), make_list("other")
+    ada = subscribe("ada@example.org", "news", "other")
+    assert sorted(queued) == [(ada.id, news.id), (ada.id, other.id)]
+    subscribe("ada@example.org", "news", "other")
+    assert len(queued) == 2
+
+
+def test_the_cool_down_is_a_setting(app: Flask, queued: Queued) -> None:
+    make_list("news")
+    app.config["CONFIRMATION_COOLDOWN"] = 0
+    subscribe("ada@example.org")
+    subscribe("ada@example.org")
+    assert len(queued) == 2
 
 
 def test_a_blocklisted_address_gets_no_confirmation_mail(app: Flask, queued: Queued) -> None:

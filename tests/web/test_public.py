@@ -180,6 +180,16 @@ def test_a_stranger_cannot_undo_an_unsubscribe_from_the_signup_form(
     assert status("ada@example.org", "open-too") is SubscriptionStatus.CONFIRMED
 
 
+def test_signing_up_again_and_again_mails_the_link_once_per_cool_down(
+    client: FlaskClient, news: Any, mailbox: CapturingSMTPServer, run_jobs: Callable[[], None]
+) -> None:
+    form = {"email": "ada@example.org", "name": "", "lists": ["news"]}
+    answers = {page(submit(client, "/subscribe", form)) for _ in range(3)}
+    assert len(answers) == 1  # the same page each time: nothing says a mail was held back
+    run_jobs()
+    assert len(mailbox.to("ada@example.org")) == 1
+
+
 def test_a_post_without_csrf_token_is_refused(client: FlaskClient, news: Any) -> None:
     response = submit(
         client, "/subscribe", {"email": "ada@example.org", "lists": ["news"]}, csrf=False
