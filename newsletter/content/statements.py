@@ -28,9 +28,47 @@ from newsletter.models import get_or_raise
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 _JEKYLL_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
 _LEADING_DATE = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
-_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+# The opening of an ATX heading and the rest of the line; the closing #s are taken off in
+# Python (see _atx_title): a pattern that also matched them backtracked over every space.
+_ATX_HEADING = re.compile(r"^ {0,3}#{1,6}(?:[ \t](.*))?$")
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 MAX_SLUG, MAX_TITLE, MAX_AUTHOR = 200, 300, 200
+#: a statement longer than this is refused before anything parses it (the longest essays
+#: are a tenth of it; Markdown rendering costs about 15 µs a character at worst)
+MAX_STATEMENT_CHARS = 256 * 1024
+MAX_FRONT_MATTER_CHARS = 64 * 1024
+#: how deeply front matter may nest lists and mappings (Jekyll's needs two or three)
+MAX_FRONT_MATTER_DEPTH = 32
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """YAML's safe loader, less what makes a small document cost a lot.
+
+    Aliases let 500 bytes stand for 10**10 items (or a list that holds itself), and every
+    level of nesting is a level of recursion: both are refused where they start, with the
+    line, before anything is built.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None,
+                "anchors and aliases (&name, *name) are not allowed", event.start_mark,
+            )  # fmt: skip
+        if self._depth >= MAX_FRONT_MATTER_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None,
+                f"lists and mappings nest deeper than {MAX_FRONT_MATTER_DEPTH} levels",
+                event.start_mark,
+            )  # fmt: skip
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 @dataclass
@@ -75,6 +113,10 @@ def parse_statement(text: str, filename: str | None = None) -> StatementData:
         reason says which.
     """
     source = filename or "statement"
+    if len(text) > MAX_STATEMENT_CHARS:
+        raise InvalidStatement(
+            source, f"the statement is longer than {MAX_STATEMENT_CHARS:,} characters"
+        )
     if "\x00" in text:
         # PostgreSQL stores no NUL in text; a file holding one is rarely text at all.
         raise InvalidStatement(source, "the file contains NUL characters; is it a text file?")
@@ -115,12 +157,21 @@ def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
         return {}, text
     try:
         raw, body = handler.split(text)
-        metadata = yaml.safe_load(raw) if raw.strip() else {}
+    except ValueError:
+        return {}, text  # an opening --- with no closing one: a horizontal rule, not YAML
+    if len(raw) > MAX_FRONT_MATTER_CHARS:
+        raise InvalidStatement(
+            source, f"the front matter is longer than {MAX_FRONT_MATTER_CHARS:,} characters"
+        )
+    try:
+        metadata = yaml.load(raw, Loader=_FrontMatterLoader) if raw.strip() else {}
     except yaml.YAMLError as error:
         reason = f"invalid YAML front matter: {_yaml_problem(error)}"
         raise InvalidStatement(source, reason) from None
-    except ValueError:
-        return {}, text  # an opening --- with no closing one: a horizontal rule, not YAML
+    except ValueError as error:
+        # A value YAML reads but Python cannot build: 2020-13-45, an integer of 5,000 digits.
+        reason = f"invalid YAML front matter: {' '.join(str(error).split())[:200]}"
+        raise InvalidStatement(source, reason) from None
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict):
@@ -208,7 +259,7 @@ def _title_from_heading(body: str) -> tuple[str, str]:
         title = ""
         end = index + 1
         if heading:
-            title = heading.group(2)
+            title = _atx_title(heading.group(1) or "")
         elif (
             index > 0 and lines[index - 1].strip() and _SETEXT_UNDERLINE.match(line)
             and not (index > 1 and lines[index - 2].strip())
@@ -222,6 +273,16 @@ def _title_from_heading(body: str) -> tuple[str, str]:
         if line.strip() and not _SETEXT_UNDERLINE.match(line):
             seen_text = True
     return "", body
+
+
+def _atx_title(rest: str) -> str:
+    """An ATX heading's text without its optional closing run of #s (CommonMark: the run
+    stands alone or after a space or tab)."""
+    text = rest.strip(" \t")
+    unclosed = text.rstrip("#")
+    if not unclosed or unclosed[-1] in " \t":
+        text = unclosed.rstrip(" \t")
+    return text
 
 
 def _json_safe(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from sqlalchemy import select
 
 from newsletter.content.models import Statement
 from newsletter.content.statements import (
+    MAX_FRONT_MATTER_CHARS,
+    MAX_STATEMENT_CHARS,
     get_statement,
     import_paths,
     import_statement,
@@ -100,6 +103,101 @@ def test_invalid_yaml_says_which_line() -> None:
     with pytest.raises(InvalidStatement) as caught:
         parse_statement("---\ntitle: ok\nauthor: a: b\n---\nBody", "bad.md")
     assert "(line 3)" in caught.value.reason
+
+
+# Input made to cost us: every one is refused (or parsed) at once, never expanded.
+
+
+def billion_laughs(levels: int) -> str:
+    """Front matter whose aliases expand to 10**levels items from a few hundred bytes."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, levels)]
+    return "---\ntitle: Laughs\n" + "\n".join(lines) + "\n---\nBody\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        billion_laughs(10),  # 502 bytes, 10**10 items
+        "---\ntitle: Loop\nx: &x [*x]\n---\nBody\n",  # a list that holds itself
+        "---\ntitle: &t Twice\nagain: *t\n---\nBody\n",
+        "---\nbase: &base {layout: post}\npost:\n  <<: *base\n---\n# T\nBody\n",
+    ],
+    ids=["billion-laughs", "self-reference", "plain-alias", "merge-key"],
+)
+def test_yaml_aliases_in_front_matter_are_refused_at_once(text: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(InvalidStatement) as caught:
+        parse_statement(text, "bomb.md")
+    assert time.perf_counter() - started < 1
+    assert "aliases" in caught.value.reason and "(line " in caught.value.reason
+
+
+def test_deeply_nested_front_matter_is_refused_not_a_crash() -> None:
+    for opening in ("[", "{a: ", "- "):
+        text = "---\ntitle: Deep\nx: " + opening * 5000 + "\n---\nBody\n"
+        with pytest.raises(InvalidStatement) as caught:
+            parse_statement(text, "deep.md")
+        assert "invalid YAML front matter" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("2020-13-45", "invalid YAML front matter"), ("9" * 5000, "invalid YAML front matter")],
+    ids=["impossible-timestamp", "huge-integer"],
+)
+def test_a_front_matter_value_yaml_cannot_build_is_a_clear_error(value: str, reason: str) -> None:
+    # Not silently read as a body that starts with "---".
+    with pytest.raises(InvalidStatement) as caught:
+        parse_statement(f"---\ntitle: T\nx: {value}\n---\nBody\n", "value.md")
+    assert reason in caught.value.reason
+
+
+def test_a_statement_over_the_size_cap_is_refused_before_parsing() -> None:
+    text = "---\ntitle: Long\n---\n" + "word " * (MAX_STATEMENT_CHARS // 5)
+    with pytest.raises(InvalidStatement) as caught:
+        parse_statement(text, "long.md")
+    assert "longer than" in caught.value.reason
+    assert parse_statement(text[: MAX_STATEMENT_CHARS], "long.md").title == "Long"
+
+
+def test_front_matter_over_its_own_cap_is_refused() -> None:
+    text = "---\ntitle: Big\nnotes: " + "x" * MAX_FRONT_MATTER_CHARS + "\n---\nBody\n"
+    with pytest.raises(InvalidStatement) as caught:
+        parse_statement(text, "big.md")
+    assert "front matter is longer than" in caught.value.reason
+
+
+def test_a_heading_padded_with_spaces_is_read_in_linear_time() -> None:
+    # The old pattern backtracked over every space: 16,000 of them took 3 s.
+    started = time.perf_counter()
+    data = parse_statement("# Title" + " " * 100_000 + "end\n\nBody\n")
+    assert time.perf_counter() - started < 1
+    assert data.title == "Title end"
+
+
+@pytest.mark.parametrize(
+    ("line", "title"),
+    [
+        ("# Title", "Title"),
+        ("## Title ##", "Title"),
+        ("### Title #\t", "Title"),
+        ("# Title#", "Title#"),  # a closing run needs a space before it
+        ("#\tTabbed", "Tabbed"),
+        ("   # Indented", "Indented"),
+        ("# C# and F#", "C# and F#"),
+        ("# Hash # ##", "Hash #"),
+    ],
+)
+def test_atx_headings_give_their_text_as_title(line: str, title: str) -> None:
+    assert parse_statement(f"{line}\n\nBody\n").title == title
+
+
+@pytest.mark.parametrize("line", ["#NoSpace", "####### Seven", "    # Code", "#", "# ##"])
+def test_lines_that_are_not_atx_headings_give_no_title(line: str) -> None:
+    with pytest.raises(InvalidStatement) as caught:
+        parse_statement(f"{line}\n\nBody\n")
+    assert "no title" in caught.value.reason
 
 
 def test_slugify() -> None:
