@@ -198,7 +198,8 @@ def message_size(issue_id: int, config: Any) -> int:
         text=rendered.text,
         from_address=from_address,
         list_info=ListInfo(
-            list_id=f"Bench readers <{LIST_SLUG}.bench.invalid>",
+            list_id=f"{LIST_SLUG}.bench.invalid",
+            list_name="Bench readers",
             unsubscribe_mailto="mailto:bench@bench.invalid?subject=unsubscribe",
         ),
     )

@@ -28,6 +28,7 @@ CRLF = b"\r\n"
 _SOFT_BREAK = b"=\r\n"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 _ATEXT_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+$")
+_NOT_DOT_ATOM = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
 _PLACEHOLDER_SPLIT = re.compile(
     "(" + "|".join(re.escape(value) for value in PLACEHOLDERS.values()) + ")"
 )
@@ -49,8 +50,26 @@ class Recipient:
 
 @dataclass(frozen=True)
 class ListInfo:
-    list_id: str  # List-Id value, e.g. "News <news.example.org>"
+    list_id: str  # the RFC 2919 list-id: the list's slug and the site's host, "news.example.org"
     unsubscribe_mailto: str  # mailto: URL for List-Unsubscribe
+    list_name: str = ""  # the list's name, written beside the id as a phrase of its own
+
+
+def list_id_header(name: str, list_id: str) -> str:
+    """The value of ``List-Id`` (RFC 2919): ``Name <list-id>``.
+
+    The name is encoded on its own (as it is, quoted, or RFC 2047 encoded words, folded only
+    between words) and the id keeps only the characters a dot-atom may hold, so neither can
+    add a header or shape the other.
+    """
+    identifier = ".".join(part for part in _NOT_DOT_ATOM.sub("", list_id).split(".") if part)
+    identifier = f"<{identifier or 'list.invalid'}>"
+    phrase = encode_phrase(name)
+    if not phrase:
+        return identifier
+    last_line = phrase.rpartition("\n")[2]
+    separator = " " if len(last_line) + len(identifier) < 70 else "\r\n "
+    return f"{phrase}{separator}{identifier}"
 
 
 def one_line(value: str) -> str:
@@ -200,19 +219,13 @@ class MessageSkeleton:
         mailto = "".join(one_line(list_info.unsubscribe_mailto).split()).strip("<>")
         if "?" not in mailto:
             mailto += "?subject=unsubscribe"
-        list_name, list_id = parseaddr(one_line(list_info.list_id))
-        list_id_value = (
-            (encode_phrase(list_name) + " " if list_name else "") + f"<{list_id.strip('<>')}>"
-            if "<" in list_info.list_id
-            else one_line(list_info.list_id)
-        )
         self.subject = one_line(subject)
         self._head = "".join(
             [
                 "From: " + format_address(from_name, from_addr) + "\r\n",
                 policy.fold("Subject", self.subject),
                 "MIME-Version: 1.0\r\n",
-                "List-Id: " + list_id_value + "\r\n",
+                "List-Id: " + list_id_header(list_info.list_name, list_info.list_id) + "\r\n",
                 "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
                 "Auto-Submitted: auto-generated\r\n",
                 "Precedence: bulk\r\n",

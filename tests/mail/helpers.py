@@ -20,7 +20,7 @@ TEXT = (
     f"Hello {NAME},\n\n" + "Words and more words, = and ü. " * 20 + "\n\n"
     f"Unsubscribe: {UNSUB}\nManage your subscription: {MANAGE}\n.\nend with space "
 )
-LIST_INFO = ListInfo("MACC News <news.example.org>", "mailto:unsubscribe@example.org")
+LIST_INFO = ListInfo("news.example.org", "mailto:unsubscribe@example.org", "MACC News")
 
 
 def skeleton(subject: str = "Weekly news", **overrides: str) -> MessageSkeleton:

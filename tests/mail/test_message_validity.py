@@ -50,7 +50,7 @@ def _skeleton(subject: str) -> MessageSkeleton:
         html=_body("html"),
         text=_body("text"),
         from_address="Ëxample Néws <news@exämple.org>",
-        list_info=ListInfo("Ünï News <news.example.org>", "mailto:news@example.org"),
+        list_info=ListInfo("news.example.org", "mailto:news@example.org", "Ünï News"),
     )
 
 
@@ -117,7 +117,7 @@ def test_a_statement_quoting_a_placeholder_breaks_nothing(app: Flask) -> None:
     skeleton = MessageSkeleton(
         subject=rendered.subject, html=rendered.html, text=rendered.text,
         from_address="news@example.org",
-        list_info=ListInfo("<news.example.org>", "mailto:news@example.org"),
+        list_info=ListInfo("news.example.org", "mailto:news@example.org"),
     )  # fmt: skip
 
     message = _strict(skeleton.personalise(_recipient('<i>"Eve"</i>', "eve@example.org")))

@@ -174,11 +174,8 @@ def send_batch(issue_id: int, first_id: int, last_id: int) -> None:
     if issue.rendered_html is None:
         log.warning("issue %s has no rendering yet; batch %s-%s waits", issue_id, first_id, last_id)
         return
-    sender = BatchSender(
-        issue,
-        current_app.config,
-        list_id_header=_list_id_header(issue, str(current_app.config["BASE_URL"])),
-    )
+    list_id, list_name = _list_id(issue, str(current_app.config["BASE_URL"]))
+    sender = BatchSender(issue, current_app.config, list_id_header=list_id, list_name=list_name)
     not_before = sender.run(first_id, last_id)
     if sender.interrupted:
         # Shutting down: hand the rest to another worker now (or to recovery at next start).
@@ -415,8 +412,12 @@ def _get_issue(issue_id: int) -> Issue:
     return get_or_raise(Issue, issue_id, "issue")
 
 
-def _list_id_header(issue: Issue, base_url: str) -> str:
-    """``List-Id`` (RFC 2919) for the issue's first list: ``Name <slug.host>``."""
+def _list_id(issue: Issue, base_url: str) -> tuple[str, str]:
+    """The RFC 2919 list-id (``slug.host``) of the issue's first list, and its name.
+
+    Kept apart: the message writes the name as a phrase of its own (see
+    ``mail.message.list_id_header``), so a name can never shape the id or add a header.
+    """
     first = db.session.scalars(
         select(MailingList)
         .join(issue_lists, issue_lists.c.list_id == MailingList.id)
@@ -424,8 +425,7 @@ def _list_id_header(issue: Issue, base_url: str) -> str:
         .order_by(MailingList.id)
         .limit(1)
     ).first()
-    host = urlsplit(base_url).hostname or "localhost"
+    host = (urlsplit(base_url).hostname or "localhost").encode("idna").decode("ascii")
     if first is None:
-        return f"<newsletter.{host}>"
-    name = "".join(ch for ch in first.name if ch not in '<>"\r\n').strip()
-    return f"{name} <{first.slug}.{host}>" if name else f"<{first.slug}.{host}>"
+        return f"newsletter.{host}", ""
+    return f"{first.slug}.{host}", first.name

@@ -54,7 +54,11 @@ RETRY_BACKOFF_SECONDS = 60
 class BatchSender:
     """Sends the due rows of one id range of an issue through the process's ``Outbound``."""
 
-    def __init__(self, issue: Issue, config: Any, *, list_id_header: str) -> None:
+    def __init__(
+        self, issue: Issue, config: Any, *, list_id_header: str, list_name: str = ""
+    ) -> None:
+        """``list_id_header`` is the RFC 2919 list-id (``slug.host``), ``list_name`` the
+        list's name: the message encodes each on its own."""
 
         self.issue_id = issue.id
         self.from_address = str(config["FROM_ADDRESS"])
@@ -73,6 +77,7 @@ class BatchSender:
             from_address=self.from_address,
             list_info=ListInfo(
                 list_id=list_id_header,
+                list_name=list_name,
                 unsubscribe_mailto=f"mailto:{self.envelope_from}?subject=unsubscribe",
             ),
         )
