@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "CHECK_DELIVERABILITY": False,  # DNS look-ups when validating addresses
     "CONFIRM_MAX_AGE": 7 * 24 * 3600,
     "UNSUBSCRIBE_MAX_AGE": 400 * 24 * 3600,  # links in old mail must keep working
-    "MANAGE_MAX_AGE": 400 * 24 * 3600,
+    "MANAGE_MAX_AGE": 30 * 24 * 3600,  # the preferences page shows and changes more
     "SETUP_MAX_AGE": 24 * 3600,
     "CONFIRMATION_COOLDOWN": 10 * 60,  # at most one confirmation mail per address this often
     "MAX_CONTENT_LENGTH": 24 * 1024 * 1024,  # request bodies; the CSV import takes up to 20 MiB

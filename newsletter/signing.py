@@ -4,6 +4,7 @@ so a token made for one thing is worthless for any other."""
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
@@ -32,12 +33,22 @@ def unsign(purpose: str, token: str, max_age: int) -> dict[str, Any]:
 
     :raises InvalidToken: ``reason`` is "expired" or "invalid".
     """
+    return unsign_timed(purpose, token, max_age)[0]
+
+
+def unsign_timed(purpose: str, token: str, max_age: int) -> tuple[dict[str, Any], datetime]:
+    """Like :func:`unsign`, with the time the token was signed.
+
+    :raises InvalidToken: ``reason`` is "expired" or "invalid".
+    """
     try:
-        payload = _serializer(purpose).loads(token, max_age=max_age)
+        payload, signed_at = _serializer(purpose).loads(
+            token, max_age=max_age, return_timestamp=True
+        )
     except SignatureExpired:
         raise InvalidToken(purpose, "expired") from None
     except BadSignature:
         raise InvalidToken(purpose, "invalid") from None
     if not isinstance(payload, dict) or payload.get("p") != purpose:
         raise InvalidToken(purpose, "invalid")
-    return payload
+    return payload, signed_at

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, or_, select, update
@@ -242,17 +243,53 @@ def enqueue_confirmations(pending: Pending) -> None:
         queue.enqueue("send_confirmation", subscriber_id, list_id)
 
 
-def read_link(purpose: str, token: str) -> tuple[Subscriber, MailingList | None]:
+@dataclass(frozen=True)
+class Link:
+    """What a mailed link stands for, checked."""
+
+    subscriber: Subscriber
+    list: MailingList | None
+    issued_at: datetime
+
+    def younger_than(self, seconds: int) -> bool:
+        """Whether the link was signed less than ``seconds`` ago."""
+        return utcnow() - self.issued_at < timedelta(seconds=seconds)
+
+
+def read_link(purpose: str, token: str) -> Link:
     """The subscriber (and list) a mailed link stands for, checked but not acted on.
 
-    :raises InvalidToken: forged, expired, or for a subscriber or list that is gone.
+    :raises InvalidToken: forged, expired, revoked (``revoke_links``), or for a subscriber
+        or list that is gone.
     """
     data = read_token(purpose, token, int(current_app.config[MAX_AGE_SETTING[purpose]]))
     subscriber = db.session.get(Subscriber, data.subscriber_id)
     lst = db.session.get(MailingList, data.list_id) if data.list_id is not None else None
     if subscriber is None or (data.list_id is not None and lst is None):
         raise InvalidToken(purpose, "no longer valid")
-    return subscriber, lst
+    if purpose != "confirm" and data.version != subscriber.token_version:
+        raise InvalidToken(purpose, "no longer valid")
+    assert data.issued_at is not None  # read_token always sets it
+    return Link(subscriber, lst, data.issued_at)
+
+
+def revoke_links(subscriber_id: int) -> None:
+    """Make every manage and unsubscribe link mailed to the subscriber so far worthless.
+
+    For an admin who learns that someone else holds a reader's links (a forwarded mail, a
+    shared inbox): the next mail carries new ones.
+
+    :raises NotFound: no such subscriber.
+    """
+    get_subscriber(subscriber_id)
+    # In SQL, so two revocations at once bump twice rather than once.
+    db.session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id)
+        .values(token_version=Subscriber.token_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
 
 
 def subscription_to_confirm(token: str) -> Subscription:
@@ -260,7 +297,8 @@ def subscription_to_confirm(token: str) -> Subscription:
 
     :raises InvalidToken: forged, expired, not for a subscription we hold, or cancelled since.
     """
-    subscriber, lst = read_link("confirm", token)
+    link = read_link("confirm", token)
+    subscriber, lst = link.subscriber, link.list
     subscription = (
         db.session.get(Subscription, (subscriber.id, lst.id)) if lst is not None else None
     )

@@ -1,16 +1,20 @@
 """Signed, expiring tokens for the links we mail: confirm, unsubscribe, manage.
 
 Each is bound to its purpose, the subscriber and the list (see ``newsletter.signing``).
+Manage and unsubscribe links also carry the subscriber's ``token_version``: bumping it
+(``subscriptions.revoke_links``) makes every such link sent before worthless. Links signed
+before versions existed carry none and read as version 0, the column's default.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from flask import current_app
 
 from newsletter.errors import InvalidToken
-from newsletter.signing import sign, unsign
+from newsletter.signing import sign, unsign_timed
 
 PURPOSES = ("confirm", "unsubscribe", "manage")
 
@@ -19,6 +23,10 @@ PURPOSES = ("confirm", "unsubscribe", "manage")
 class TokenData:
     subscriber_id: int
     list_id: int | None
+    #: the subscriber's token version when the link was made (0 for links from before)
+    version: int = 0
+    #: when the token was signed (not compared: two reads of one token are equal)
+    issued_at: datetime | None = field(default=None, compare=False)
 
 
 def _check_purpose(purpose: str) -> None:
@@ -26,10 +34,18 @@ def _check_purpose(purpose: str) -> None:
         raise ValueError(f"unknown token purpose {purpose!r}")
 
 
-def make_token(purpose: str, subscriber_id: int, list_id: int | None = None) -> str:
-    """A URL-safe signed token for ``purpose`` bound to the subscriber (and list)."""
+def make_token(
+    purpose: str, subscriber_id: int, list_id: int | None = None, *, version: int = 0
+) -> str:
+    """A URL-safe signed token for ``purpose`` bound to the subscriber (and list).
+
+    ``version`` is the subscriber's ``token_version``; confirm tokens carry none (a
+    confirmation is for one subscription, and needs no revoking beyond unsubscribing).
+    """
     _check_purpose(purpose)
-    return sign(purpose, s=subscriber_id, l=list_id)
+    if purpose == "confirm":
+        return sign(purpose, s=subscriber_id, l=list_id)
+    return sign(purpose, s=subscriber_id, l=list_id, v=version)
 
 
 def read_token(purpose: str, token: str, max_age: int) -> TokenData:
@@ -38,11 +54,15 @@ def read_token(purpose: str, token: str, max_age: int) -> TokenData:
     :raises InvalidToken: ``reason`` is "expired" or "invalid".
     """
     _check_purpose(purpose)
-    payload = unsign(purpose, token, max_age)
-    subscriber_id, list_id = payload.get("s"), payload.get("l")
-    if not isinstance(subscriber_id, int) or not (list_id is None or isinstance(list_id, int)):
+    payload, issued_at = unsign_timed(purpose, token, max_age)
+    subscriber_id, list_id, version = payload.get("s"), payload.get("l"), payload.get("v", 0)
+    if (
+        not isinstance(subscriber_id, int)
+        or not (list_id is None or isinstance(list_id, int))
+        or not isinstance(version, int)
+    ):
         raise InvalidToken(purpose, "invalid")
-    return TokenData(subscriber_id=subscriber_id, list_id=list_id)
+    return TokenData(subscriber_id, list_id, version=version, issued_at=issued_at)
 
 
 def _absolute(path: str) -> str:
@@ -55,11 +75,16 @@ def confirm_url(subscriber_id: int, list_id: int) -> str:
     return _absolute(f"/confirm/{make_token('confirm', subscriber_id, list_id)}")
 
 
-def unsubscribe_url(subscriber_id: int, list_id: int | None) -> str:
-    """The absolute unsubscribe link (also the RFC 8058 one-click target); None: all lists."""
-    return _absolute(f"/unsubscribe/{make_token('unsubscribe', subscriber_id, list_id)}")
+def unsubscribe_url(subscriber_id: int, list_id: int | None, *, version: int) -> str:
+    """The absolute unsubscribe link (also the RFC 8058 one-click target); None: all lists.
+
+    ``version`` is the subscriber's ``token_version``.
+    """
+    token = make_token("unsubscribe", subscriber_id, list_id, version=version)
+    return _absolute(f"/unsubscribe/{token}")
 
 
-def manage_url(subscriber_id: int) -> str:
-    """The absolute link to the subscriber's preferences page."""
-    return _absolute(f"/manage/{make_token('manage', subscriber_id)}")
+def manage_url(subscriber_id: int, *, version: int) -> str:
+    """The absolute link to the subscriber's preferences page (``version``: their
+    ``token_version``)."""
+    return _absolute(f"/manage/{make_token('manage', subscriber_id, version=version)}")

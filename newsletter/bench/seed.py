@@ -208,8 +208,8 @@ def message_size(issue_id: int, config: Any) -> int:
         Recipient(
             email=address(number),
             name=f"Reader {number}",
-            unsubscribe_url=unsubscribe_url(number, 1),
-            manage_url=manage_url(number),
+            unsubscribe_url=unsubscribe_url(number, 1, version=0),
+            manage_url=manage_url(number, version=0),
             message_id=make_message_id(from_address),
         )
     )

@@ -13,6 +13,7 @@ browser or privacy extension strips it, on the one form strangers must be able t
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ from flask import (
     request,
     url_for,
 )
+from flask.blueprints import BlueprintSetupState
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import ColumnElement, and_, func, select
 from werkzeug.exceptions import TooManyRequests
@@ -37,7 +39,12 @@ from wtforms import ValidationError as TokenMismatch
 from newsletter.audience import subscriptions
 from newsletter.audience.addresses import normalise_email
 from newsletter.audience.lists import list_lists
-from newsletter.audience.models import ConsentSource, MailingList, SubscriptionStatus
+from newsletter.audience.models import (
+    ConsentSource,
+    MailingList,
+    Subscriber,
+    SubscriptionStatus,
+)
 from newsletter.audience.tokens import manage_url
 from newsletter.content.models import Issue, IssueStatus
 from newsletter.errors import InvalidEmail, InvalidToken, NotFound, ValidationError
@@ -51,6 +58,37 @@ csrf.exempt(bp)  # checked in _check_csrf below
 
 FEED_SIZE = 50
 _XML_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+# The signed tokens in mailed links are keys to a reader's preferences: access logs, read by
+# more people and kept longer than the mail, get the path without them.
+_TOKEN_IN_PATH = re.compile(r"(/(?:manage|unsubscribe|confirm|admin/setup)/)[^/\s?#\"]+")
+#: the loggers that write one line per request with its path (werkzeug: ``newsletter run``)
+ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with the token of every link path in it replaced by ``[redacted]``."""
+    return _TOKEN_IN_PATH.sub(r"\1[redacted]", text)
+
+
+class RedactTokens(logging.Filter):
+    """Takes link tokens out of every record of the logger it is added to."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_tokens(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+@bp.record_once
+def _redact_access_logs(state: BlueprintSetupState) -> None:
+    for name in ACCESS_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
 
 
 @bp.context_processor
@@ -223,14 +261,29 @@ def confirm(token: str) -> tuple[str, int]:
         return _page(
             "confirmed.html",
             subscription=subscription,
-            manage_url=manage_url(subscription.subscriber_id),
+            manage_url=_manage_url(subscription.subscriber),
         )
     return _page(
         "confirm.html",
         subscription=subscription,
         already=subscription.status is SubscriptionStatus.CONFIRMED,
-        manage_url=manage_url(subscription.subscriber_id),
+        manage_url=_manage_url(subscription.subscriber),
     )
+
+
+def _manage_url(subscriber: Subscriber) -> str:
+    return manage_url(subscriber.id, version=subscriber.token_version)
+
+
+def _manage_url_from(link: subscriptions.Link) -> str | None:
+    """A fresh link to the preferences page, for a link no older than a manage link may be.
+
+    An unsubscribe link works for more than a year and travels with every forwarded mail;
+    minting manage links from it would make their shorter life pointless.
+    """
+    if not link.younger_than(int(current_app.config["MANAGE_MAX_AGE"])):
+        return None
+    return _manage_url(link.subscriber)
 
 
 # Unsubscribe.
@@ -240,14 +293,15 @@ def confirm(token: str) -> tuple[str, int]:
 def unsubscribe(token: str) -> tuple[str, int]:
     """GET shows a button; POST unsubscribes: from that button (with its CSRF token), or the
     RFC 8058 one-click POST of a mail provider (no session, no CSRF token)."""
-    subscriber, lst = subscriptions.read_link("unsubscribe", token)
+    link = subscriptions.read_link("unsubscribe", token)
+    subscriber, lst = link.subscriber, link.list
     if request.method == "POST":
         subscriptions.unsubscribe(subscriber.id, lst.id if lst else None)
         return _page(
             "unsubscribed.html",
             subscriber=subscriber,
             list=lst,
-            manage_url=manage_url(subscriber.id),
+            manage_url=_manage_url_from(link),
         )
     active = [
         s for s in subscriber.subscriptions
@@ -258,7 +312,7 @@ def unsubscribe(token: str) -> tuple[str, int]:
         subscriber=subscriber,
         list=lst,
         already=not active,
-        manage_url=manage_url(subscriber.id),
+        manage_url=_manage_url_from(link),
     )
 
 
@@ -268,7 +322,7 @@ def unsubscribe(token: str) -> tuple[str, int]:
 @bp.route("/manage/<token>", methods=["GET", "POST"])
 def manage(token: str) -> BaseResponse | tuple[str, int]:
     """Change the name, tick and untick lists, or leave every list."""
-    subscriber, _ = subscriptions.read_link("manage", token)
+    subscriber = subscriptions.read_link("manage", token).subscriber
     errors: dict[str, str] = {}
     if request.method == "POST":
         if request.form.get("action") == "unsubscribe-all":

@@ -276,6 +276,27 @@ def test_an_old_confirm_link_cannot_undo_an_unsubscribe(app: Flask, queued: Queu
     assert status_of(ada, "news") is SubscriptionStatus.UNSUBSCRIBED
 
 
+def test_revoking_links_refuses_every_manage_and_unsubscribe_link_sent_before(
+    app: Flask,
+) -> None:
+    news = make_list("news")
+    ada = make_subscriber("ada@example.org", lists=(news,))
+    manage = make_token("manage", ada.id, version=ada.token_version)
+    unsubscribe = make_token("unsubscribe", ada.id, news.id, version=ada.token_version)
+    assert subscriptions.read_link("manage", manage).subscriber.id == ada.id
+
+    subscriptions.revoke_links(ada.id)
+    for purpose, token in (("manage", manage), ("unsubscribe", unsubscribe)):
+        with pytest.raises(InvalidToken) as raised:
+            subscriptions.read_link(purpose, token)
+        assert raised.value.reason == "no longer valid"
+    db.session.expire_all()
+    fresh = make_token("manage", ada.id, version=ada.token_version)
+    assert subscriptions.read_link("manage", fresh).subscriber.id == ada.id
+    with pytest.raises(NotFound):
+        subscriptions.revoke_links(9999)
+
+
 def test_unsubscribe_from_one_list_or_all(app: Flask) -> None:
     news, other, third = make_list("news"), make_list("other"), make_list("third")
     ada = make_subscriber("ada@example.org", lists=(news, other, third))

@@ -70,7 +70,27 @@ def test_an_old_token_has_expired(app: Flask, monkeypatch: pytest.MonkeyPatch) -
 
 def test_links_are_absolute_on_the_base_url_even_outside_a_request(app: Flask) -> None:
     assert confirm_url(7, 3).startswith("https://news.example.org/confirm/")
-    assert unsubscribe_url(7, 3).startswith("https://news.example.org/unsubscribe/")
-    assert manage_url(7).startswith("https://news.example.org/manage/")
-    token = unsubscribe_url(7, None).rsplit("/", 1)[1]
+    assert unsubscribe_url(7, 3, version=0).startswith("https://news.example.org/unsubscribe/")
+    assert manage_url(7, version=0).startswith("https://news.example.org/manage/")
+    token = unsubscribe_url(7, None, version=0).rsplit("/", 1)[1]
     assert read_token("unsubscribe", token, max_age=DAY) == TokenData(7, None)
+
+
+def test_manage_and_unsubscribe_links_carry_the_subscriber_s_token_version(app: Flask) -> None:
+    manage = manage_url(7, version=3).rsplit("/", 1)[1]
+    unsubscribe = unsubscribe_url(7, 2, version=3).rsplit("/", 1)[1]
+    assert read_token("manage", manage, max_age=DAY) == TokenData(7, None, version=3)
+    assert read_token("unsubscribe", unsubscribe, max_age=DAY) == TokenData(7, 2, version=3)
+
+
+def test_a_link_signed_before_token_versions_reads_as_version_0(app: Flask) -> None:
+    from newsletter.signing import sign
+
+    old = sign("unsubscribe", s=7, l=2)  # what every mail sent before carried
+    assert read_token("unsubscribe", old, max_age=DAY).version == 0
+
+
+def test_a_token_knows_when_it_was_signed(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = read_token("confirm", made_days_ago(monkeypatch, 3, 7, 3), max_age=7 * DAY)
+    assert data.issued_at is not None
+    assert 3 * DAY - 60 < time.time() - data.issued_at.timestamp() < 3 * DAY + 60

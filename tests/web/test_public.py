@@ -30,6 +30,7 @@ from newsletter.audience.models import (
 )
 from newsletter.audience.tokens import confirm_url, make_token, manage_url, unsubscribe_url
 from newsletter.content.models import IssueStatus
+from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 from tests.helpers import csrf_token_from
@@ -337,7 +338,7 @@ def test_an_unsubscribe_link_shows_a_button_and_the_button_unsubscribes(
     client: FlaskClient, news: Any
 ) -> None:
     ada = make_subscriber("ada@example.org", lists=(news,))
-    path = path_of(unsubscribe_url(ada.id, news.id))
+    path = path_of(unsubscribe_url(ada.id, news.id, version=ada.token_version))
     shown = client.get(path)
     assert shown.status_code == 200
     assert "Movement News" in page(shown)
@@ -361,7 +362,7 @@ def test_one_click_unsubscribe_needs_no_session_and_no_csrf(
     other = make_list("other")
     ada = make_subscriber("ada@example.org", lists=(news, other))
     mail_provider = app.test_client(use_cookies=False)
-    path = path_of(unsubscribe_url(ada.id, news.id))
+    path = path_of(unsubscribe_url(ada.id, news.id, version=ada.token_version))
     if multipart:
         response = mail_provider.post(path, data={"List-Unsubscribe": "One-Click"},
                                       content_type="multipart/form-data")
@@ -387,7 +388,8 @@ def test_an_unsubscribe_link_without_a_list_leaves_every_list(app: Flask, news: 
     other = make_list("other")
     ada = make_subscriber("ada@example.org", lists=(news, other))
     response = app.test_client().post(
-        path_of(unsubscribe_url(ada.id, None)), data="List-Unsubscribe=One-Click",
+        path_of(unsubscribe_url(ada.id, None, version=ada.token_version)),
+        data="List-Unsubscribe=One-Click",
         content_type="application/x-www-form-urlencoded",
     )
     assert response.status_code == 200
@@ -402,7 +404,7 @@ def test_the_preferences_page_changes_name_and_lists(client: FlaskClient, news: 
     make_list("extra", name="Extra Edition")
     make_list("secret", name="Secret Board", public=False)
     ada = make_subscriber("ada@example.org", name="Ada", lists=(news,))
-    path = path_of(manage_url(ada.id))
+    path = path_of(manage_url(ada.id, version=ada.token_version))
 
     html = page(client.get(path))
     assert 'value="Ada"' in html
@@ -422,7 +424,7 @@ def test_the_preferences_form_without_a_name_keeps_the_name(
     client: FlaskClient, news: Any
 ) -> None:
     ada = make_subscriber("ada@example.org", name="Ada", lists=(news,))
-    path = path_of(manage_url(ada.id))
+    path = path_of(manage_url(ada.id, version=ada.token_version))
     assert submit(client, path, {"lists": ["news"]}).status_code == 302
     assert subscription("ada@example.org", "news").subscriber.name == "Ada"
 
@@ -430,7 +432,7 @@ def test_the_preferences_form_without_a_name_keeps_the_name(
 def test_the_preferences_page_can_leave_every_list(client: FlaskClient, news: Any) -> None:
     extra = make_list("extra")
     ada = make_subscriber("ada@example.org", lists=(news, extra))
-    path = path_of(manage_url(ada.id))
+    path = path_of(manage_url(ada.id, version=ada.token_version))
     assert submit(client, path, {"action": "unsubscribe-all"}).status_code == 302
     assert status("ada@example.org", "news") is SubscriptionStatus.UNSUBSCRIBED
     assert status("ada@example.org", "extra") is SubscriptionStatus.UNSUBSCRIBED
@@ -440,13 +442,109 @@ def test_the_preferences_page_needs_csrf_and_a_good_token(
     client: FlaskClient, news: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ada = make_subscriber("ada@example.org", lists=(news,))
-    path = path_of(manage_url(ada.id))
+    path = path_of(manage_url(ada.id, version=ada.token_version))
     assert submit(client, path, {"action": "unsubscribe-all"}, csrf=False).status_code == 400
     assert status("ada@example.org", "news") is SubscriptionStatus.CONFIRMED
     assert client.get(f"/manage/{make_token('unsubscribe', ada.id, news.id)}").status_code == 400
     monkeypatch.setitem(client.application.config, "MANAGE_MAX_AGE", 3600)
     old = token_made_days_ago(monkeypatch, 1, "manage", ada.id)
     assert client.get(f"/manage/{old}").status_code == 400
+
+
+def test_the_preferences_page_shows_private_lists_only_to_their_members(
+    client: FlaskClient, news: Any
+) -> None:
+    board = make_list("board", name="Board Members", public=False)
+    make_list("staff", name="Staff Room", public=False)
+    ada = make_subscriber("ada@example.org", lists=(news, board))
+    bob = make_subscriber("bob@example.org", lists=(news,))
+    ada_page = page(client.get(path_of(manage_url(ada.id, version=0))))
+    bob_page = page(client.get(path_of(manage_url(bob.id, version=0))))
+    assert "Board Members" in ada_page and "Board Members" not in bob_page
+    assert "Staff Room" not in ada_page and "Staff Room" not in bob_page
+    # Bob cannot join a private list by posting its slug either.
+    refused = submit(client, path_of(manage_url(bob.id, version=0)), {"lists": ["news", "board"]})
+    assert refused.status_code == 400
+    db.session.expire_all()
+    assert [s.list.slug for s in bob.subscriptions] == ["news"]
+    # Once Ada leaves it, the private list is gone from her page too.
+    submit(client, path_of(manage_url(ada.id, version=0)), {"lists": ["news"]})
+    assert "Board Members" not in page(client.get(path_of(manage_url(ada.id, version=0))))
+
+
+def test_revoked_links_open_nothing_and_unsubscribe_nobody(
+    app: Flask, client: FlaskClient, news: Any
+) -> None:
+    ada = make_subscriber("ada@example.org", lists=(news,))
+    manage = path_of(manage_url(ada.id, version=ada.token_version))
+    unsubscribe = path_of(unsubscribe_url(ada.id, news.id, version=ada.token_version))
+    subscriptions.revoke_links(ada.id)
+
+    for path in (manage, unsubscribe):
+        response = client.get(path)
+        assert response.status_code == 400
+        assert "no longer valid" in page(response)
+    one_click = app.test_client(use_cookies=False).post(
+        unsubscribe, data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert one_click.status_code == 400
+    assert status("ada@example.org", "news") is SubscriptionStatus.CONFIRMED
+    db.session.expire_all()
+    assert client.get(path_of(manage_url(ada.id, version=ada.token_version))).status_code == 200
+
+
+def test_manage_links_expire_after_30_days_unsubscribe_links_after_more_than_a_year(
+    app: Flask, client: FlaskClient, news: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada = make_subscriber("ada@example.org", lists=(news,))
+    assert client.get(f"/manage/{token_made_days_ago(monkeypatch, 29, 'manage', ada.id)}"
+                      ).status_code == 200
+    expired = client.get(f"/manage/{token_made_days_ago(monkeypatch, 31, 'manage', ada.id)}")
+    assert expired.status_code == 400 and "too old" in page(expired)
+    # One-click unsubscribe from mail a year old still works.
+    old = token_made_days_ago(monkeypatch, 366, "unsubscribe", ada.id, news.id)
+    response = app.test_client(use_cookies=False).post(
+        f"/unsubscribe/{old}", data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 200
+    assert status("ada@example.org", "news") is SubscriptionStatus.UNSUBSCRIBED
+
+
+def test_an_old_unsubscribe_link_does_not_open_the_preferences_page(
+    client: FlaskClient, news: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unsubscribe link outlives a manage link; it must not hand out fresh ones."""
+    ada = make_subscriber("ada@example.org", lists=(news,))
+    recent = token_made_days_ago(monkeypatch, 2, "unsubscribe", ada.id, news.id)
+    old = token_made_days_ago(monkeypatch, 40, "unsubscribe", ada.id, news.id)
+    assert "/manage/" in page(client.get(f"/unsubscribe/{recent}"))
+    shown = client.get(f"/unsubscribe/{old}")
+    assert shown.status_code == 200 and "/manage/" not in page(shown)
+    done = submit(client, f"/unsubscribe/{old}", {})
+    assert done.status_code == 200 and "/manage/" not in page(done)
+    assert status("ada@example.org", "news") is SubscriptionStatus.UNSUBSCRIBED
+
+
+def test_the_links_in_an_issue_carry_the_reader_s_token_version(
+    client: FlaskClient, news: Any, mailbox: CapturingSMTPServer, run_jobs: Callable[[], None]
+) -> None:
+    ada_id = make_subscriber("ada@example.org", lists=(news,), token_version=4).id
+    issue = make_issue((make_statement(),), (news,))
+    dispatcher.request_send(issue.id)
+    run_jobs()
+    [mail] = mailbox.to("ada@example.org")
+    text = mail.message.get_body(preferencelist=("plain",)).get_content()
+    manage = re.search(rf"{re.escape(BASE)}(/manage/\S+)", text)
+    unsubscribe = re.search(r"<https://news\.example\.org(/unsubscribe/[^>]+)>",
+                            mail.message["List-Unsubscribe"])
+    assert manage and unsubscribe, text
+    assert client.get(manage.group(1)).status_code == 200
+    assert client.get(unsubscribe.group(1)).status_code == 200
+    subscriptions.revoke_links(ada_id)
+    assert client.get(manage.group(1)).status_code == 400
+    assert client.get(unsubscribe.group(1)).status_code == 400
 
 
 # Archive.

@@ -51,6 +51,8 @@ class Claimed:
     #: the first target list the subscriber is still confirmed on; None: no longer a recipient
     list_id: int | None
     active: bool
+    #: the subscriber's ``token_version``, signed into their manage and unsubscribe links
+    token_version: int = 0
 
     @property
     def still_wanted(self) -> bool:
@@ -147,6 +149,7 @@ def load(issue_id: int, delivery_ids: Sequence[int]) -> list[Claimed]:
             subscribers.c.name,
             deliveries.c.attempts,
             subscribers.c.status,
+            subscribers.c.token_version,
         )
         .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
         .where(deliveries.c.id.in_(list(delivery_ids)))
@@ -162,6 +165,7 @@ def load(issue_id: int, delivery_ids: Sequence[int]) -> list[Claimed]:
             attempts=row[4],
             list_id=first_lists.get(row[1]),
             active=row[5] is SubscriberStatus.ACTIVE,
+            token_version=row[6] or 0,
         )
         for row in rows
     ]

@@ -232,8 +232,10 @@ class BatchSender:
         recipient = Recipient(
             email=row.email,
             name=row.name,
-            unsubscribe_url=unsubscribe_url(row.subscriber_id, row.list_id),
-            manage_url=manage_url(row.subscriber_id),
+            unsubscribe_url=unsubscribe_url(
+                row.subscriber_id, row.list_id, version=row.token_version
+            ),
+            manage_url=manage_url(row.subscriber_id, version=row.token_version),
             message_id=message_id,
         )
         return message_id, self.outbound.sign(self.skeleton.personalise(recipient))
