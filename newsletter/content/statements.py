@@ -42,11 +42,12 @@ MAX_FRONT_MATTER_DEPTH = 32
 
 
 class _FrontMatterLoader(yaml.SafeLoader):
-    """YAML's safe loader, less what makes a small document cost a lot.
+    """YAML's safe loader, less what makes a small document cost a lot or break.
 
     Aliases let 500 bytes stand for 10**10 items (or a list that holds itself), and every
     level of nesting is a level of recursion: both are refused where they start, with the
-    line, before anything is built.
+    line, before anything is built. So are explicit tags (``!!timestamp x``): front matter
+    needs none, and PyYAML's constructors meet a wrong value with any exception at all.
     """
 
     _depth = 0
@@ -58,6 +59,10 @@ class _FrontMatterLoader(yaml.SafeLoader):
                 None, None,
                 "anchors and aliases (&name, *name) are not allowed", event.start_mark,
             )  # fmt: skip
+        if getattr(event, "tag", None) not in (None, "!"):
+            raise yaml.composer.ComposerError(
+                None, None, "explicit tags (!!type) are not allowed", event.start_mark
+            )
         if self._depth >= MAX_FRONT_MATTER_DEPTH:
             raise yaml.composer.ComposerError(
                 None, None,

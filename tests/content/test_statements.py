@@ -143,8 +143,13 @@ def test_deeply_nested_front_matter_is_refused_not_a_crash() -> None:
 
 @pytest.mark.parametrize(
     ("value", "reason"),
-    [("2020-13-45", "invalid YAML front matter"), ("9" * 5000, "invalid YAML front matter")],
-    ids=["impossible-timestamp", "huge-integer"],
+    [
+        ("2020-13-45", "invalid YAML front matter"),
+        ("9" * 5000, "invalid YAML front matter"),
+        ("!!timestamp nope", "explicit tags (!!type) are not allowed"),  # was an AttributeError
+        ("!!python/object/apply:os.system [ls]", "explicit tags (!!type) are not allowed"),
+    ],
+    ids=["impossible-timestamp", "huge-integer", "explicit-tag", "python-tag"],
 )
 def test_a_front_matter_value_yaml_cannot_build_is_a_clear_error(value: str, reason: str) -> None:
     # Not silently read as a body that starts with "---".
