@@ -313,15 +313,16 @@ def test_any_token_is_read_or_refused(app: Flask, purpose: str, token: str) -> N
     st.integers(min_value=0, max_value=200),
     st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=3),
 )
-def test_a_changed_token_is_refused(
+def test_a_changed_token_is_refused_or_means_the_same(
     app: Flask, purpose: str, at: int, cut: int, replacement: str
 ) -> None:
-    token = make_token(purpose, 7, 3)
+    token = make_token(purpose, 7, 3, version=2)
     position = at * len(token) // 10
     changed = token[:position] + replacement + token[position + cut % 4 :]
-    if changed != token:
-        with pytest.raises(NewsletterError):
-            read_token(purpose, changed, max_age=3600)
+    # base64 ignores the spare bits of a last character: such a change decodes to the same
+    # bytes and is the same token. Nothing else may pass, let alone read as someone else.
+    data = only_domain_errors(lambda: read_token(purpose, changed, max_age=3600))
+    assert data is None or data == read_token(purpose, token, max_age=3600)
 
 
 @bounded(60, app=True)
