@@ -92,8 +92,8 @@ def seed(app: Flask) -> Seeded:
         sent=sent.id,
         statement=statement.id,
         outbox_key=str(outbox_key),
-        manage=urlsplit(manage_url(reader.id)).path,
-        unsubscribe=urlsplit(unsubscribe_url(reader.id, news.id)).path,
+        manage=urlsplit(manage_url(reader.id, version=0)).path,
+        unsubscribe=urlsplit(unsubscribe_url(reader.id, news.id, version=0)).path,
         confirm=urlsplit(confirm_url(newcomer.id, news.id)).path,
     )
 
