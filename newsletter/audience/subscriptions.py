@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, or_, select, update
@@ -46,6 +47,12 @@ PENDING_NAME = "_pending_name"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 Pending = list[tuple[int, int]]  # (subscriber_id, list_id) awaiting a confirmation mail
+
+
+def visible_attributes(attributes: dict[str, Any] | None) -> dict[str, Any]:
+    """A subscriber's attributes as shown to editors and API clients: without the tool's own
+    keys (those starting with ``_``, such as a name still waiting for its confirmation)."""
+    return {key: value for key, value in (attributes or {}).items() if not key.startswith("_")}
 
 
 def clean_name(name: str | None) -> str:

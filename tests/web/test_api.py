@@ -598,3 +598,21 @@ def test_a_tx_subject_that_would_render_huge_is_refused_without_rendering_it(
     # A subject that does not render is the template's fault, as for {{ data.missing }}.
     assert "(subject)" in assert_error(response, 422, "template")
     assert peak < 20 * 1024 * 1024
+
+
+def test_a_name_waiting_for_its_confirmation_is_not_shown_as_an_attribute(
+    api: Api, app: Flask
+) -> None:
+    from newsletter.audience.models import ConsentSource
+    from newsletter.audience.subscriptions import subscribe
+
+    make_list(slug="news", optin=OptIn.DOUBLE)
+    subscriber = subscribe(
+        "ada@example.com", name="Ada", list_slugs=["news"], source=ConsentSource.FORM
+    )
+    db.session.commit()
+
+    answer = api.get(f"/subscribers/{subscriber.id}").get_json()
+
+    assert answer["name"] == ""
+    assert answer["attributes"] == {}

@@ -14,6 +14,7 @@ from typing import Any
 from marshmallow import ValidationError, fields
 from marshmallow.validate import Length, Range
 
+from newsletter.audience.subscriptions import visible_attributes
 from newsletter.web.ids import MAX_ID
 
 
@@ -154,6 +155,14 @@ class JsonObject(fields.Dict):
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         return json_safe(value if isinstance(value, Mapping) else {})
+
+
+class AttributesObject(JsonObject):
+    """A subscriber's attributes: out without the tool's own keys (``visible_attributes``)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        shown = visible_attributes(dict(value) if isinstance(value, Mapping) else {})
+        return super()._serialize(shown, attr, obj, **kwargs)
 
 
 def json_safe(value: Any) -> Any:

@@ -25,6 +25,7 @@ from newsletter.delivery.control.log import MAX_LIMIT as MAX_LOG_LIMIT
 from newsletter.delivery.models import DeliveryStatus
 from newsletter.delivery.transactional import MAX_NAME, MAX_SUBJECT, TransactionalStatus
 from newsletter.web.api.fields import (
+    AttributesObject,
     Choice,
     Flag,
     Id,
@@ -191,7 +192,7 @@ class SubscriberSchema(Answer):
     email = fields.String(metadata={"format": "email"})
     name = fields.String()
     status = _enum(SubscriberStatus)
-    attributes = JsonObject()
+    attributes = AttributesObject()
     created_at = fields.DateTime()
     subscriptions = SortedList(fields.Nested(SubscriptionSchema), key=lambda s: s.list.slug)
 
