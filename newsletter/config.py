@@ -17,6 +17,7 @@ from flask import Flask
 from sqlalchemy.engine import make_url
 
 from newsletter.delivery.relays.domains import parse_domain_connections
+from newsletter.delivery.relays.limits import redis_url
 from newsletter.delivery.relays.routing import parse_relay_options
 from newsletter.errors import ConfigError
 from newsletter.mail.dkim import complete_settings
@@ -35,6 +36,10 @@ DEFAULTS: dict[str, Any] = {
     "MANAGE_MAX_AGE": 30 * 24 * 3600,  # the preferences page shows and changes more
     "SETUP_MAX_AGE": 24 * 3600,
     "CONFIRMATION_COOLDOWN": 10 * 60,  # at most one confirmation mail per address this often
+    "INVITE_MAX_AGE": 7 * 24 * 3600,  # an invitation link to the admin pages
+    "RESET_MAX_AGE": 3600,  # a password-reset link
+    "SESSION_IDLE_MINUTES": 30,  # an admin session unused this long ends
+    "SESSION_MAX_HOURS": 12,  # an admin session ends this long after the login, used or not
     "MAX_CONTENT_LENGTH": 24 * 1024 * 1024,  # request bodies; the CSV import takes up to 20 MiB
     "API_MAX_CONTENT_LENGTH": 1024 * 1024,  # API bodies (a statement); most calls take less
     "BATCH_SIZE": 500,
@@ -52,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_PREFIX": "newsletter",  # of those keys; one per installation sharing a Redis
     "RATELIMIT_SUBSCRIBE": "20 per hour",
     "RATELIMIT_LOGIN": "10 per minute",
+    "RATELIMIT_RESET": "5 per hour",  # "forgot password" requests per client address
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted
     # (0: none). Behind one proxy (nginx), set 1, or every visitor looks like the proxy.
     "TRUSTED_PROXIES": 0,
@@ -101,6 +107,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     _complete_site_name(app)
     _check_lease(app)
     _check_dkim(app)
+    _check_sessions(app)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
@@ -295,6 +302,19 @@ def _check_dkim(app: Flask) -> None:
     complete_settings(app.config, app.instance_path)
 
 
+def _check_sessions(app: Flask) -> None:
+    """The session timeouts and link lifetimes are positive numbers (read as floats)."""
+    for name in ("SESSION_IDLE_MINUTES", "SESSION_MAX_HOURS", "INVITE_MAX_AGE", "RESET_MAX_AGE"):
+        value = app.config[name]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = 0.0
+        if not number > 0 or isinstance(value, bool):
+            raise ConfigError(f"NEWSLETTER_{name}", f"{value!r} is not a positive number")
+        app.config[name] = number
+
+
 def _complete_site_name(app: Flask) -> None:
     """What pages and mail call the newsletter: SITE_NAME, else the From display name."""
     from email.utils import parseaddr
@@ -305,7 +325,8 @@ def _complete_site_name(app: Flask) -> None:
 
 
 def _limiter_storage(app: Flask) -> str:
-    broker = app.config.get("BROKER_URL") or ""
-    if broker.startswith("redis"):
-        return str(broker)
-    return "memory://"
+    """Flask-Limiter's counters (per client address) live where the login throttle's do."""
+    url = redis_url(app.config)
+    if url is None:
+        return "memory://"
+    return "redis+" + url if url.startswith("unix://") else url

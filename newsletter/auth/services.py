@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.auth import tokens
+from newsletter.auth import sessions, tokens
 from newsletter.auth.models import Role, User
 from newsletter.errors import Conflict, InvalidEmail, InvalidToken, NotFound, ValidationError
 from newsletter.extensions import db
@@ -23,6 +23,9 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; a cap stops hashing megabytes per request
 TOKEN_PREFIX = tokens.TOKEN_PREFIX
 SETUP_PURPOSE = "setup"
+#: the start of ``password_hash`` for an invited user who has not chosen a password yet (no
+#: argon2 hash starts so, so no password matches it)
+PENDING_PREFIX = "!invited:"
 
 _hasher = PasswordHasher()
 # Verified against when the address is unknown, so that answer takes as long as a wrong password.
@@ -90,6 +93,35 @@ def create_user(email: str, password: str, role: Role = Role.ADMIN) -> User:
     return user
 
 
+def is_pending(user: User) -> bool:
+    """True for an invited user who has not set a password yet."""
+    return user.password_hash.startswith(PENDING_PREFIX)
+
+
+def set_password(user: User, password: str) -> None:
+    """Give ``user`` a new password and end every session they have.
+
+    :raises ValidationError: the password is too short or too long (field ``password``).
+    """
+    check_password(password)
+    user.password_hash = hash_password(password)
+    user.password_changed_at = utcnow()
+    db.session.commit()
+    sessions.revoke(user)
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """Change a logged-in user's password, which needs the current one. Every session of the
+    user ends; the caller re-stamps the one that asked (``sessions.stamp``).
+
+    :raises ValidationError: the current password is wrong (field ``current``), or the new
+        one is not acceptable (field ``password``).
+    """
+    if len(current) > MAX_PASSWORD_LENGTH or not verify_password(user.password_hash, current):
+        raise ValidationError("that is not your current password", field="current")
+    set_password(user, new)
+
+
 def authenticate(email: str, password: str) -> User | None:
     """The active user with this address and password, or None.
 
@@ -97,7 +129,7 @@ def authenticate(email: str, password: str) -> User | None:
     the hashing parameters have changed, and records the login time.
     """
     user = find_user(email)
-    if user is None or not user.active:
+    if user is None or not user.active or is_pending(user):
         verify_password(_DUMMY_HASH, password)
         return None
     if not verify_password(user.password_hash, password):
@@ -132,17 +164,22 @@ def needs_first_admin() -> bool:
     return db.session.scalar(select(func.count()).select_from(User)) == 0
 
 
+def site_url(endpoint: str, **values: str | int) -> str:
+    """An absolute link into the site built from ``BASE_URL``, never from the request's Host
+    header (a forged Host must not put another site into a mailed link)."""
+    base = urlsplit(current_app.config["BASE_URL"])
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme
+    )
+    return adapter.build(endpoint, values, force_external=True)
+
+
 def first_admin_setup_url() -> str:
     """A signed, expiring, absolute link to the page that creates the first admin.
 
     The link only works while no user exists (``SETUP_MAX_AGE`` seconds at most).
     """
-    token = sign(SETUP_PURPOSE)
-    base = urlsplit(current_app.config["BASE_URL"])
-    adapter = current_app.url_map.bind(
-        base.netloc, script_name=base.path or "/", url_scheme=base.scheme
-    )
-    return adapter.build("admin.setup", {"token": token}, force_external=True)
+    return site_url("admin.setup", token=sign(SETUP_PURPOSE))
 
 
 def check_setup_token(token: str) -> None:

@@ -1,7 +1,9 @@
-"""Admin pages behind a login: dashboard, lists, subscribers, statements, issues, outbox.
+"""Admin pages behind a login: dashboard, lists, subscribers, statements, issues, outbox,
+users.
 
-Every page needs a logged-in user except the login and first-admin setup pages; the check is
-one ``before_request`` hook for the whole blueprint, so a new page cannot forget it.
+Every page needs a logged-in user whose role allows it, except the login, password-link and
+first-admin setup pages; the check is one ``before_request`` hook for the whole blueprint
+(``blueprint.py``), so a new page cannot forget it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from newsletter.web.admin import (  # noqa: F401
     outbox,
     statements,
     tokens,
+    users,
 )
 from newsletter.web.admin.blueprint import bp
 

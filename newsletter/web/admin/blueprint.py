@@ -1,7 +1,9 @@
 """Admin pages behind a login: dashboard, lists, subscribers, statements, issues, outbox.
 
-Every page needs a logged-in user except the login and first-admin setup pages; the check is
-one ``before_request`` hook for the whole blueprint, so a new page cannot forget it.
+One ``before_request`` hook for the whole blueprint checks every page, so a new page cannot
+forget it: the session must be valid (see ``auth/sessions.py``) and the user's role must
+allow what the role table (``auth/permissions.py``) says the page needs; anything the table
+does not name needs an admin. Only the pages the table marks public open without a login.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, render_template, request
+from flask import Blueprint, current_app, flash, g, jsonify, render_template, request
+from flask.blueprints import BlueprintSetupState
 from flask_login import current_user
 
+from newsletter.auth import permissions, sessions, throttle
 from newsletter.errors import NotFound
 from newsletter.extensions import login
 from newsletter.mail.outbox import outbox_path
@@ -19,23 +23,41 @@ from newsletter.web import audit_trail
 
 bp = Blueprint("admin", __name__)
 
-#: Endpoints reachable without logging in.
-PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.login_code", "admin.setup"})
-#: Endpoints polled by scripts: they answer 401 rather than redirect to the login page.
+#: Endpoints polled by scripts: they answer 401/403 in JSON rather than with pages, and
+#: polling does not count as using the session (it must not keep an idle session alive).
 JSON_ENDPOINTS = frozenset({"admin.issue_progress"})
+
+
+@bp.record_once
+def _set_up(state: BlueprintSetupState) -> None:
+    throttle.init_app(state.app)
 
 
 @bp.before_request
 def require_login() -> Any:
-    """Send anyone not logged in to the login page (JSON endpoints get a plain 401)."""
+    """Check the session and the role for every admin page: strangers go to the login page
+    (JSON endpoints get a 401), a role that may not do this gets a 403."""
     # Load the user afresh for every request: where one app context spans several requests
     # (the test client inside an app context), Flask-Login's copy in ``g`` may be stale.
     g.pop("_login_user", None)
-    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+    needed = permissions.admin_permission(request.endpoint, request.method)
+    if needed is permissions.PUBLIC:
         return None
-    if request.endpoint in JSON_ENDPOINTS:
-        return jsonify({"error": {"message": "log in first", "field": None}}), 401
-    return login.unauthorized()
+    if not current_user.is_authenticated:
+        if sessions.has_login():  # it named a user, but it has ended
+            sessions.forget()
+            flash("Your session has ended. Please log in again.", "info")
+        if request.endpoint in JSON_ENDPOINTS:
+            return jsonify({"error": {"message": "log in first", "field": None}}), 401
+        return login.unauthorized()
+    refusal = permissions.refusal(current_user, needed)
+    if refusal is not None:
+        if request.endpoint in JSON_ENDPOINTS:
+            return jsonify({"error": {"message": refusal, "field": None}}), 403
+        return render_template("admin/error.html", title="Not allowed", message=refusal), 403
+    if request.endpoint not in JSON_ENDPOINTS:
+        sessions.touch()
+    return None
 
 
 audit_trail.watch(bp)  # after require_login: every change made here is recorded
@@ -68,7 +90,13 @@ def format_when(value: datetime | date | str | None) -> str:
     return str(value)
 
 
+def allowed(endpoint: str, method: str = "GET") -> bool:
+    """True when the logged-in user may use this admin page (templates hide the rest)."""
+    return permissions.may_open(current_user, endpoint, method)
+
+
 @bp.context_processor
 def admin_context() -> dict[str, Any]:
-    """What every admin page needs: whether the outbox is in use (for the nav)."""
-    return {"outbox_in_use": outbox_path(current_app.config) is not None}
+    """What every admin page needs: whether the outbox is in use (for the nav), and
+    ``allowed(endpoint, method)`` to show only the links and buttons the user may use."""
+    return {"outbox_in_use": outbox_path(current_app.config) is not None, "allowed": allowed}

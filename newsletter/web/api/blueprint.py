@@ -19,6 +19,7 @@ from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.routing import RequestRedirect
 
 from newsletter.auth import scopes
+from newsletter.auth.permissions import api_refusal
 from newsletter.auth.tokens import token_for
 from newsletter.errors import (
     Conflict,
@@ -65,7 +66,8 @@ def error_response(status: int, message: str, field: str | None = None) -> Respo
 @bp.before_request
 def require_token() -> Response | None:
     """Every call needs ``Authorization: Bearer TOKEN`` naming an active user's live token,
-    with the scope the call needs (``auth/scopes.py``): else a 401, or a 403 for the scope."""
+    with the scope the call needs (``auth/scopes.py``) and an owner whose role allows it
+    (``auth/permissions.py``): else a 401, or a 403 for the scope or the role."""
 
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
@@ -79,7 +81,10 @@ def require_token() -> Response | None:
     missing = scopes.missing_scope(row.scopes, rule.rule if rule else None, request.method)
     if missing:
         return error_response(403, f"this token lacks the {missing} scope", "Authorization")
-    return None
+    # A route the role table does not name needs an admin.
+    refusal = api_refusal(row.user, request.url_rule.rule if request.url_rule else None,
+                          request.method)
+    return error_response(403, refusal) if refusal else None
 
 
 audit_trail.watch(bp)  # after require_token: every change made here is recorded
