@@ -58,7 +58,9 @@ ADDRESS = Backoff(free=20, first=2, cap=15 * 60, forget=24 * 3600)
 
 
 class Store(Protocol):
-    def get(self, key: str) -> tuple[int, float]:
+    """Where the counts live. ``now`` is the throttle's clock; Redis keeps time by itself."""
+
+    def get(self, key: str, now: float) -> tuple[int, float]:
         """``(failures, time of the last one)``; ``(0, 0.0)`` when none."""
         ...
 
@@ -68,7 +70,7 @@ class Store(Protocol):
 
     def clear(self, key: str) -> None: ...
 
-    def claim(self, key: str, seconds: float) -> bool:
+    def claim(self, key: str, now: float, seconds: float) -> bool:
         """True for the first caller in ``seconds`` (a cool-down), False until then."""
         ...
 
@@ -80,35 +82,33 @@ class MemoryStore:
     #: the keys, so the dictionary must not grow without bound)
     MAX_KEYS = 50_000
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._failures: dict[str, tuple[int, float, float]] = {}  # key -> count, last, expiry
         self._claims: dict[str, float] = {}  # key -> until
-        self._clock = clock
 
-    def get(self, key: str) -> tuple[int, float]:
+    def get(self, key: str, now: float) -> tuple[int, float]:
         with self._lock:
             count, last, expiry = self._failures.get(key, (0, 0.0, 0.0))
-            if expiry <= self._clock():
+            if expiry <= now:
                 return 0, 0.0
             return count, last
 
     def add(self, key: str, now: float, ttl: float) -> None:
         with self._lock:
             count, _, expiry = self._failures.get(key, (0, 0.0, 0.0))
-            if expiry <= self._clock():
+            if expiry <= now:
                 count = 0
             self._failures[key] = (count + 1, now, now + ttl)
             if len(self._failures) > self.MAX_KEYS:
-                self._prune()
+                self._prune(now)
 
     def clear(self, key: str) -> None:
         with self._lock:
             self._failures.pop(key, None)
 
-    def claim(self, key: str, seconds: float) -> bool:
+    def claim(self, key: str, now: float, seconds: float) -> bool:
         with self._lock:
-            now = self._clock()
             if self._claims.get(key, 0.0) > now:
                 return False
             if len(self._claims) > self.MAX_KEYS:
@@ -116,8 +116,7 @@ class MemoryStore:
             self._claims[key] = now + seconds
             return True
 
-    def _prune(self) -> None:
-        now = self._clock()
+    def _prune(self, now: float) -> None:
         live = {k: v for k, v in self._failures.items() if v[2] > now}
         if len(live) > self.MAX_KEYS:
             newest = sorted(live.items(), key=lambda item: item[1][1])[len(live) // 2 :]
@@ -135,7 +134,7 @@ class RedisStore:
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
 
-    def get(self, key: str) -> tuple[int, float]:
+    def get(self, key: str, now: float) -> tuple[int, float]:
         count, last = self.client.hmget(self._key(key), "failures", "last")
         return (int(count), float(last)) if count is not None else (0, 0.0)
 
@@ -150,7 +149,7 @@ class RedisStore:
     def clear(self, key: str) -> None:
         self.client.delete(self._key(key))
 
-    def claim(self, key: str, seconds: float) -> bool:
+    def claim(self, key: str, now: float, seconds: float) -> bool:
         return bool(self.client.set(self._key(key), "1", nx=True, px=max(1, int(seconds * 1000))))
 
 
@@ -174,7 +173,7 @@ class LoginThrottle:
         now = self.clock()
         waits = [0.0]
         for key, backoff in self._keys(account, client):
-            failures, last = self.store.get(key)
+            failures, last = self.store.get(key, now)
             waits.append(last + backoff.wait_after(failures) - now)
         return max(waits)
 
@@ -191,7 +190,7 @@ class LoginThrottle:
     def cool_down(self, purpose: str, account: str, seconds: float) -> bool:
         """True at most once per ``seconds`` for this purpose and account (e.g. one
         password-reset mail per address every few minutes)."""
-        return self.store.claim(f"{purpose}:{_digest(account)}", seconds)
+        return self.store.claim(f"{purpose}:{_digest(account)}", self.clock(), seconds)
 
 
 def throttle() -> LoginThrottle:

@@ -38,8 +38,10 @@ def require_login() -> Any:
     """Check the session and the role for every admin page: strangers go to the login page
     (JSON endpoints get a 401), a role that may not do this gets a 403."""
     # Load the user afresh for every request: where one app context spans several requests
-    # (the test client inside an app context), Flask-Login's copy in ``g`` may be stale.
+    # (the test client inside an app context), Flask-Login's copy in ``g`` may be stale, and
+    # so may Flask-WTF's CSRF token (made from another browser's session).
     g.pop("_login_user", None)
+    g.pop("csrf_token", None)
     needed = permissions.admin_permission(request.endpoint, request.method)
     if needed is permissions.PUBLIC:
         return None
