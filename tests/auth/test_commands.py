@@ -38,6 +38,27 @@ def test_users_create_with_the_editor_role(app: Flask, runner: FlaskCliRunner) -
     assert db.session.scalars(select(User)).one().role is Role.EDITOR
 
 
+@pytest.mark.parametrize("role", ["admin", "editor", "viewer"])
+def test_users_create_takes_each_role(app: Flask, runner: FlaskCliRunner, role: str) -> None:
+    result = runner.invoke(
+        args=["users", "create", "ed@example.org", "--role", role, "--password-stdin"],
+        input=PASSWORD + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"created {role} ed@example.org"
+    assert db.session.scalars(select(User)).one().role is Role(role)
+
+
+def test_users_create_refuses_an_unknown_role(app: Flask, runner: FlaskCliRunner) -> None:
+    result = runner.invoke(
+        args=["users", "create", "ed@example.org", "--role", "owner", "--password-stdin"],
+        input=PASSWORD + "\n",
+    )
+    assert result.exit_code != 0
+    assert "owner" in result.output
+    assert db.session.scalars(select(User)).first() is None
+
+
 def test_users_create_prompts_twice_without_stdin(app: Flask, runner: FlaskCliRunner) -> None:
     result = runner.invoke(
         args=["users", "create", "ed@example.org"], input=f"{PASSWORD}\n{PASSWORD}\n"
