@@ -56,7 +56,8 @@ def require_login() -> Any:
     if refusal is not None:
         if request.endpoint in JSON_ENDPOINTS:
             return jsonify({"error": {"message": refusal, "field": None}}), 403
-        return render_template("admin/error.html", title="Not allowed", message=refusal), 403
+        sentence = refusal[:1].upper() + refusal[1:] + "."
+        return render_template("admin/error.html", title="Not allowed", message=sentence), 403
     if request.endpoint not in JSON_ENDPOINTS:
         sessions.touch()
     return None

@@ -68,4 +68,4 @@ class RoleForm(Form):
     """One user's role on the users page; one per row, told apart by a prefix. The action's
     CSRF token is checked on its own (``ActionForm``), so this form carries none."""
 
-    role = SelectField("Role", choices=choices(ROLE_CHOICES))
+    role = SelectField("Role", choices=choices([(role.value, role.value) for role in Role]))
