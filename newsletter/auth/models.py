@@ -55,7 +55,6 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
         return f"<User {self.id} {self.email} {self.role.value}>"
 
 
-
 # One row per address, whatever its case (an expression index; Alembic cannot see it).
 Index("uq_users_email_lower", func.lower(User.email), unique=True)
 
