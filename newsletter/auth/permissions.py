@@ -10,11 +10,11 @@ fails until the table names it).
 | permission | admin | editor | editor with ``can_send`` | viewer | anonymous |
 | --- | --- | --- | --- | --- | --- |
 | ``PUBLIC`` (login, reset and invitation links) | yes | yes | yes | yes | yes |
-| ``ACCOUNT`` (own password and settings, log out) | yes | yes | yes | yes | no |
+| ``ACCOUNT`` (own password, factors, tokens and settings) | yes | yes | yes | yes | no |
 | ``READ`` (issues, statements, lists and their counts) | yes | yes | yes | yes | no |
 | ``EDIT`` (statements, templates, issues, stopping a send) | yes | yes | yes | no | no |
 | ``SEND`` (send now, schedule, resume, retry to lists) | yes | no | yes | no | no |
-| ``ADMIN`` (lists, subscribers, deliveries, outbox, users) | yes | no | no | no | no |
+| ``ADMIN`` (lists, subscribers, deliveries, outbox, users, audit) | yes | no | no | no | no |
 
 Subscribers' addresses (the subscriber pages, the delivery log, the outbox, the API's
 subscriber and delivery calls) are for admins only: the people on the lists may be at risk.
@@ -54,6 +54,7 @@ Entry = Permission | Mapping[str, Permission]
 ADMIN_ENDPOINTS: dict[str, Entry] = {
     # before logging in
     "admin.login": PUBLIC,
+    "admin.login_code": PUBLIC,  # the second factor's step: the session says who is waiting
     "admin.setup": PUBLIC,
     "admin.forgot_password": PUBLIC,
     "admin.reset_password": PUBLIC,
@@ -62,6 +63,11 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.logout": ACCOUNT,
     "admin.profile": ACCOUNT,
     "admin.change_password": ACCOUNT,
+    "admin.two_factor": ACCOUNT,
+    "admin.two_factor_disable": ACCOUNT,
+    "admin.recovery_codes": ACCOUNT,
+    "admin.tokens": ACCOUNT,  # one's own API tokens: each can do at most what its owner may
+    "admin.token_revoke": ACCOUNT,
     # reading
     "admin.dashboard": READ,
     "admin.issues": READ,
@@ -96,6 +102,8 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.user_role": ADMIN,
     "admin.user_can_send": ADMIN,
     "admin.user_active": ADMIN,
+    "admin.site_settings": ADMIN,
+    "admin.audit_log": ADMIN,
 }
 
 _API = "/api/v1"

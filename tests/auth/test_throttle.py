@@ -25,7 +25,7 @@ from newsletter.auth.throttle import (
     Store,
     per_process_warning,
 )
-from tests.conftest import TEST_BROKER_URL
+from tests.helpers import TEST_BROKER_URL
 
 REDIS = TEST_BROKER_URL if (TEST_BROKER_URL or "").startswith("redis") else None
 

@@ -17,7 +17,7 @@ from newsletter.auth import accounts, services
 from newsletter.auth.models import Role, User
 from newsletter.errors import Conflict
 from newsletter.extensions import db
-from tests.conftest import csrf_token_from
+from tests.helpers import csrf_token_from
 from tests.smtp import CapturingSMTPServer
 from tests.web.admin_browser import EMAIL, PASSWORD, as_browser, log_in, logged_in_admin, token_for
 

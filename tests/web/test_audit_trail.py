@@ -39,8 +39,8 @@ def admin(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def api(app: Flask, client: FlaskClient) -> dict[str, str]:
-    """Authorization headers for an API token of a new editor."""
-    services.create_user("api@example.org", PASSWORD, role=Role.EDITOR)
+    """Authorization headers for an API token of a new admin (the calls below make lists)."""
+    services.create_user("api@example.org", PASSWORD, role=Role.ADMIN)
     return {"Authorization": f"Bearer {services.create_api_token('api@example.org')}"}
 
 

@@ -22,7 +22,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_user
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from sqlalchemy import func, select
@@ -30,7 +30,7 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from newsletter.auth import site_settings, totp
+from newsletter.auth import sessions, site_settings, totp
 from newsletter.auth.models import Role, User
 from newsletter.auth.services import MAX_PASSWORD_LENGTH
 from newsletter.errors import Conflict, InvalidCode, TooManyAttempts, ValidationError
@@ -140,7 +140,7 @@ def login_code() -> str | Response | tuple[str, int]:
             status = 401
         else:
             session.pop(PENDING_KEY, None)
-            login_user(user)
+            sessions.start(user)  # a session stamped with the user's version
             if kind == "recovery":
                 left = totp.recovery_codes_left(user)
                 flash(f"You used a recovery code; {left} left.", "info")
