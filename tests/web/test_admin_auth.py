@@ -7,11 +7,12 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from newsletter.auth import services, sessions
+from newsletter.auth import services, sessions, totp
 from newsletter.auth.throttle import throttle
 from tests.helpers import csrf_token_from
 from tests.web.admin_browser import EMAIL, PASSWORD, as_browser, log_in, token_for
@@ -464,3 +465,20 @@ def test_one_client_address_guessing_many_accounts_is_throttled(
     elsewhere = as_browser(app.test_client())
     elsewhere.environ_base["REMOTE_ADDR"] = "198.51.100.7"
     assert log_in(elsewhere, email="person0@example.org", password="x").status_code == 401
+
+
+def test_a_login_through_the_second_factor_ends_at_logout_too(
+    app: Flask, client: FlaskClient
+) -> None:
+    user = services.create_user(EMAIL, PASSWORD)
+    secret = totp.pending_secret(user)
+    totp.confirm_enrolment(user, pyotp.TOTP(secret).now())
+    assert log_in(client).headers["Location"] == "/admin/login/code"
+    next_code = pyotp.TOTP(secret).at(time.time() + totp.PERIOD)  # the first one is spent
+    sent = client.post("/admin/login/code", data={
+        "code": next_code, "csrf_token": token_for(client, "/admin/login/code")})
+    assert sent.status_code == 302
+    copied = session_cookie(client)
+    assert browser_with_cookie(app, copied).get("/admin/").status_code == 200
+    client.post("/admin/logout", data={"csrf_token": token_for(client, "/admin/")})
+    assert browser_with_cookie(app, copied).get("/admin/").status_code == 302
