@@ -7,12 +7,12 @@ import dramatiq
 from newsletter.audience import confirmation
 from newsletter.delivery import transactional
 from newsletter.delivery.send import dispatcher
-from newsletter.errors import PermanentDeliveryError
 
 
-@dramatiq.actor(queue_name="default", max_retries=10, throws=(PermanentDeliveryError,))
+@dramatiq.actor(queue_name="default", max_retries=10)
 def send_confirmation(subscriber_id: int, list_id: int) -> None:
-    """Mail the double opt-in confirmation link for one subscription."""
+    """Queue the double opt-in confirmation mail for one subscription (``send_transactional``
+    sends it)."""
     confirmation.send_confirmation(subscriber_id, list_id)
 
 

@@ -1,18 +1,35 @@
-"""The double opt-in mail: one message with the confirmation link, sent from a worker."""
+"""The double opt-in mail: one message with the confirmation link, queued from a worker.
+
+It leaves through the same door as every other message that is not an issue
+(``transactional.queue_message``): a row in the transactional ledger and a
+``send_transactional`` job, so it is DKIM-signed, rate-limited, failed over between relays,
+recorded, and retried after a 4xx like the rest.
+"""
 
 from __future__ import annotations
 
-from email.utils import parseaddr
+import hashlib
+import hmac
+import secrets
+import threading
 
 from flask import current_app
+from sqlalchemy import select
 
-from newsletter.audience.addresses import ascii_address
 from newsletter.audience.models import SubscriberStatus, Subscription, SubscriptionStatus
 from newsletter.audience.tokens import confirm_url
+from newsletter.delivery.transactional import (
+    TransactionalMessage,
+    TransactionalStatus,
+    queue_message,
+)
 from newsletter.extensions import db
-from newsletter.mail.message import build_simple_message
+from newsletter.mail.message import make_message_id
 from newsletter.mail.render import render_confirmation
-from newsletter.mail.transport import open_transport
+
+#: SQLite has no SELECT … FOR UPDATE; its workers are threads of one process, so a lock of
+#: the process keeps two jobs for one subscription from both finding nothing queued
+_one_at_a_time = threading.Lock()
 
 
 def confirmation_subject(list_name: str) -> str:
@@ -21,36 +38,64 @@ def confirmation_subject(list_name: str) -> str:
 
 
 def send_confirmation(subscriber_id: int, list_id: int) -> None:
-    """Mail the confirmation link for one subscription.
+    """Queue the mail with the confirmation link for one subscription.
 
     Does nothing when the subscription is gone, already confirmed or unsubscribed, or the
-    address is blocklisted, so a retried or duplicated job sends no surplus mail.
+    address is blocklisted, or while a confirmation for it is still queued, so a retried or
+    duplicated job adds no second mail.
 
-    :raises TemporaryDeliveryError: the relay said try later (the actor retries).
-    :raises PermanentDeliveryError: the relay refused the address (never retried).
+    :raises TransactionalQueueError: the broker could not take the message (the job is
+        retried; the row is failed, so the retry queues a new one).
     """
+    with _one_at_a_time:
+        # Locked until queue_message commits: a job for the same subscription in another
+        # process waits here, then sees this one's row.
+        subscription = db.session.scalars(
+            select(Subscription)
+            .where(Subscription.subscriber_id == subscriber_id, Subscription.list_id == list_id)
+            .with_for_update()
+        ).first()
+        if (
+            subscription is None
+            or subscription.status is not SubscriptionStatus.UNCONFIRMED
+            or subscription.subscriber.status is not SubscriberStatus.ACTIVE
+        ):
+            db.session.rollback()
+            return
+        tag = _subscription_tag(subscriber_id, list_id)
+        if _queued(tag):
+            db.session.rollback()
+            return
+        list_name = subscription.list.name
+        text, html = render_confirmation(list_name, confirm_url(subscriber_id, list_id))
+        domain = make_message_id(str(current_app.config["FROM_ADDRESS"])).partition("@")[2]
+        queue_message(
+            to=subscription.subscriber.email,
+            subject=confirmation_subject(list_name),
+            text=text,
+            html=html,
+            message_id=f"{tag}.{secrets.token_hex(8)}@{domain}",
+        )
 
-    subscription = db.session.get(Subscription, (subscriber_id, list_id))
-    if (
-        subscription is None
-        or subscription.status is not SubscriptionStatus.UNCONFIRMED
-        or subscription.subscriber.status is not SubscriberStatus.ACTIVE
-    ):
-        return
-    list_name = subscription.list.name
-    text, html = render_confirmation(list_name, confirm_url(subscriber_id, list_id))
-    config = current_app.config
-    recipient = ascii_address(subscription.subscriber.email)
-    message = build_simple_message(
-        to=recipient,
-        subject=confirmation_subject(list_name),
-        text=text,
-        html=html,
-        from_address=config["FROM_ADDRESS"],
+
+def _subscription_tag(subscriber_id: int, list_id: int) -> str:
+    """What starts the Message-ID of every confirmation for this subscription: the same each
+    time, and opaque (keyed with the secret key), so it names neither the subscriber nor
+    the list to whoever reads the headers."""
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    subscription = f"confirm:{subscriber_id}:{list_id}".encode()
+    return "confirm-" + hmac.new(key, subscription, hashlib.sha256).hexdigest()[:16]
+
+
+def _queued(tag: str) -> bool:
+    """Whether a confirmation with this tag is still waiting to go out."""
+    messages = TransactionalMessage.__table__
+    found = db.session.scalar(
+        select(messages.c.id)
+        .where(
+            messages.c.status == TransactionalStatus.QUEUED,
+            messages.c.message_id.startswith(f"{tag}.", autoescape=True),
+        )
+        .limit(1)
     )
-    transport = open_transport(config)
-    try:
-        # The envelope sender is the bare address, not "Name <address>".
-        transport.send(parseaddr(config["FROM_ADDRESS"])[1], recipient, message)
-    finally:
-        transport.close()
+    return found is not None

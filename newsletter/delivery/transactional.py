@@ -142,12 +142,15 @@ def queue_message(
     html: str,
     name: str = "",
     template_id: int | None = None,
+    message_id: str | None = None,
 ) -> TransactionalMessage:
     """Store one finished message to one checked address and queue it: the one door for
     every mail that is not an issue (confirmations, invitations, password resets, test
     sends), so each is signed, rate-limited, failed over, recorded and retried like the rest.
 
     :param to: an address already normalised (``normalise_email``).
+    :param message_id: its Message-ID (unique, without brackets) when the caller needs to
+        find the row again by it; a new one otherwise.
     :raises ValidationError: the message is larger than ``MAX_MESSAGE_BYTES``.
     :raises TransactionalQueueError: the broker could not take it (the row is failed).
     """
@@ -157,6 +160,7 @@ def queue_message(
         text=text,
         html=html,
         from_address=str(current_app.config["FROM_ADDRESS"]),
+        message_id=message_id,
     )
     if len(message) > MAX_MESSAGE_BYTES:
         raise ValidationError(

@@ -293,10 +293,17 @@ def _split_address(address: str) -> tuple[str, str]:
 
 
 def build_simple_message(
-    *, to: str, subject: str, text: str, html: str | None, from_address: str
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None,
+    from_address: str,
+    message_id: str | None = None,
 ) -> bytes:
-    """A one-off message (confirmations, transactional mail), with Date, Message-ID,
-    Auto-Submitted and a text part (and an HTML alternative when ``html`` is given)."""
+    """A one-off message (confirmations, transactional mail), with Date, Message-ID (a new
+    one unless ``message_id``, without brackets), Auto-Submitted and a text part (and an
+    HTML alternative when ``html`` is given)."""
     to_name, to_address = parseaddr(one_line(to))
     from_name, from_addr = parseaddr(one_line(from_address))
     to_address = encode_address(to_address or one_line(to))
@@ -312,7 +319,7 @@ def build_simple_message(
     )
     message["Subject"] = one_line(subject)
     message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = f"<{make_message_id(from_address)}>"
+    message["Message-ID"] = f"<{message_id or make_message_id(from_address)}>"
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text, cte="quoted-printable")
     if html is not None:
