@@ -1,10 +1,21 @@
 """The way out for every message of a worker process: relay choice, rate limits, DKIM and
-pooled connections, shared by bulk sends and transactional mail.
+pooled connections, shared by bulk sends and one-off mail (confirmations, transactional).
 
 One ``Outbound`` per app and process (``outbound()``), used by many threads at once: the
-router, the limiter and the pool are thread-safe, and each send holds one pooled connection
-for the length of one SMTP transaction, or, when the next message's envelope went out
-ahead with it (``then``), until that message is sent: the thread keeps the connection.
+router, the limiter and the pool are thread-safe. A thread sends through a ``Session`` of
+its own, one message at a time in three steps that it calls in turn::
+
+    with outbound().session() as smtp:
+        smtp.begin(envelope)                    # relay, token, domain slot; MAIL/RCPT/DATA
+        smtp.write(content)                     # the content: nothing delivered yet
+        ...                                     # the caller's work, while the relay reads
+        reply = smtp.finish(next_envelope=nxt)  # the end, with the next MAIL/RCPT
+
+A session holds a pooled connection for one message or, when the next message's envelope
+went out with this one's end, until that message is begun on it: the session is the one
+place that knows about the next message. Leaving the ``with`` block, by an exception or
+not, cancels a message begun and not finished and an envelope sent ahead (by dropping the
+connection), so nothing is delivered that the caller did not finish.
 """
 
 from __future__ import annotations
@@ -25,11 +36,9 @@ from newsletter.delivery.relays.routing import RelayRouter, relay_policies
 from newsletter.errors import DomainBusy, RelayUnavailable
 from newsletter.mail.dkim import signer_for
 from newsletter.mail.transport import (
-    BeforeEnd,
     Envelope,
     Relay,
     Transport,
-    WhileWaiting,
     configured_relays,
     transport_for,
 )
@@ -75,7 +84,8 @@ def outbound() -> Outbound:
 
 
 def deliver(sender: str, recipient: str, message: bytes) -> str:
-    """Send one prepared message (CRLF bytes) through the app's relays; return the reply.
+    """Sign and send one prepared message (CRLF bytes) through the app's relays; return the
+    relay's reply.
 
     :raises RelayUnavailable: no relay can take it now (down, or over its rate limit); try
         again after ``retry_after`` seconds; not the recipient's fault.
@@ -87,30 +97,6 @@ def deliver(sender: str, recipient: str, message: bytes) -> str:
 
 def _domain_of(address: str) -> str:
     return address.rpartition("@")[2].lower()
-
-
-@dataclass(frozen=True)
-class _Reserved:
-    """The next message's place: its relay chosen, its rate-limit token and domain slot
-    taken, so that its envelope may go out ahead with the message before it.
-
-    To the same domain as that message, it takes over that message's slot (the same
-    connection) instead of a slot of its own (``own_slot``).
-    """
-
-    policy: RelayPolicy
-    envelope: Envelope
-    domain: str
-    own_slot: bool
-
-
-@dataclass(frozen=True)
-class _Ahead:
-    """A reserved message whose envelope went out ahead on ``transport``, kept by the
-    thread that will send its content."""
-
-    reserved: _Reserved
-    transport: Transport
 
 
 class Outbound:
@@ -132,10 +118,23 @@ class Outbound:
         self._dkim: DkimSigner | None = None
         self._signer_checked = -SIGNER_CHECK_SECONDS
         self.pool = ConnectionPool(self._open, size=max(8, int(config["WORKER_THREADS"]) * 2))
-        self._local = threading.local()  # .ahead: this thread's envelope sent ahead
 
     def _open(self, relay: Relay) -> Transport:
         return transport_for(relay, self._config)
+
+    def session(self) -> Session:
+        """A way out for one thread's messages, one at a time (see the module docstring)."""
+        return Session(self)
+
+    def send(self, sender: str, recipient: str, message: bytes, *, signed: bool = False) -> str:
+        """Sign (unless ``signed``) and send one message on its own; return the reply.
+
+        :raises: as ``Session.begin`` and ``Session.finish``.
+        """
+        if not signed:
+            message = self.sign(message)
+        with self.session() as smtp:
+            return smtp.send((sender, recipient), message)
 
     def sign(self, message: bytes) -> bytes:
         """The message with its DKIM signatures, when keys are set for the From domain.
@@ -147,163 +146,11 @@ class Outbound:
         return signer.sign(message) if signer is not None else message
 
     def _signer(self) -> DkimSigner | None:
-
         now = time.monotonic()
         if now >= self._signer_checked + SIGNER_CHECK_SECONDS:
             self._dkim = signer_for(self._config, str(self._config["FROM_ADDRESS"]))
             self._signer_checked = now
         return self._dkim
-
-    def send(
-        self,
-        sender: str,
-        recipient: str,
-        message: bytes,
-        *,
-        signed: bool = False,
-        before_end: BeforeEnd = None,
-        then: str | None = None,
-        while_waiting: WhileWaiting = None,
-    ) -> str:
-        """Sign (unless ``signed``) and send through a healthy relay under its limits.
-
-        A relay that cannot be reached is reported to the router and the next one tried, so
-        one relay's outage moves its traffic to the others. ``before_end`` runs once the
-        relay has taken the envelope and the content, before the end that lets the relay
-        accept it (``Transport.send``).
-
-        ``then`` is the recipient of this thread's next message from the same sender: when
-        the router would pick the same relay for it and its token and domain slot are free,
-        its envelope goes out with this message's end (``Transport.send``), and this thread
-        keeps the connection for it. The next ``send`` should be that message; anything
-        else, or ``drop_ahead``, costs the connection. ``while_waiting``: see
-        ``Transport.send``.
-        """
-        if not signed:
-            message = self.sign(message)
-        ahead = self._take_ahead((sender, recipient))
-        domain = _domain_of(recipient)
-        # A message whose envelope went ahead holds its domain slot already.
-        if ahead is None and not self.slots.acquire(domain):
-            raise DomainBusy(-1, f"too many connections to {domain} at once", retry_after=1.0)
-        try:
-            if self.outbox is not None:
-                transport = self.pool.acquire(self.outbox)
-                try:
-                    return transport.send(sender, recipient, message, before_end)
-                finally:
-                    self.pool.release(self.outbox, transport)
-            return self._send_routed(
-                (sender, recipient), message, before_end, ahead, then, while_waiting
-            )
-        finally:
-            following = getattr(self._local, "ahead", None)
-            if following is None or following.reserved.own_slot:
-                self.slots.release(domain)  # else the next message on the connection has it
-
-    def drop_ahead(self) -> None:
-        """Give up the envelope this thread sent ahead, if any (its message will not follow):
-        the connection is dropped, the only way to cancel it."""
-        ahead = getattr(self._local, "ahead", None)
-        self._local.ahead = None
-        if ahead is not None:
-            ahead.transport.close()
-            self.slots.release(ahead.reserved.domain)
-            self.pool.release(ahead.reserved.policy.relay, ahead.transport)
-
-    def _take_ahead(self, envelope: Envelope) -> _Ahead | None:
-        """This thread's envelope sent ahead, when it is this one; any other is dropped."""
-        ahead = getattr(self._local, "ahead", None)
-        if ahead is not None and ahead.reserved.envelope == envelope:
-            self._local.ahead = None
-            return ahead
-        self.drop_ahead()
-        return None
-
-    def _send_routed(
-        self,
-        envelope: Envelope,
-        message: bytes,
-        before_end: BeforeEnd,
-        ahead: _Ahead | None,
-        then: str | None,
-        while_waiting: WhileWaiting,
-    ) -> str:
-        assert self.router is not None
-        last: RelayUnavailable | None = None
-        # Enough tries for a failing relay to be taken out (fail_threshold failures) and the
-        # message to go through another one.
-        for _ in range(len(self.policies) * (self.router.fail_threshold + 1)):
-            if ahead is not None:
-                policy, transport = ahead.reserved.policy, ahead.transport
-                ahead = None
-            else:
-                chosen = self.router.choose()
-                if chosen is None:
-                    break
-                policy = chosen
-                self._wait_for_token(policy)
-                transport = self.pool.acquire(policy.relay)
-            following = self._reserve(policy, envelope, then) if then else None
-            try:
-                reply = transport.send(
-                    *envelope, message, before_end,
-                    then=following.envelope if following else None, while_waiting=while_waiting,
-                )  # fmt: skip
-            except RelayUnavailable as error:
-                self._keep_or_release(policy.relay, transport, following)
-                self.router.failed(policy.relay.name)
-                log.warning("relay %s: %s", policy.relay.name, error.message)
-                last = error
-                if len(self.policies) == 1:
-                    break  # nowhere else to go: wait, rather than knock again at once
-                continue
-            except BaseException:
-                self._keep_or_release(policy.relay, transport, following)
-                raise
-            self._keep_or_release(policy.relay, transport, following)
-            self.router.succeeded(policy.relay.name)
-            return reply
-        # Every relay failed just now or is resting after failing: wait until one is back.
-        retry_after = max(self.router.retry_in(), DEFAULT_RETRY_SECONDS)
-        if last is not None:
-            raise RelayUnavailable(last.code, last.reply, retry_after=retry_after)
-        raise RelayUnavailable(
-            -1, "every relay is failing; waiting for one to come back", retry_after=retry_after
-        )
-
-    def _reserve(self, policy: RelayPolicy, current: Envelope, then: str) -> _Reserved | None:
-        """Reserve the message to ``then`` after ``current`` on ``policy``'s relay, if it may
-        go there right now.
-
-        The router is asked now what it would answer for that message anyway, so relays
-        keep their weights; a rate limit or a busy domain means no reservation, not a wait.
-        """
-        assert self.router is not None
-        if self.router.choose() is not policy:
-            return None
-        domain = _domain_of(then)
-        own_slot = domain != _domain_of(current[1])
-        if own_slot and not self.slots.acquire(domain):
-            return None
-        granted, _ = self.limiter.acquire(policy, 1)
-        if not granted:
-            if own_slot:
-                self.slots.release(domain)
-            return None
-        return _Reserved(policy, (current[0], then), domain, own_slot)
-
-    def _keep_or_release(
-        self, relay: Relay, transport: Transport, following: _Reserved | None
-    ) -> None:
-        """Keep the connection for this thread when the next envelope went out on it;
-        otherwise give it back to the pool (and the reservation up)."""
-        if following is not None and transport.pending == following.envelope:
-            self._local.ahead = _Ahead(following, transport)
-            return
-        if following is not None and following.own_slot:
-            self.slots.release(following.domain)  # its token is spent: a rare, small loss
-        self.pool.release(relay, transport)
 
     def _wait_for_token(self, policy: Any) -> None:
         """Take one message from the relay's rate limit, waiting out a short wait."""
@@ -319,7 +166,284 @@ class Outbound:
             if broker.stopping.wait(wait):
                 raise RelayUnavailable(-1, "worker stopping", retry_after=0.0)
 
+    def _failed(self, policy: RelayPolicy, error: RelayUnavailable) -> RelayUnavailable:
+        """Tell the router a relay failed (it rests after a few failures in a row)."""
+        assert self.router is not None
+        self.router.failed(policy.relay.name)
+        log.warning("relay %s: %s", policy.relay.name, error.message)
+        return error
+
+    def _every_relay_failed(self, last: RelayUnavailable | None) -> RelayUnavailable:
+        """Every relay failed just now or is resting after failing: wait until one is back."""
+        assert self.router is not None
+        retry_after = max(self.router.retry_in(), DEFAULT_RETRY_SECONDS)
+        if last is not None:
+            return RelayUnavailable(last.code, last.reply, retry_after=retry_after)
+        return RelayUnavailable(
+            -1, "every relay is failing; waiting for one to come back", retry_after=retry_after
+        )
+
     def close(self) -> None:
         """Close the pooled connections (at shutdown)."""
-        self.drop_ahead()
         self.pool.close()
+
+
+@dataclass(frozen=True)
+class _Place:
+    """A message's place: its relay (policy None: the outbox), the pooled connection it is
+    on, and the slot it holds among its domain's simultaneous transactions."""
+
+    policy: RelayPolicy | None
+    relay: Relay
+    transport: Transport
+    envelope: Envelope
+    domain: str
+
+
+@dataclass(frozen=True)
+class _Reserved:
+    """The next message, its rate-limit token and domain slot taken, so that its envelope
+    may go out with the end of the message before it. To the same domain as that message,
+    it takes over that message's slot (the same connection) instead of one of its own."""
+
+    envelope: Envelope
+    domain: str
+    shares_slot: bool
+
+
+class Session:
+    """One thread's way out through an ``Outbound``: ``begin``, ``write`` and ``finish`` one
+    message after another (used as a context manager; see the module docstring)."""
+
+    def __init__(self, outbound: Outbound) -> None:
+        self._outbound = outbound
+        #: the message begun and not yet finished
+        self._current: _Place | None = None
+        #: its content, kept for another relay if this one refuses it at the end (421)
+        self._content = b""
+        #: the next message, its envelope out ahead on the connection it will use
+        self._next: _Place | None = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def send(self, envelope: Envelope, content: bytes) -> str:
+        """``begin``, ``write`` and ``finish`` one message; return the relay's reply."""
+        self.begin(envelope)
+        self.write(content)
+        return self.finish()
+
+    def begin(self, envelope: Envelope) -> None:
+        """Take the recipient domain's slot, a relay (the one the envelope went out ahead
+        on, when it did) and its rate-limit token, and open the message there.
+
+        A relay that cannot be reached is reported to the router and the next one tried, so
+        one relay's outage moves its traffic to the others. An envelope sent ahead for
+        another message is dropped with its connection.
+
+        :raises DomainBusy: the domain is at its cap of simultaneous transactions.
+        :raises RelayUnavailable: no relay can take mail now (down, or at its rate limit);
+            try again after ``retry_after`` seconds: not the recipient's fault.
+        :raises TemporaryDeliveryError: a 4xx for this envelope (retry later).
+        :raises PermanentDeliveryError: a 5xx for this envelope (never retried).
+        """
+        slots = self._outbound.slots
+        if self._current is not None:
+            self._give_up(self._current)  # a message left unfinished is cancelled
+            self._current = None
+        ahead, self._next = self._next, None
+        if ahead is not None and ahead.envelope != envelope:
+            self._give_up(ahead)  # its message will not follow
+            ahead = None
+        domain = _domain_of(envelope[1])
+        # A message whose envelope went ahead holds its domain slot already.
+        if ahead is None and not slots.acquire(domain):
+            raise DomainBusy(-1, f"too many connections to {domain} at once", retry_after=1.0)
+        try:
+            self._current = self._open(envelope, domain, ahead)
+        except BaseException:
+            slots.release(domain)
+            raise
+
+    def write(self, content: bytes) -> None:
+        """Send the message's content (CRLF lines, signed already); nothing can be
+        delivered before ``finish``.
+
+        :raises TemporaryDeliveryError: the connection was lost; nothing was delivered.
+        """
+        current = self._current
+        assert current is not None, "write() comes after begin()"
+        self._content = content
+        try:
+            current.transport.write(content)
+        except BaseException:
+            self._current, self._content = None, b""
+            self._put_back(current)
+            raise
+
+    def finish(self, next_envelope: Envelope | None = None) -> str:
+        """End the message and return the relay's reply.
+
+        ``next_envelope`` is this session's next message: when the router would pick the
+        same relay for it and its token and domain slot are free, its envelope goes out in
+        the same write as this message's end, and the connection stays with the session
+        for it. The next ``begin`` should be for it; any other costs the connection.
+
+        A relay that refuses the message at its end because it is closing the session (421)
+        is reported to the router, and the message goes through the next relay.
+
+        :raises TemporaryDeliveryError: a 4xx, or the connection was lost at the end (the
+            message may have been delivered).
+        :raises PermanentDeliveryError: a 5xx for this message.
+        :raises RelayUnavailable: the message had to move and no relay can take it now.
+        """
+        current, content = self._current, self._content
+        assert current is not None, "finish() comes after write()"
+        self._current, self._content = None, b""
+        reserved = self._reserve(current, next_envelope) if next_envelope else None
+        try:
+            reply = current.transport.finish(reserved.envelope if reserved else None)
+        except RelayUnavailable as error:
+            if current.policy is None:  # the outbox: there is nowhere else
+                self._settle(current, reserved)
+                raise
+            # Refused at its end, so delivered nowhere: it may go through another relay.
+            self._settle(current, reserved, keep_slot=True)
+            return self._elsewhere(current, content, error, next_envelope)
+        except BaseException:
+            self._settle(current, reserved)
+            raise
+        self._settle(current, reserved)
+        if current.policy is not None:
+            assert self._outbound.router is not None
+            self._outbound.router.succeeded(current.policy.relay.name)
+        return reply
+
+    def close(self) -> None:
+        """Cancel a message begun and not finished and an envelope sent ahead (their
+        connections are dropped), and give every connection back."""
+        for place in (self._current, self._next):
+            if place is not None:
+                self._give_up(place)
+        self._current = self._next = None
+        self._content = b""
+
+    # -- the steps' parts -------------------------------------------------------------------
+    def _open(self, envelope: Envelope, domain: str, ahead: _Place | None) -> _Place:
+        """Begin the message on a relay that takes it (the domain slot is the caller's)."""
+        way_out = self._outbound
+        if way_out.outbox is not None:
+            transport = way_out.pool.acquire(way_out.outbox)
+            try:
+                transport.begin(*envelope)
+            except BaseException:
+                way_out.pool.release(way_out.outbox, transport)
+                raise
+            return _Place(None, way_out.outbox, transport, envelope, domain)
+        router = way_out.router
+        assert router is not None
+        last: RelayUnavailable | None = None
+        # Enough tries for a failing relay to be taken out (fail_threshold failures) and the
+        # message to go through another one.
+        for _ in range(len(way_out.policies) * (router.fail_threshold + 1)):
+            if ahead is not None:
+                assert ahead.policy is not None
+                policy, transport, ahead = ahead.policy, ahead.transport, None
+            else:
+                chosen = router.choose()
+                if chosen is None:
+                    break
+                policy = chosen
+                way_out._wait_for_token(policy)
+                transport = way_out.pool.acquire(policy.relay)
+            try:
+                transport.begin(*envelope)
+            except RelayUnavailable as error:
+                way_out.pool.release(policy.relay, transport)
+                last = way_out._failed(policy, error)
+                if len(way_out.policies) == 1:
+                    break  # nowhere else to go: wait, rather than knock again at once
+                continue
+            except BaseException:
+                way_out.pool.release(policy.relay, transport)
+                raise
+            return _Place(policy, policy.relay, transport, envelope, domain)
+        raise way_out._every_relay_failed(last)
+
+    def _elsewhere(
+        self,
+        refused: _Place,
+        content: bytes,
+        error: RelayUnavailable,
+        next_envelope: Envelope | None,
+    ) -> str:
+        """Send a message that ``refused``'s relay would not take again through another
+        (its domain slot is still held)."""
+        way_out = self._outbound
+        assert refused.policy is not None
+        last = way_out._failed(refused.policy, error)
+        try:
+            if len(way_out.policies) == 1:
+                raise way_out._every_relay_failed(last)
+            self._current = self._open(refused.envelope, refused.domain, None)
+        except BaseException:
+            way_out.slots.release(refused.domain)
+            raise
+        self.write(content)
+        return self.finish(next_envelope)
+
+    def _reserve(self, current: _Place, next_envelope: Envelope) -> _Reserved | None:
+        """Reserve the next message on ``current``'s relay, if it may go there right now.
+
+        The router is asked now what it would answer for that message anyway, so relays
+        keep their weights; a rate limit or a busy domain means no reservation, not a wait.
+        """
+        way_out = self._outbound
+        policy = current.policy
+        if policy is None or way_out.router is None or way_out.router.choose() is not policy:
+            return None
+        domain = _domain_of(next_envelope[1])
+        shares_slot = domain == current.domain
+        if not shares_slot and not way_out.slots.acquire(domain):
+            return None
+        granted, _ = way_out.limiter.acquire(policy, 1)
+        if not granted:
+            if not shares_slot:
+                way_out.slots.release(domain)
+            return None
+        return _Reserved(next_envelope, domain, shares_slot)
+
+    def _settle(
+        self, current: _Place, reserved: _Reserved | None, *, keep_slot: bool = False
+    ) -> None:
+        """After a message's end: keep the connection for the next message when its envelope
+        went out on it; otherwise give the connection back (and the reservation up). The
+        message's domain slot is given back too, unless the next message took it over or
+        ``keep_slot``."""
+        slots = self._outbound.slots
+        transport = current.transport
+        if reserved is not None and transport.ahead == reserved.envelope:
+            self._next = _Place(
+                current.policy, current.relay, transport, reserved.envelope, reserved.domain
+            )
+            if not reserved.shares_slot and not keep_slot:
+                slots.release(current.domain)
+            return
+        if reserved is not None and not reserved.shares_slot:
+            slots.release(reserved.domain)  # its token is spent: a rare, small loss
+        self._outbound.pool.release(current.relay, transport)
+        if not keep_slot:
+            slots.release(current.domain)
+
+    def _put_back(self, place: _Place) -> None:
+        """Give the connection back to the pool and the domain slot up."""
+        self._outbound.pool.release(place.relay, place.transport)
+        self._outbound.slots.release(place.domain)
+
+    def _give_up(self, place: _Place) -> None:
+        """Cancel what is open on the place's connection (dropping it), then put it back."""
+        place.transport.abort()
+        self._put_back(place)

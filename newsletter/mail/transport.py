@@ -1,10 +1,22 @@
 """Where messages go: SMTP relays (lazily connected, one connection for many messages) or
 the Maildir outbox.
 
-A transport belongs to one thread. SMTP errors are never swallowed: each becomes a
-``TemporaryDeliveryError`` (4xx, lost connection: try later) or a ``PermanentDeliveryError``
-(5xx for this recipient or message), and on any error that leaves the session in doubt the
-connection is closed first, so the next send starts on a fresh one.
+A transport is one connection, used by one thread at a time, and carries one message at a
+time in three steps: ``begin`` (the envelope: MAIL, RCPT and DATA, up to the relay's 354),
+``write`` (the content) and ``finish`` (its end, the line with a single dot, which lets the
+relay accept it; with PIPELINING the next message's envelope goes out in the same write).
+Nothing can be delivered before ``finish``: whatever the caller does between ``write`` and
+``finish`` overlaps the relay's reading of the content, and a caller that cannot go on there
+calls ``abort``, since dropping the connection is the only way to cancel a message past DATA.
+
+SMTP errors are never swallowed: each becomes a ``TemporaryDeliveryError`` (4xx, lost
+connection: try later), a ``RelayUnavailable`` (the relay's trouble: another relay may take
+the message) or a ``PermanentDeliveryError`` (5xx for this recipient or message), and on any
+error that leaves the session in doubt the connection is closed first, so the next message
+starts on a fresh one.
+
+Only ``newsletter.delivery.outbound`` opens transports (``transport_for``): every message
+goes through it, for the relay choice, the rate limits, DKIM and the connection pool.
 """
 
 from __future__ import annotations
@@ -14,7 +26,6 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,10 +37,6 @@ from newsletter.errors import (
     TemporaryDeliveryError,
 )
 
-#: called once the content is out and before its end, which lets the relay accept it
-BeforeEnd = Callable[[], None] | None
-#: called while the relay reads the content (``Transport.send``)
-WhileWaiting = Callable[[], None] | None
 #: an envelope: (sender, recipient)
 Envelope = tuple[str, str]
 
@@ -89,39 +96,57 @@ def _parse_relay_url(url: str) -> Relay:
 
 
 class Transport(Protocol):
-    #: the envelope sent ahead with the last message (``then``) whose replies are unread
-    pending: Envelope | None
+    """One connection to one relay (or the outbox), carrying one message at a time."""
 
-    def send(
-        self,
-        sender: str,
-        recipient: str,
-        message: bytes,
-        before_end: BeforeEnd = None,
-        *,
-        then: Envelope | None = None,
-        while_waiting: WhileWaiting = None,
-    ) -> str:
-        """Send one message (CRLF line ends); return the relay's reply (``250 2.0.0 Ok``).
+    #: the envelope that went out with the last message's end (``finish``), replies unread
+    ahead: Envelope | None
 
-        ``before_end`` is called once the relay has taken the envelope and the content has
-        gone out, before the end of the content (the line with a single dot): nothing can
-        be delivered before it returns, and if it raises, the transaction is dropped and
-        its exception propagates.
+    def begin(self, sender: str, recipient: str) -> None:
+        """Open one message: MAIL, RCPT and DATA (in one write with PIPELINING, or none when
+        they went out ahead with the last message's end), up to the relay's go-ahead.
 
-        ``then`` is the next message's envelope: a relay with PIPELINING gets it in the same
-        write as this message's end, saving a round trip (``pending`` says whether it went).
-        The next ``send`` must be for that envelope; any other send or ``close`` has to drop
-        the connection, the only way to cancel a transaction that has reached DATA.
-        ``while_waiting`` is called, at most once, while the relay reads the content, before
-        ``before_end``: work for the next message can overlap the relay's. It must not raise.
+        An envelope sent ahead for another message, or a message left open, is cancelled
+        first (the connection is dropped).
 
-        :raises TemporaryDeliveryError: 4xx or a lost connection (retry later).
-        :raises PermanentDeliveryError: 5xx for this recipient (never retried).
+        :raises TemporaryDeliveryError: a 4xx, or the connection failed (retry later).
+        :raises RelayUnavailable: the relay cannot be reached or is closing the session.
+        :raises PermanentDeliveryError: a 5xx for this recipient (never retried).
         """
         ...
 
-    def close(self) -> None: ...
+    def write(self, content: bytes) -> None:
+        """Send the message's content (CRLF line ends), all in one call, but not its end:
+        nothing can be delivered yet.
+
+        :raises TemporaryDeliveryError: the connection failed; nothing was delivered.
+        """
+        ...
+
+    def finish(self, next_envelope: Envelope | None = None) -> str:
+        """End the content and return the relay's reply (``250 2.0.0 Ok``).
+
+        ``next_envelope`` goes out in the same write when the relay offers PIPELINING
+        (``ahead`` says whether it went): the next ``begin`` should be for it.
+
+        :raises TemporaryDeliveryError: a 4xx, or the connection was lost (which may have
+            delivered the message).
+        :raises RelayUnavailable: the relay refused it while closing the session (421).
+        :raises PermanentDeliveryError: a 5xx for this message (never retried).
+        """
+        ...
+
+    def abort(self) -> None:
+        """Drop the connection: this cancels a message begun and not finished, and an
+        envelope sent ahead. The next ``begin`` connects again."""
+        ...
+
+    def send(self, sender: str, recipient: str, message: bytes) -> str:
+        """``begin``, ``write`` and ``finish`` one message; return the relay's reply."""
+        ...
+
+    def close(self) -> None:
+        """Say QUIT (or drop the connection while a message or an envelope is open)."""
+        ...
 
 
 def configured_relays(config: Any) -> list[Relay]:
@@ -130,17 +155,12 @@ def configured_relays(config: Any) -> list[Relay]:
     return relays or [Relay(scheme="maildir", path=str(config["OUTBOX_PATH"]))]
 
 
-def open_transport(config: Any) -> Transport:
-    """A transport to the first configured relay (or the outbox), for one-off messages.
-
-    Bulk and transactional mail go through ``newsletter.delivery.outbound`` instead, which
-    spreads them over every relay under their rate limits.
-    """
-    return transport_for(configured_relays(config)[0], config)
-
-
 def transport_for(relay: Relay, config: Any) -> Transport:
-    """A new, not yet connected transport to ``relay`` with the app's SMTP settings."""
+    """A new, not yet connected transport to ``relay`` with the app's SMTP settings.
+
+    For ``newsletter.delivery.outbound`` (and tests): mail sent any other way would miss
+    DKIM, the rate limits, failover and the record of what was sent.
+    """
     if relay.scheme == "maildir":
         return MaildirTransport(relay.path)
     return SMTPTransport(
@@ -177,7 +197,7 @@ def _delivery_error(
 
 
 class SMTPTransport:
-    """One SMTP connection to one relay, opened on the first send and reused after."""
+    """One SMTP connection to one relay, opened on the first message and reused after."""
 
     def __init__(
         self,
@@ -193,8 +213,9 @@ class SMTPTransport:
         self.tls_context = tls_context or ssl.create_default_context()
         self._smtp: smtplib.SMTP | None = None
         self._sent_on_connection = 0
-        self._step = "MAIL"
-        self.pending: Envelope | None = None
+        #: between ``begin`` and ``finish``: the relay is reading a message's content
+        self._open = False
+        self.ahead: Envelope | None = None
         #: how many connections this transport has opened (tests and the bench read it)
         self.connections = 0
 
@@ -240,10 +261,10 @@ class SMTPTransport:
         return smtp
 
     def close(self) -> None:
-        """Say QUIT (or just drop the connection when the relay is gone, or when an envelope
-        sent ahead may have reached DATA: QUIT would be taken as content)."""
-        if self.pending is not None:
-            self._abort()
+        """Say QUIT, or just drop the connection when the relay is gone or when a message or
+        an envelope sent ahead may have reached DATA (QUIT would be taken as content)."""
+        if self._open or self.ahead is not None:
+            self.abort()
             return
         smtp, self._smtp = self._smtp, None
         if smtp is None:
@@ -253,8 +274,10 @@ class SMTPTransport:
         except (smtplib.SMTPException, OSError):
             smtp.close()
 
-    def _abort(self) -> None:
-        self.pending = None
+    def abort(self) -> None:
+        """Drop the connection (see ``Transport.abort``)."""
+        self._open = False
+        self.ahead = None
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
             try:
@@ -262,53 +285,36 @@ class SMTPTransport:
             except OSError:  # pragma: no cover - closing a dead socket
                 pass
 
-    # -- sending ------------------------------------------------------------------------
-    def send(
-        self,
-        sender: str,
-        recipient: str,
-        message: bytes,
-        before_end: BeforeEnd = None,
-        *,
-        then: Envelope | None = None,
-        while_waiting: WhileWaiting = None,
-    ) -> str:
-        """Send one message to one recipient; return the relay's reply to DATA.
+    # -- one message, in three steps ----------------------------------------------------
+    def send(self, sender: str, recipient: str, message: bytes) -> str:
+        """``begin``, ``write`` and ``finish`` one message; return the relay's reply."""
+        self.begin(sender, recipient)
+        self.write(message)
+        return self.finish()
 
-        ``before_end``, ``then`` and ``while_waiting``: see ``Transport.send``.
-
-        :raises TemporaryDeliveryError: 4xx, or the connection failed (retry later).
-        :raises PermanentDeliveryError: 5xx for this recipient or message (never retried).
-        """
-        if self.pending is not None and self.pending != (sender, recipient):
-            self._abort()  # an envelope sent ahead for another message: nothing else cancels it
+    def begin(self, sender: str, recipient: str) -> None:
+        """MAIL, RCPT and DATA up to the relay's 354 (see ``Transport.begin``)."""
+        if self._open or (self.ahead is not None and self.ahead != (sender, recipient)):
+            self.abort()  # the relay may be in DATA for another message: nothing else cancels it
         try:
-            return self._send_once(sender, recipient, message, before_end, then, while_waiting)
+            self._begin(sender, recipient)
         except _StaleConnection:
             # The relay dropped an idle connection before accepting anything: reconnect once.
-            return self._send_once(sender, recipient, message, before_end, then, while_waiting)
+            self._begin(sender, recipient)
 
-    def _send_once(
-        self,
-        sender: str,
-        recipient: str,
-        message: bytes,
-        before_end: BeforeEnd,
-        then: Envelope | None,
-        while_waiting: WhileWaiting,
-    ) -> str:
+    def _begin(self, sender: str, recipient: str) -> None:
         if self._smtp is None:
             self._smtp = self._connect()
         smtp = self._smtp
         reused = self._sent_on_connection > 0
-        self._step = step = "MAIL"
+        step = "MAIL"
         try:
             options = self._mail_options(smtp, sender, recipient)
-            if smtp.does_esmtp and smtp.has_extn("pipelining") and message.endswith(b"\r\n"):
-                if self.pending is None:
+            if _pipelining(smtp):
+                if self.ahead is None:
                     smtp.send(_envelope(sender, recipient, options))
-                self.pending = None  # sent now or ahead: its replies are read next
-                code, reply = self._pipelined(smtp, message, before_end, then, while_waiting)
+                self.ahead = None  # sent now or ahead: its replies are read next
+                self._envelope_replies(smtp)
             else:
                 code, reply = smtp.mail(sender, options)
                 if code != 250:
@@ -325,43 +331,25 @@ class SMTPTransport:
                 if code != 354:
                     self._reset_or_abort(smtp)
                     raise _delivery_error(code, reply)
-                code, reply = self._content(smtp, _crlf_lines(message), before_end)
         except smtplib.SMTPServerDisconnected as error:
-            self._abort()
-            step = max(step, self._step, key=_STEPS.index)
+            self.abort()
             if reused and step == "MAIL":
                 raise _StaleConnection() from None
             reason = f"connection to {self.relay.name} lost at {step}: {error}"
             raise TemporaryDeliveryError(-1, reason) from None
         except smtplib.SMTPResponseException as error:
-            self._abort()
+            self.abort()
             raise _delivery_error(error.smtp_code, error.smtp_error) from None
         except (smtplib.SMTPException, OSError) as error:
-            self._abort()
-            step = max(step, self._step, key=_STEPS.index)
+            self.abort()
             if reused and step == "MAIL" and not isinstance(error, smtplib.SMTPException):
                 raise _StaleConnection() from None  # e.g. a broken pipe on an idle connection
             raise TemporaryDeliveryError(-1, f"{self.relay.name} at {step}: {error}") from None
-        if code != 250:  # pragma: no cover - smtplib raises SMTPDataError for these
-            self._abort()
-            raise _delivery_error(code, reply)
-        self._sent_on_connection += 1
-        return f"{code} {_reply_text(reply)}"
+        self._open = True
 
-    def _pipelined(
-        self,
-        smtp: smtplib.SMTP,
-        message: bytes,
-        before_end: BeforeEnd,
-        then: Envelope | None,
-        while_waiting: WhileWaiting,
-    ) -> tuple[int, bytes]:
-        """The replies to MAIL, RCPT and DATA, sent in one write (RFC 2920), then the content.
-
-        Messages are CRLF throughout, as mail/message.py and the email package's SMTP policy
-        build them (``Transport.send`` asks for that), so only the dot-stuffing is left to do:
-        one pass in C instead of smtplib's two regexes over 20 KB.
-        """
+    def _envelope_replies(self, smtp: smtplib.SMTP) -> None:
+        """Read the replies to a pipelined MAIL, RCPT and DATA (RFC 2920); raise the first
+        refusal."""
         mail_code, mail_reply = smtp.getreply()
         rcpt_code, rcpt_reply = smtp.getreply()
         data_code, data_reply = smtp.getreply()
@@ -379,52 +367,59 @@ class SMTPTransport:
         if data_code != 354:
             self._reset_or_abort(smtp)
             raise _delivery_error(data_code, data_reply)
-        ahead = b""
-        if then is not None:
-            try:
-                ahead = _envelope(*then, self._mail_options(smtp, *then))
-            except PermanentDeliveryError:
-                then = None  # it fails on its own turn, with nothing sent ahead
-        return self._content(smtp, message, before_end, ahead, while_waiting, then)
 
-    def _content(
-        self,
-        smtp: smtplib.SMTP,
-        message: bytes,
-        before_end: BeforeEnd,
-        ahead: bytes = b"",
-        while_waiting: WhileWaiting = None,
-        then: Envelope | None = None,
-    ) -> tuple[int, bytes]:
-        """After the relay's 354: the dot-stuffed content, the caller's work while the relay
-        reads it, the hook, then the end (with the next envelope ``ahead``, when
-        pipelining) and the relay's reply."""
-        stuffed = message.replace(b"\r\n.", b"\r\n..")
+    def write(self, content: bytes) -> None:
+        """The dot-stuffed content, without its end (see ``Transport.write``).
+
+        Messages are CRLF throughout, as mail/message.py and the email package's SMTP policy
+        build them, so only the dot-stuffing is left to do: one pass in C instead of
+        smtplib's two regexes over 20 KB. Content that does not end in CRLF has its line
+        ends made CRLF first.
+        """
+        assert self._open and self._smtp is not None, "write() comes after begin()"
+        if not content.endswith(b"\r\n"):
+            content = _crlf_lines(content)
+        stuffed = content.replace(b"\r\n.", b"\r\n..")
         if stuffed.startswith(b"."):
             stuffed = b"." + stuffed
-        smtp.send(stuffed)
-        if while_waiting is not None:
-            while_waiting()
-        if before_end is not None:
-            try:
-                before_end()
-            except BaseException:
-                self._abort()  # mid-DATA: only dropping the connection cancels the message
-                raise
-        self._step = "DATA"  # from here a lost connection may have delivered the message
-        smtp.send(b".\r\n" + ahead)
-        self.pending = then
-        code, reply = smtp.getreply()
-        if code != 250:
-            self._abort_unless_clean(smtp, code)
-            raise _delivery_error(code, reply)
-        return code, reply
+        try:
+            self._smtp.send(stuffed)
+        except (smtplib.SMTPException, OSError) as error:
+            self.abort()
+            reason = f"connection to {self.relay.name} lost in DATA: {error}"
+            raise TemporaryDeliveryError(-1, reason) from None
 
-    def _abort_unless_clean(self, smtp: smtplib.SMTP, code: int) -> None:
-        """After a refused message the session is ready for the next one, unless the relay
-        is closing it (421) or answered nonsense."""
-        if code == 421 or code < 400:
-            self._abort()
+    def finish(self, next_envelope: Envelope | None = None) -> str:
+        """The end of the content, with ``next_envelope`` when pipelining, and the relay's
+        reply (see ``Transport.finish``)."""
+        assert self._open and self._smtp is not None, "finish() comes after write()"
+        smtp = self._smtp
+        ahead = b""
+        if next_envelope is not None and _pipelining(smtp):
+            try:
+                ahead = _envelope(*next_envelope, self._mail_options(smtp, *next_envelope))
+            except PermanentDeliveryError:
+                next_envelope = None  # it fails on its own turn, with nothing sent ahead
+        else:
+            next_envelope = None
+        self._open = False
+        try:
+            smtp.send(b".\r\n" + ahead)
+            self.ahead = next_envelope
+            code, reply = smtp.getreply()
+        except (smtplib.SMTPException, OSError) as error:
+            self.abort()
+            # From the end on, a lost connection may have delivered the message.
+            reason = f"connection to {self.relay.name} lost at DATA: {error}"
+            raise TemporaryDeliveryError(-1, reason) from None
+        if code != 250:
+            # A refused message leaves the session ready for the next one (and an envelope
+            # sent ahead valid), unless the relay is closing it (421) or answered nonsense.
+            if code == 421 or code < 400:
+                self.abort()
+            raise _delivery_error(code, reply)
+        self._sent_on_connection += 1
+        return f"{code} {_reply_text(reply)}"
 
     def _mail_options(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> list[str]:
         if (sender + recipient).isascii():
@@ -442,7 +437,7 @@ class SMTPTransport:
         except (smtplib.SMTPException, OSError):
             code = -1
         if code != 250:
-            self._abort()
+            self.abort()
 
     def __enter__(self) -> SMTPTransport:
         return self
@@ -451,7 +446,8 @@ class SMTPTransport:
         self.close()
 
 
-_STEPS = ("MAIL", "RCPT", "DATA")
+def _pipelining(smtp: smtplib.SMTP) -> bool:
+    return bool(smtp.does_esmtp and smtp.has_extn("pipelining"))
 
 
 def _envelope(sender: str, recipient: str, options: list[str]) -> bytes:
@@ -473,42 +469,55 @@ class _StaleConnection(Exception):
 class MaildirTransport:
     """Writes each message into a Maildir (the outbox), like a local delivery agent."""
 
-    #: a folder has no envelopes to send ahead
-    pending: Envelope | None = None
-
     def __init__(self, path: str) -> None:
         self.path = path
+        #: a folder has no envelopes to send ahead
+        self.ahead: Envelope | None = None
         self._maildir: mailbox.Maildir | None = None
+        self._envelope: Envelope | None = None
+        self._content: bytes | None = None
 
-    def send(
-        self,
-        sender: str,
-        recipient: str,
-        message: bytes,
-        before_end: BeforeEnd = None,
-        *,
-        then: Envelope | None = None,
-        while_waiting: WhileWaiting = None,
-    ) -> str:
-        """Store the message with ``Return-Path`` and ``Delivered-To``; return its key
-        (``then`` and ``while_waiting`` have nothing to overlap here)."""
-        if before_end is not None:
-            before_end()
+    def send(self, sender: str, recipient: str, message: bytes) -> str:
+        """``begin``, ``write`` and ``finish`` one message; return where it was stored."""
+        self.begin(sender, recipient)
+        self.write(message)
+        return self.finish()
+
+    def begin(self, sender: str, recipient: str) -> None:
+        """Take the envelope (written as ``Return-Path`` and ``Delivered-To``)."""
+        self._envelope, self._content = (sender, recipient), None
+
+    def write(self, content: bytes) -> None:
+        """Take the content; nothing is stored before ``finish``."""
+        assert self._envelope is not None, "write() comes after begin()"
+        self._content = content
+
+    def finish(self, next_envelope: Envelope | None = None) -> str:
+        """Store the message; return its key (``next_envelope``: nothing to send ahead)."""
+        envelope, content = self._envelope, self._content
+        self._envelope = self._content = None
+        assert envelope is not None and content is not None, "finish() comes after write()"
         if self._maildir is None:
             # mailbox creates a missing folder but not the sub-folders of an existing empty one.
             for sub in ("tmp", "new", "cur"):
                 Path(self.path, sub).mkdir(parents=True, exist_ok=True)
             self._maildir = mailbox.Maildir(self.path, factory=None, create=True)
-        envelope = (
+        sender, recipient = envelope
+        headers = (
             f"Return-Path: <{_one_line(sender)}>\r\nDelivered-To: {_one_line(recipient)}\r\n"
         ).encode()
         try:
-            key = self._maildir.add(envelope + message)
+            key = self._maildir.add(headers + content)
         except OSError as error:
             raise RelayUnavailable(-1, f"cannot write to {self.path}: {error}") from None
         return f"250 2.0.0 Ok: stored as {key}"
 
+    def abort(self) -> None:
+        """Forget the message begun (nothing of it was stored)."""
+        self._envelope = self._content = None
+
     def close(self) -> None:
+        self.abort()
         self._maildir = None
 
 

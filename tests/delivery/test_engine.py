@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from newsletter.content.models import Issue
 from newsletter.delivery.models import Delivery, DeliveryStatus
-from newsletter.delivery.outbound import Outbound, outbound
+from newsletter.delivery.outbound import Outbound, Session, outbound
 from newsletter.delivery.send import dispatcher
 from newsletter.delivery.send.sender import BatchSender
 from newsletter.errors import DomainBusy
@@ -216,10 +216,18 @@ def one_at_a_time(app: Flask) -> Outbound:
     return outbound()
 
 
-def test_a_connection_with_the_next_envelope_out_stays_with_its_thread_until_it_is_sent(
+def send_then(smtp: Session, recipient: str, following: str | None = None) -> str:
+    """One message through the session's three steps, with ``following``'s envelope at its
+    end."""
+    smtp.begin((SENDER, recipient))
+    smtp.write(simple(recipient))
+    return smtp.finish(next_envelope=(SENDER, following) if following else None)
+
+
+def test_a_connection_with_the_next_envelope_out_stays_with_its_session_until_it_is_sent(
     app: Flask, mailbox: CapturingSMTPServer, one_at_a_time: Outbound
 ) -> None:
-    way_out, sender = one_at_a_time, SENDER
+    way_out = one_at_a_time
 
     def from_another_thread(recipient: str) -> BaseException | str:
         outcome: list[BaseException | str] = []
@@ -227,7 +235,7 @@ def test_a_connection_with_the_next_envelope_out_stays_with_its_thread_until_it_
         def send() -> None:
             with app.app_context():
                 try:
-                    outcome.append(way_out.send(sender, recipient, simple(recipient)))
+                    outcome.append(way_out.send(SENDER, recipient, simple(recipient)))
                 except DomainBusy as busy:
                     outcome.append(busy)
 
@@ -236,10 +244,11 @@ def test_a_connection_with_the_next_envelope_out_stays_with_its_thread_until_it_
         thread.join(30)
         return outcome[0]
 
-    way_out.send(sender, "a@example.com", simple("a@example.com"), then="b@example.com")
-    # b@'s transaction is open (its envelope is out): the domain's one slot is taken.
-    assert isinstance(from_another_thread("c@example.com"), DomainBusy)
-    way_out.send(sender, "b@example.com", simple("b@example.com"))
+    with way_out.session() as smtp:
+        send_then(smtp, "a@example.com", "b@example.com")
+        # b@'s transaction is open (its envelope is out): the domain's one slot is taken.
+        assert isinstance(from_another_thread("c@example.com"), DomainBusy)
+        send_then(smtp, "b@example.com")
     assert str(from_another_thread("c@example.com")).startswith("250")
 
     assert [m.recipients for m in mailbox.messages] == [
@@ -247,16 +256,57 @@ def test_a_connection_with_the_next_envelope_out_stays_with_its_thread_until_it_
     ]
 
 
-def test_dropping_an_envelope_sent_ahead_delivers_nothing_and_frees_its_domain(
+def test_leaving_a_session_with_an_envelope_sent_ahead_delivers_nothing_and_frees_its_domain(
     mailbox: CapturingSMTPServer, one_at_a_time: Outbound
 ) -> None:
-    way_out, sender = one_at_a_time, SENDER
+    way_out = one_at_a_time
 
-    way_out.send(sender, "a@example.com", simple("a@example.com"), then="b@example.com")
-    way_out.drop_ahead()
-    way_out.send(sender, "c@example.com", simple("c@example.com"))
+    with way_out.session() as smtp:
+        send_then(smtp, "a@example.com", "b@example.com")
+    way_out.send(SENDER, "c@example.com", simple("c@example.com"))
 
     assert [m.recipients for m in mailbox.messages] == [["a@example.com"], ["c@example.com"]]
+
+
+def test_a_failure_between_the_content_and_its_end_delivers_nothing(
+    mailbox: CapturingSMTPServer, one_at_a_time: Outbound
+) -> None:
+    way_out = one_at_a_time
+
+    with pytest.raises(RuntimeError), way_out.session() as smtp:
+        smtp.begin((SENDER, "a@example.com"))
+        smtp.write(simple("a@example.com"))
+        raise RuntimeError("the previous outcome could not be recorded")
+    # The message was cancelled and its domain slot given back.
+    way_out.send(SENDER, "b@example.com", simple("b@example.com"))
+
+    assert [m.recipients for m in mailbox.messages] == [["b@example.com"]]
+
+
+def test_a_relay_closing_at_the_end_of_a_message_hands_it_to_the_next_relay(
+    app: Flask, mailbox: CapturingSMTPServer
+) -> None:
+    closing = CapturingSMTPServer()
+    closing.start()
+    try:
+        original = closing.handler.handle_DATA
+
+        async def shutting_down(server, session, envelope):  # type: ignore[no-untyped-def]
+            return "421 4.3.2 shutting down"
+
+        closing.handler.handle_DATA = shutting_down  # type: ignore[method-assign]
+        # The standby (weight 0) takes mail only once the closing relay is out.
+        app.config["SMTP_URL"] = (
+            f"smtp://127.0.0.1:{closing.port}?weight=1,smtp://127.0.0.1:{mailbox.port}?weight=0"
+        )
+        reply = outbound().send(SENDER, "a@example.com", simple("a@example.com"))
+        closing.handler.handle_DATA = original  # type: ignore[method-assign]
+    finally:
+        closing.stop()
+
+    assert reply.startswith("250")
+    assert [m.recipients for m in mailbox.messages] == [["a@example.com"]]
+    assert closing.messages == []
 
 
 def simple(recipient: str) -> bytes:

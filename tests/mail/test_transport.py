@@ -21,7 +21,9 @@ from newsletter.mail.transport import (
     MaildirTransport,
     Relay,
     SMTPTransport,
-    open_transport,
+    Transport,
+    configured_relays,
+    transport_for,
 )
 from tests.helpers import free_port
 from tests.smtp import CapturingHandler, CapturingSMTPServer
@@ -33,6 +35,11 @@ def message(to: str = "ann@example.com", subject: str = "Hello") -> bytes:
     return build_simple_message(
         to=to, subject=subject, text="Hi there\n", html="<p>Hi</p>", from_address=SENDER
     )
+
+
+def open_transport(config: dict[str, Any]) -> Transport:
+    """A transport to the first configured relay, as the outbound opens them."""
+    return transport_for(configured_relays(config)[0], config)
 
 
 def smtp_config(port: int, **extra: Any) -> dict[str, Any]:
@@ -137,24 +144,31 @@ def test_a_message_refused_at_data_is_permanent_and_the_next_one_goes_out(
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
-def test_a_hook_failing_before_end_sends_nothing_and_drops_the_transaction(
+def test_a_message_aborted_between_its_content_and_its_end_is_not_delivered(
     mailbox: CapturingSMTPServer, pipelining: bool
 ) -> None:
     mailbox.handler.pipelining = pipelining
     transport = open_transport(smtp_config(mailbox.port))
     assert isinstance(transport, SMTPTransport)
 
-    def database_down() -> None:
-        raise RuntimeError("the previous outcome could not be recorded")
-
-    with pytest.raises(RuntimeError):
-        transport.send(SENDER, "a@example.com", message("a@example.com"), database_down)
+    transport.begin(SENDER, "a@example.com")
+    transport.write(message("a@example.com"))
+    transport.abort()  # e.g. the previous outcome could not be recorded
     assert transport._smtp is None  # mid-DATA: only closing the connection cancels it
-    calls: list[str] = []
-    transport.send(SENDER, "b@example.com", message("b@example.com"), lambda: calls.append("x"))
+    transport.send(SENDER, "b@example.com", message("b@example.com"))
     transport.close()
-    assert calls == ["x"]
+
     assert [m.recipients for m in mailbox.messages] == [["b@example.com"]]
+    assert transport.connections == 2
+
+
+def test_closing_with_a_message_open_delivers_nothing(mailbox: CapturingSMTPServer) -> None:
+    transport = open_transport(smtp_config(mailbox.port))
+    transport.begin(SENDER, "a@example.com")
+    transport.write(message("a@example.com"))
+    transport.close()  # not QUIT, which the relay would read as content
+
+    assert mailbox.messages == []
 
 
 # -- TLS and AUTH -------------------------------------------------------------------------
@@ -248,7 +262,7 @@ def test_untrusted_certificate_is_refused(tls_server: Any) -> None:
     assert "CERTIFICATE_VERIFY_FAILED" in caught.value.reply
 
 
-def test_open_transport_reads_the_relay_url() -> None:
+def test_the_transport_follows_the_relay_url() -> None:
     transport = open_transport(
         {"SMTP_URL": "smtp://me:p%40ss@mail.example.org:587?starttls=true,smtp://other:25",
          "SMTP_HELO_NAME": "out.example.org"}
@@ -363,6 +377,15 @@ def spy_writes(transport: SMTPTransport) -> list[bytes]:
     return writes
 
 
+def send_then(
+    transport: Transport, recipient: str, following: str | None = None, body: bytes = b""
+) -> str:
+    """Send one message in its three steps, with ``following``'s envelope at its end."""
+    transport.begin(SENDER, recipient)
+    transport.write(body or message(recipient))
+    return transport.finish(next_envelope=(SENDER, following) if following else None)
+
+
 def test_the_next_envelope_goes_out_with_the_end_of_a_message(
     mailbox: CapturingSMTPServer,
 ) -> None:
@@ -376,9 +399,8 @@ def test_the_next_envelope_goes_out_with_the_end_of_a_message(
     recipients = [f"r{n}@example.com" for n in range(4)]
     for index, address in enumerate(recipients):
         following = recipients[index + 1] if index + 1 < len(recipients) else None
-        transport.send(SENDER, address, message(address),
-                       then=(SENDER, following) if following else None)  # fmt: skip
-        assert transport.pending == ((SENDER, following) if following else None)
+        send_then(transport, address, following)
+        assert transport.ahead == ((SENDER, following) if following else None)
     transport.close()
 
     def envelope(address: str) -> bytes:
@@ -406,16 +428,14 @@ def test_an_envelope_sent_ahead_for_a_message_that_never_comes_delivers_nothing(
     transport = open_transport(smtp_config(mailbox.port))
     assert isinstance(transport, SMTPTransport)
 
-    transport.send(SENDER, "a@example.com", message("a@example.com"),
-                   then=(SENDER, "b@example.com"))  # fmt: skip
+    send_then(transport, "a@example.com", "b@example.com")
     # Another message instead: the relay may be in DATA for b@, so the connection goes.
-    transport.send(SENDER, "c@example.com", message("c@example.com"),
-                   then=(SENDER, "d@example.com"))  # fmt: skip
+    send_then(transport, "c@example.com", "d@example.com")
     transport.close()  # with d@'s envelope out: dropped, not QUIT (taken as content)
 
     assert [m.recipients for m in mailbox.messages] == [["a@example.com"], ["c@example.com"]]
     assert transport.connections == 2
-    assert transport.pending is None
+    assert transport.ahead is None
 
 
 def test_a_refused_message_keeps_the_envelope_sent_ahead(
@@ -425,13 +445,11 @@ def test_a_refused_message_keeps_the_envelope_sent_ahead(
     transport = open_transport(smtp_config(mailbox.port))
     assert isinstance(transport, SMTPTransport)
 
-    transport.send(SENDER, "a@example.com", message("a@example.com"),
-                   then=(SENDER, "gone@example.com"))  # fmt: skip
+    send_then(transport, "a@example.com", "gone@example.com")
     with pytest.raises(PermanentDeliveryError) as refused:
-        transport.send(SENDER, "gone@example.com", message("gone@example.com"),
-                       then=(SENDER, "b@example.com"))  # fmt: skip
+        send_then(transport, "gone@example.com", "b@example.com")
     # Refused at RCPT, before any content: nothing went ahead for b@.
-    assert transport.pending is None
+    assert transport.ahead is None
     transport.send(SENDER, "b@example.com", message("b@example.com"))
     transport.close()
 
@@ -440,19 +458,24 @@ def test_a_refused_message_keeps_the_envelope_sent_ahead(
     assert transport.connections == 1
 
 
-def test_while_waiting_runs_once_the_content_is_out_and_before_the_reply(
+def test_the_end_of_a_message_goes_out_only_when_it_is_finished(
     mailbox: CapturingSMTPServer,
 ) -> None:
     transport = open_transport(smtp_config(mailbox.port))
     assert isinstance(transport, SMTPTransport)
-    seen: list[int] = []
+    transport.send(SENDER, "a@example.com", message("a@example.com"))
+    writes = spy_writes(transport)
 
-    transport.send(SENDER, "a@example.com", message("a@example.com"),
-                   while_waiting=lambda: seen.append(len(mailbox.messages)))  # fmt: skip
+    transport.begin(SENDER, "b@example.com")
+    transport.write(message("b@example.com"))
+    # The caller's work overlaps the relay's reading here: nothing can be accepted yet.
+    before_end = list(writes)
+    transport.finish()
     transport.close()
 
-    assert len(seen) == 1
-    assert len(mailbox.messages) == 1
+    assert not any(write.startswith(b".\r\n") for write in before_end)
+    assert writes[len(before_end)] == b".\r\n"
+    assert [m.recipients for m in mailbox.messages] == [["a@example.com"], ["b@example.com"]]
 
 
 def test_without_pipelining_the_commands_go_one_by_one(mailbox: CapturingSMTPServer) -> None:
@@ -486,8 +509,8 @@ def test_postfix_smtp_sink_takes_pipelined_messages() -> None:
         assert transport._smtp is not None and transport._smtp.has_extn("pipelining")
         # …and with each next envelope sent ahead with the end of the message before it
         for n in range(20):
-            then = (SENDER, f"s{n + 1}@example.com") if n < 19 else None
-            replies.append(transport.send(SENDER, f"s{n}@example.com", message(), then=then))
+            following = f"s{n + 1}@example.com" if n < 19 else None
+            replies.append(send_then(transport, f"s{n}@example.com", following, message()))
         transport.close()
     finally:
         process.terminate()

@@ -1,12 +1,19 @@
 """Sending one batch: claim rows under a lease, personalise, send, record each outcome.
 
-Each outcome is committed before the next message can be accepted on the same connection
-(before its end goes out), so a worker killed at any instant leaves at most one message per
-open connection accepted by the relay but not recorded: the only duplicate a restart can
-cause.
+Each message goes out through an outbound session in three steps, which also lay out the
+overlap that makes the send fast::
 
-The rest overlaps: the next envelope goes out with a message's end; while the relay reads
-a message's content, the outcome of the one before is committed and the next one is built.
+    smtp.begin(envelope)               # its MAIL/RCPT/DATA went out with the last message's end
+    smtp.write(message)                # the content; the relay reads it while we go on:
+    built = build(following)           #   the next message is built,
+    recorder.wait()                    #   the last outcome's commit collected;
+    smtp.finish(next_envelope=nxt)     # ".\r\n" and the next MAIL/RCPT in one write
+    recorder.record(row)               # its outcome sent to the database, not waited for
+
+The outcome of each message is committed before the end of the next one goes out on the
+same connection (the end is what lets the relay accept a message), so a worker killed at
+any instant leaves at most one message per open connection accepted by the relay but not
+recorded: the only duplicate a restart can cause.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from newsletter import broker
 from newsletter.audience.addresses import ascii_address
 from newsletter.audience.tokens import manage_url, unsubscribe_url
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.delivery.outbound import outbound
+from newsletter.delivery.outbound import Session, outbound
 from newsletter.delivery.send import outcomes
 from newsletter.errors import (
     DomainBusy,
@@ -34,6 +41,7 @@ from newsletter.errors import (
 )
 from newsletter.extensions import db
 from newsletter.mail.message import ListInfo, MessageSkeleton, Recipient, make_message_id
+from newsletter.mail.transport import Envelope
 from newsletter.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -95,12 +103,14 @@ class BatchSender:
             (the relays keep failing or are at their rate limits); None otherwise.
         """
         try:
-            return self._run(first_id, last_id)
+            # Leaving the session, however, cancels a message begun and not finished and
+            # an envelope sent ahead for a row left unsent.
+            with self.outbound.session() as smtp:
+                return self._run(smtp, first_id, last_id)
         finally:
-            self.outbound.drop_ahead()  # an envelope sent ahead for a row left unsent
             self.recorder.close()
 
-    def _run(self, first_id: int, last_id: int) -> datetime | None:
+    def _run(self, smtp: Session, first_id: int, last_id: int) -> datetime | None:
         while True:
             if issue_status(self.issue_id) is not IssueStatus.SENDING:
                 return None  # paused or cancelled: stop between messages
@@ -109,11 +119,11 @@ class BatchSender:
             )
             if not claim.ids:
                 return None
-            not_before = self._send_claimed(claim)
+            not_before = self._send_claimed(smtp, claim)
             if not_before is not None or self.interrupted:
                 return not_before
 
-    def _send_claimed(self, claim: outcomes.Claim) -> datetime | None:
+    def _send_claimed(self, smtp: Session, claim: outcomes.Claim) -> datetime | None:
         rows = outcomes.load(self.issue_id, claim.ids)
         outcomes.record_skipped([row.delivery_id for row in rows if not row.still_wanted])
         todo = [row for row in rows if row.still_wanted]
@@ -135,8 +145,9 @@ class BatchSender:
                 if index >= len(todo):
                     break
             row = todo[index]
+            following = todo[index + 1] if index + 1 < len(todo) else None
             try:
-                temporary = self._send_one(row, todo[index + 1] if index + 1 < len(todo) else None)
+                temporary = self._send_one(smtp, row, following)
             except DomainBusy as error:
                 # Its domain is at its cap: the rows behind it go first, unless they are all
                 # waiting for a busy domain too.
@@ -175,22 +186,24 @@ class BatchSender:
         self._status_checked = now
         return issue_status(self.issue_id) is not IssueStatus.SENDING
 
-    def _send_one(self, row: outcomes.Claimed, following: outcomes.Claimed | None) -> bool:
+    def _send_one(
+        self, smtp: Session, row: outcomes.Claimed, following: outcomes.Claimed | None
+    ) -> bool:
         """Mail one recipient and record the outcome; True for a temporary failure.
 
-        ``following`` is the row meant to go next: its envelope may go out ahead, and its
-        message is built while the relay reads this one.
+        ``following`` is the row meant to go next: its message is built while the relay
+        reads this one, and its envelope may go out with this one's end.
 
         :raises RelayUnavailable: nothing was sent; the row is still claimed.
         """
         message_id, data = self._message_for(row)
         try:
-            reply = self.outbound.send(
-                self.envelope_from, ascii_address(row.email), data, signed=True,
-                before_end=self.recorder.wait,  # the last outcome, committed
-                then=ascii_address(following.email) if following is not None else None,
-                while_waiting=(lambda: self._build_ahead(following)) if following else None,
-            )  # fmt: skip
+            smtp.begin((self.envelope_from, ascii_address(row.email)))
+            smtp.write(data)
+            if following is not None:
+                self._build_ahead(following)
+            self.recorder.wait()  # the last outcome is in before this one can be accepted
+            reply = smtp.finish(next_envelope=self._envelope(following))
         except RelayUnavailable:
             raise
         except TemporaryDeliveryError as error:
@@ -208,6 +221,9 @@ class BatchSender:
         self.recorder.record(row.delivery_id, message_id=message_id, reply=reply)
         return False
 
+    def _envelope(self, row: outcomes.Claimed | None) -> Envelope | None:
+        return (self.envelope_from, ascii_address(row.email)) if row is not None else None
+
     def _message_for(self, row: outcomes.Claimed) -> tuple[str, bytes]:
         """The row's Message-ID and signed message: built ahead, or now."""
         built, self._built = self._built, None
@@ -217,7 +233,7 @@ class BatchSender:
 
     def _build_ahead(self, row: outcomes.Claimed) -> None:
         """Build the row's message while the relay reads the one before. Never raises (the
-        relay's reply is still to be read): a failure shows when the row's turn comes."""
+        message before is still to be finished): a failure shows when the row's turn comes."""
         if self._built is not None and self._built[0] == row.delivery_id:
             return
         try:
