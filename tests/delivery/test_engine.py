@@ -4,6 +4,7 @@ ahead."""
 
 from __future__ import annotations
 
+import ast
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -307,6 +308,28 @@ def test_a_relay_closing_at_the_end_of_a_message_hands_it_to_the_next_relay(
     assert reply.startswith("250")
     assert [m.recipients for m in mailbox.messages] == [["a@example.com"]]
     assert closing.messages == []
+
+
+def test_every_message_leaves_through_the_outbound() -> None:
+    """No module but the transport speaks SMTP, and none but the outbound opens a transport:
+    a message sent any other way would miss DKIM, the limits, failover and the record."""
+    package = Path(__file__).resolve().parents[2] / "newsletter"
+    opening = {"transport_for", "SMTPTransport", "MaildirTransport"}
+    offenders = []
+    for path in package.rglob("*.py"):
+        module = path.relative_to(package.parent).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(), module)):
+            if isinstance(node, ast.Import):
+                names = {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                names = {node.module or ""} | {alias.name for alias in node.names}
+            else:
+                continue
+            if "smtplib" in names and module != "newsletter/mail/transport.py":
+                offenders.append(f"{module} imports smtplib")
+            if names & opening and module != "newsletter/delivery/outbound.py":
+                offenders.append(f"{module} imports {sorted(names & opening)}")
+    assert offenders == []
 
 
 def simple(recipient: str) -> bytes:
