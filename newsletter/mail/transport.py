@@ -213,6 +213,7 @@ class SMTPTransport:
         self.tls_context = tls_context or ssl.create_default_context()
         self._smtp: smtplib.SMTP | None = None
         self._sent_on_connection = 0
+        self._pipelining = False
         #: between ``begin`` and ``finish``: the relay is reading a message's content
         self._open = False
         self.ahead: Envelope | None = None
@@ -258,6 +259,8 @@ class SMTPTransport:
             raise RelayUnavailable(-1, reason) from None
         self.connections += 1
         self._sent_on_connection = 0
+        # MAIL, RCPT and DATA in one write (RFC 2920), and the next ones with a message's end
+        self._pipelining = bool(smtp.does_esmtp and smtp.has_extn("pipelining"))
         return smtp
 
     def close(self) -> None:
@@ -310,7 +313,7 @@ class SMTPTransport:
         step = "MAIL"
         try:
             options = self._mail_options(smtp, sender, recipient)
-            if _pipelining(smtp):
+            if self._pipelining:
                 if self.ahead is None:
                     smtp.send(_envelope(sender, recipient, options))
                 self.ahead = None  # sent now or ahead: its replies are read next
@@ -395,7 +398,7 @@ class SMTPTransport:
         assert self._open and self._smtp is not None, "finish() comes after write()"
         smtp = self._smtp
         ahead = b""
-        if next_envelope is not None and _pipelining(smtp):
+        if next_envelope is not None and self._pipelining:
             try:
                 ahead = _envelope(*next_envelope, self._mail_options(smtp, *next_envelope))
             except PermanentDeliveryError:
@@ -444,10 +447,6 @@ class SMTPTransport:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _pipelining(smtp: smtplib.SMTP) -> bool:
-    return bool(smtp.does_esmtp and smtp.has_extn("pipelining"))
 
 
 def _envelope(sender: str, recipient: str, options: list[str]) -> bytes:
