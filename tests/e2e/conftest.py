@@ -16,11 +16,11 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.e2e.helpers import BrowserSession
+from tests.e2e.helpers import WIDTHS, BrowserSession
 from tests.helpers import free_port, require_service
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -90,4 +90,13 @@ def session(browser: Browser) -> Iterator[BrowserSession]:
 
     context.on("request", record)
     yield recorded
+    context.close()
+
+
+@pytest.fixture(params=sorted(WIDTHS), ids=sorted(WIDTHS))
+def sized_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
+    """A page in a fresh context at each width of ``WIDTHS`` (phone and laptop)."""
+    context = browser.new_context(viewport={"width": WIDTHS[request.param], "height": 900})
+    context.set_default_timeout(15_000)
+    yield context.new_page()
     context.close()

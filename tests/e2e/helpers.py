@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import ConsoleMessage, Page
 
 
 @dataclass
@@ -25,3 +25,37 @@ class BrowserSession:
             if urlsplit(url).scheme not in {"data", "blob", "about"}
             and urlsplit(url).hostname != allowed_host
         ]
+
+
+def submit(session: BrowserSession, button_selector: str) -> None:
+    """Click a form's submit button and wait for the page it leads to."""
+    with session.page.expect_navigation():
+        session.page.locator(button_selector).first.click()
+
+
+def page_text(session: BrowserSession) -> str:
+    return " ".join(session.page.inner_text("body").split()).lower()
+
+
+WIDTHS = {"phone": 390, "laptop": 1280}
+
+
+class Console:
+    """Everything the browser complained about, in any frame of the page."""
+
+    def __init__(self, page: Page) -> None:
+        self.complaints: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.complaints.append(f"page error: {error}"))
+        page.on(
+            "requestfailed",
+            lambda request: self.complaints.append(f"failed: {request.url} {request.failure}"),
+        )
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in {"error", "warning"}:
+            self.complaints.append(f"{message.type}: {message.text}")
+
+    def take(self) -> list[str]:
+        complaints, self.complaints = self.complaints, []
+        return complaints

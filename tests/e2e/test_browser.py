@@ -17,7 +17,7 @@ from flask import Flask
 
 from newsletter.audience.models import Subscriber, SubscriptionStatus
 from newsletter.extensions import db
-from tests.e2e.helpers import BrowserSession
+from tests.e2e.helpers import BrowserSession, page_text, submit
 from tests.smtp import CapturingSMTPServer
 
 READER = "grace@example.com"
@@ -46,16 +46,6 @@ def text_part(message: Any) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None, "the confirmation mail has no text part"
     return str(part.get_content())
-
-
-def submit(session: BrowserSession, button_selector: str) -> None:
-    """Click a form's submit button and wait for the page it leads to."""
-    with session.page.expect_navigation():
-        session.page.locator(button_selector).first.click()
-
-
-def page_text(session: BrowserSession) -> str:
-    return " ".join(session.page.inner_text("body").split()).lower()
 
 
 @pytest.mark.browser

@@ -11,7 +11,6 @@ fetched from another host. Screenshots land in ``<basetemp>/…/shots``; run wit
 from __future__ import annotations
 
 import mailbox
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,13 +24,13 @@ from newsletter.audience.tokens import confirm_url, manage_url, unsubscribe_url
 from newsletter.auth import services
 from newsletter.content.models import IssueStatus
 from newsletter.mail.message import build_simple_message
+from tests.e2e.helpers import Console
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, ConsoleMessage, Page
+    from playwright.sync_api import Page
 
 ADMIN, PASSWORD = "admin@example.org", "correct horse battery"
-WIDTHS = {"phone": 390, "laptop": 1280}
 # Mail HTML as it comes from MJML: a <style> block and inline styles, both allowed in frames.
 MAIL_HTML = (
     "<html><head><style>h1 { color: #b3261e; }</style></head><body>"
@@ -98,39 +97,11 @@ def seed(app: Flask) -> Seeded:
     )
 
 
-class Console:
-    """Everything the browser complained about, in any frame of the page."""
-
-    def __init__(self, page: Page) -> None:
-        self.complaints: list[str] = []
-        page.on("console", self._console)
-        page.on("pageerror", lambda error: self.complaints.append(f"page error: {error}"))
-        page.on(
-            "requestfailed",
-            lambda request: self.complaints.append(f"failed: {request.url} {request.failure}"),
-        )
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type in {"error", "warning"}:
-            self.complaints.append(f"{message.type}: {message.text}")
-
-    def take(self) -> list[str]:
-        complaints, self.complaints = self.complaints, []
-        return complaints
-
-
-@pytest.fixture(params=sorted(WIDTHS), ids=sorted(WIDTHS))
-def page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": WIDTHS[request.param], "height": 900})
-    context.set_default_timeout(15_000)
-    yield context.new_page()
-    context.close()
-
-
 @pytest.mark.browser
 def test_the_main_pages_work_under_the_content_security_policy(
-    app: Flask, live_url: str, page: Page, tmp_path: Path
+    app: Flask, live_url: str, sized_page: Page, tmp_path: Path
 ) -> None:
+    page = sized_page
     data = seed(app)
     console = Console(page)
     requested: list[str] = []

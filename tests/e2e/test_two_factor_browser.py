@@ -7,7 +7,6 @@ QR code beside it must be drawn by the server (nothing is fetched from another h
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pyotp
@@ -16,12 +15,10 @@ from flask import Flask
 
 from newsletter.auth import services, totp
 from newsletter.extensions import db
-from tests.e2e.conftest import BrowserSession
-from tests.e2e.test_browser import page_text, submit
-from tests.e2e.test_csp import WIDTHS, Console
+from tests.e2e.helpers import BrowserSession, Console, page_text, submit
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
 
 EMAIL = "editor@example.org"
 PASSWORD = "correct horse battery"
@@ -43,14 +40,6 @@ def log_in_with_password(session: BrowserSession, live_url: str) -> None:
     page.fill("input[name=email]", EMAIL)
     page.fill("input[name=password]", PASSWORD)
     submit(session, "main form[method=post] button[type=submit]")
-
-
-@pytest.fixture(params=sorted(WIDTHS), ids=sorted(WIDTHS))
-def sized_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": WIDTHS[request.param], "height": 900})
-    context.set_default_timeout(15_000)
-    yield context.new_page()
-    context.close()
 
 
 @pytest.mark.browser

@@ -13,7 +13,7 @@ from newsletter.auth import services, tokens
 from newsletter.auth.models import ApiToken
 from newsletter.extensions import db
 from tests.web.admin_browser import logged_in_admin, token_for
-from tests.web.test_api import Api, assert_error
+from tests.web.api_client import Api, assert_error
 
 NEW_TOKEN = re.compile(r'id="new-token-value">(nl_[A-Za-z0-9_-]+)<')
 

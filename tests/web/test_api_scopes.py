@@ -19,7 +19,7 @@ from newsletter.extensions import db
 from newsletter.models import utcnow
 from newsletter.web.api.blueprint import CATCH_ALL_ENDPOINTS
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
-from tests.web.test_api import API, Api, assert_error
+from tests.web.api_client import API, Api, assert_error
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
