@@ -104,3 +104,19 @@ def test_no_domain_module_imports_the_actors() -> None:
         name for name in graph if name.startswith(domains) and "newsletter.tasks" in graph[name]
     ]
     assert offenders == []
+
+
+def test_no_test_module_imports_another_or_a_conftest() -> None:
+    """Shared helpers live in helpers modules and fixtures, not in other tests' files."""
+    tests = Path(__file__).resolve().parent
+    offenders = []
+    for path in tests.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                last = name.rpartition(".")[2]
+                if name.startswith("tests.") and (last.startswith("test_") or last == "conftest"):
+                    offenders.append(f"{path.relative_to(tests)} imports {name}")
+    assert offenders == []
