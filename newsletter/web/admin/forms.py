@@ -51,10 +51,10 @@ class LoginForm(FlaskForm):
     )
 
 
-class SetupForm(FlaskForm):
-    email = EmailField("Your email", validators=[DataRequired(), Email(), Length(max=320)])
-    password = PasswordField(
-        "Password",
+def new_password_field(label: str) -> PasswordField:
+    """A field for choosing a password, with the length rules every password follows."""
+    return PasswordField(
+        label,
         validators=[
             DataRequired(),
             Length(
@@ -65,6 +65,11 @@ class SetupForm(FlaskForm):
         ],
         description=f"At least {MIN_PASSWORD_LENGTH} characters; a passphrase is best.",
     )
+
+
+class SetupForm(FlaskForm):
+    email = EmailField("Your email", validators=[DataRequired(), Email(), Length(max=320)])
+    password = new_password_field("Password")
     confirm = PasswordField(
         "Repeat the password",
         validators=[DataRequired(), EqualTo("password", message="The passwords differ.")],

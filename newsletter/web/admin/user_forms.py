@@ -7,29 +7,14 @@ from wtforms import BooleanField, EmailField, Form, PasswordField, SelectField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
 from newsletter.auth.models import Role
-from newsletter.auth.services import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-from newsletter.web.admin.forms import choices
+from newsletter.auth.services import MAX_PASSWORD_LENGTH
+from newsletter.web.admin.forms import choices, new_password_field
 
 ROLE_CHOICES = [
     ("viewer", "Viewer: reads, changes nothing"),
     ("editor", "Editor: statements, templates and issues"),
     ("admin", "Admin: everything, users included"),
 ]
-
-
-def _new_password(label: str) -> PasswordField:
-    return PasswordField(
-        label,
-        validators=[
-            DataRequired(),
-            Length(
-                min=MIN_PASSWORD_LENGTH,
-                message=f"The password must have at least {MIN_PASSWORD_LENGTH} characters.",
-            ),
-            Length(max=MAX_PASSWORD_LENGTH),
-        ],
-        description=f"At least {MIN_PASSWORD_LENGTH} characters; a passphrase is best.",
-    )
 
 
 def _repeat() -> PasswordField:
@@ -42,7 +27,7 @@ def _repeat() -> PasswordField:
 class NewPasswordForm(FlaskForm):
     """Choosing a password through an invitation or reset link."""
 
-    password = _new_password("New password")
+    password = new_password_field("New password")
     confirm = _repeat()
 
 
@@ -50,7 +35,7 @@ class ChangePasswordForm(FlaskForm):
     current = PasswordField(
         "Current password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
     )
-    password = _new_password("New password")
+    password = new_password_field("New password")
     confirm = _repeat()
 
 
