@@ -101,7 +101,8 @@ class FaultyHandler(CapturingHandler):
     worker at a known point with nothing unrecorded; once ``stall_after`` messages are in,
     each further message is kept (it counts as received) but its reply to DATA waits for
     ``release``: the sender cannot know it was taken, the one window in which a crash
-    causes a duplicate.
+    causes a duplicate; with ``hold_until_senders`` set, every MAIL waits until that many of
+    the ``watch_pids`` have opened a connection (so each of them surely sends a share).
 
     Record: ``tried_at`` (monotonic times of each RCPT per address), the open connections,
     and, for the processes in ``watch_pids``, which process sent each message.
@@ -132,6 +133,7 @@ class FaultyHandler(CapturingHandler):
     pid_of_peer: dict[tuple[str, int], int | None] = field(default_factory=dict)
     #: the pid (from ``watch_pids``) that sent each message in ``messages``, in order
     sender_pids: list[int | None] = field(default_factory=list)
+    hold_until_senders: int | None = None
 
     def connection_made(self, peer: tuple[str, int], transport: asyncio.BaseTransport) -> None:
         # The client waits for our greeting: its socket surely exists, so look it up now.
@@ -144,6 +146,10 @@ class FaultyHandler(CapturingHandler):
             self.transports[peer] = transport
             self.pid_of_peer[peer] = owner
 
+    def _senders_seen(self) -> int:
+        with self.lock:
+            return len({pid for pid in self.pid_of_peer.values() if pid is not None})
+
     def connection_lost(self, peer: tuple[str, int]) -> None:
         with self.lock:
             self.open_connections.discard(peer)
@@ -154,6 +160,8 @@ class FaultyHandler(CapturingHandler):
             self.held.set()
             while not self.released.is_set():
                 await asyncio.sleep(0.02)
+        while self.hold_until_senders and self._senders_seen() < self.hold_until_senders:
+            await asyncio.sleep(0.02)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"

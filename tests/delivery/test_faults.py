@@ -503,6 +503,9 @@ def test_three_worker_processes_share_a_send_and_mail_everyone_exactly_once(
 
     processes = start_send(app, issue_id, env, tmp_path, workers=3, resume=True)
     handler.watch_pids = [p.pid for p in processes]
+    # No message goes out until all three hold a connection: whichever claims first cannot
+    # finish the send before the others have their share.
+    handler.hold_until_senders = len(processes)
     dispatcher.request_send(issue_id)
     # Every range queued three times over: the processes race for the same rows.
     dispatcher.recover_unfinished()
