@@ -17,6 +17,7 @@ from newsletter.content import models as _content_models  # noqa: F401
 from newsletter.delivery import models as _delivery_models  # noqa: F401
 from newsletter.delivery import transactional as _transactional_models  # noqa: F401
 from newsletter.extensions import FACTORY_KEY, init_extensions
+from newsletter.ops import logs
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -35,6 +36,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     init_extensions(app)
     broker.init_app(app, tasks.ACTORS)
     web.register(app)
+    logs.init_app(app)
     commands.register(app)
     trust_proxies(app)
     app.extensions[FACTORY_KEY] = create_app

@@ -17,6 +17,7 @@ from dramatiq.middleware import Middleware
 from flask import Flask
 
 from newsletter.extensions import db
+from newsletter.ops import logs
 
 #: "transactional" has a worker thread of its own in every worker process (``start_workers``)
 QUEUES = ("default", "delivery", "transactional")
@@ -39,6 +40,7 @@ class AppContextMiddleware(Middleware):
         context = self.app.app_context()
         context.push()
         self._contexts[message.message_id] = context
+        logs.job_id.set(message.message_id)  # each log line of the job names it
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
@@ -47,6 +49,7 @@ class AppContextMiddleware(Middleware):
         if context is not None:
             db.session.remove()
             context.pop()
+        logs.job_id.set(None)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
         self.after_process_message(broker, message)

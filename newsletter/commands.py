@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import errno
 import functools
-import logging
 import signal
 import socket
 import sys
@@ -36,6 +35,8 @@ from newsletter.delivery.workers import run_workers, start_sweeper
 from newsletter.errors import ConfigError
 from newsletter.extensions import db
 from newsletter.mail import dkim_commands
+from newsletter.ops import commands as ops_commands
+from newsletter.ops import logs
 from newsletter.schema import ensure_schema, upgrade_database
 
 
@@ -47,6 +48,7 @@ from newsletter.schema import ensure_schema, upgrade_database
 def run_command(host: str, port: int) -> None:
     """Migrate the database, then serve the app (and, on the embedded queue, its workers)."""
     app = _current_app()
+    logs.setup(app)
     # A taken address is the first thing said, before any link to an address not served.
     server = _listen(app, host, port)
     follow_served_address(app, host, server.port)
@@ -95,7 +97,7 @@ def worker_command(processes: int, threads: int | None) -> None:
             "the workers inside the web process."
         )
     _check_services(app, need_schema=True)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s [%(name)s] %(message)s")
+    logs.setup(app)
     _recover()
     _release_session()
     sys.exit(run_workers(app, processes=processes, threads=threads))
@@ -176,6 +178,8 @@ def register(app: Flask) -> None:
 
     for module in (bench_commands, dkim_commands):
         module.register(app)
+    # The doctor reports a missing migration as a finding, rather than applying it.
+    app.cli.add_command(ops_commands.doctor_command)
 
 
 def _schema_first(command: click.Command) -> click.Command:

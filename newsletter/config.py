@@ -66,6 +66,15 @@ DEFAULTS: dict[str, Any] = {
     # The audit log keeps the client's IP address only when this is turned on.
     "STORE_IP": False,
     "AUDIT_RETENTION_DAYS": 365,  # older audit events are deleted; 0 keeps them all
+    # /metrics: a scraper shows this bearer token; unset, it must come from METRICS_ALLOW.
+    "METRICS_TOKEN": None,
+    "METRICS_ALLOW": "127.0.0.1,::1",  # addresses or CIDR blocks, comma-separated
+    "WORKER_METRICS_PORT": None,  # `newsletter worker` serves its processes' metrics here
+    "WORKER_METRICS_HOST": "127.0.0.1",
+    "LOG_FORMAT": "text",  # text, or json: one JSON object a line, with a request or job id
+    # Logs never show an address or a token unless this is turned on, to debug.
+    "LOG_SENSITIVE": False,
+    "DNS_RESOLVER": None,  # newsletter doctor asks these host[:port] servers; None: the system's
 }
 
 #: the base URL, unset, of a process other than `newsletter run` (workers, gunicorn, commands)
@@ -108,6 +117,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     _check_lease(app)
     _check_dkim(app)
     _check_sessions(app)
+    _check_operations(app)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
@@ -300,6 +310,27 @@ def _check_lease(app: Flask) -> None:
 def _check_dkim(app: Flask) -> None:
 
     complete_settings(app.config, app.instance_path)
+
+
+def _check_operations(app: Flask) -> None:
+    """The metrics' allowed addresses parse, the log format is known, the port is a port."""
+    import ipaddress
+
+    for part in str(app.config.get("METRICS_ALLOW") or "").split(","):
+        try:
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                "NEWSLETTER_METRICS_ALLOW", f"{part.strip()!r} is not an address or CIDR block"
+            ) from None
+    if app.config.get("LOG_FORMAT") not in ("text", "json"):
+        value = app.config.get("LOG_FORMAT")
+        raise ConfigError("NEWSLETTER_LOG_FORMAT", f"{value!r}: use text or json")
+    port = app.config.get("WORKER_METRICS_PORT")
+    if port not in (None, ""):
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigError("NEWSLETTER_WORKER_METRICS_PORT", f"{port!r} is not a port number")
 
 
 def _check_sessions(app: Flask) -> None:

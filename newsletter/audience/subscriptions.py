@@ -34,6 +34,7 @@ from newsletter.audience.tokens import read_token
 from newsletter.errors import InvalidToken, ValidationError
 from newsletter.extensions import db
 from newsletter.models import get_or_raise, utcnow
+from newsletter.ops import metrics
 
 MAX_AGE_SETTING = {
     "confirm": "CONFIRM_MAX_AGE",
@@ -121,6 +122,7 @@ def subscribe(
         subscriber, pending = _subscribe(address, name, lists, source, ip, confirmed)
         db.session.commit()
     enqueue_confirmations(pending)
+    metrics.count("newsletter_signups", via=source.value)
     return subscriber
 
 
@@ -330,6 +332,7 @@ def confirm(token: str) -> Subscription:
         if isinstance(pending_name, str) and pending_name:
             _set_name(subscriber, clean_name(pending_name))
         db.session.commit()
+        metrics.count("newsletter_confirmations")
     return subscription
 
 

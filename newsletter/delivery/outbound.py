@@ -33,7 +33,7 @@ from newsletter.delivery.relays.domains import domain_slots_for
 from newsletter.delivery.relays.limits import limiter_for
 from newsletter.delivery.relays.pool import ConnectionPool
 from newsletter.delivery.relays.routing import RelayRouter, relay_policies
-from newsletter.errors import DomainBusy, RelayUnavailable
+from newsletter.errors import DeliveryError, DomainBusy, RelayUnavailable
 from newsletter.mail.dkim import signer_for
 from newsletter.mail.transport import (
     Envelope,
@@ -42,6 +42,7 @@ from newsletter.mail.transport import (
     configured_relays,
     transport_for,
 )
+from newsletter.ops import metrics
 
 if TYPE_CHECKING:
     from newsletter.delivery.relays.routing import RelayPolicy
@@ -307,16 +308,22 @@ class Session:
         try:
             reply = current.transport.finish(reserved.envelope if reserved else None)
         except RelayUnavailable as error:
+            _count_reply(current.relay, error)
             if current.policy is None:  # the outbox: there is nowhere else
                 self._settle(current, reserved)
                 raise
             # Refused at its end, so delivered nowhere: it may go through another relay.
             self._settle(current, reserved, keep_slot=True)
             return self._elsewhere(current, content, error, next_envelope)
+        except DeliveryError as error:
+            _count_reply(current.relay, error)
+            self._settle(current, reserved)
+            raise
         except BaseException:
             self._settle(current, reserved)
             raise
         self._settle(current, reserved)
+        metrics.count("newsletter_smtp_replies", relay=current.relay.name, reply_class="2xx")
         if current.policy is not None:
             assert self._outbound.router is not None
             self._outbound.router.succeeded(current.policy.relay.name)
@@ -362,11 +369,16 @@ class Session:
             try:
                 transport.begin(*envelope)
             except RelayUnavailable as error:
+                _count_reply(policy.relay, error)
                 way_out.pool.release(policy.relay, transport)
                 last = way_out._failed(policy, error)
                 if len(way_out.policies) == 1:
                     break  # nowhere else to go: wait, rather than knock again at once
                 continue
+            except DeliveryError as error:  # the recipient refused at MAIL or RCPT
+                _count_reply(policy.relay, error)
+                way_out.pool.release(policy.relay, transport)
+                raise
             except BaseException:
                 way_out.pool.release(policy.relay, transport)
                 raise
@@ -447,3 +459,11 @@ class Session:
         """Cancel what is open on the place's connection (dropping it), then put it back."""
         place.transport.abort()
         self._put_back(place)
+
+
+def _count_reply(relay: Relay, error: DeliveryError) -> None:
+    """Count a relay's refusal (a lost connection has no reply code and is not counted)."""
+    if error.code > 0:
+        metrics.count(
+            "newsletter_smtp_replies", relay=relay.name, reply_class=metrics.reply_class(error.code)
+        )

@@ -25,6 +25,7 @@ from newsletter.delivery.control import actions as control
 from newsletter.delivery.send.dispatcher import recover_unstarted
 from newsletter.delivery.send.stalls import STALL_SECONDS, StallWatch
 from newsletter.extensions import FACTORY_KEY, db
+from newsletter.ops import logs, worker_metrics
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,20 @@ SWEEP_SECONDS = 10
 def run_workers(app: Flask, *, processes: int, threads: int | None) -> int:
     """Consume the app's broker with ``processes`` processes of ``threads`` threads each
     until SIGTERM or SIGINT; return the exit status."""
+    folder = server = None
+    if worker_metrics.wanted(app):
+        folder = worker_metrics.prepare_folder()  # before any process counts anything
+        server = worker_metrics.serve(app)
+    try:
+        return _run_processes(app, processes=processes, threads=threads)
+    finally:
+        if server is not None:
+            server.shutdown()
+        if folder is not None:
+            worker_metrics.remove_folder(folder)
+
+
+def _run_processes(app: Flask, *, processes: int, threads: int | None) -> int:
     if processes <= 1:
         return serve(app, threads)
     # spawn, not fork: a forked child would share the parent's database connections.
@@ -73,6 +88,8 @@ def run_workers(app: Flask, *, processes: int, threads: int | None) -> int:
 def serve(app: Flask, threads: int | None) -> int:
     """Run one Dramatiq worker in this process until SIGTERM or SIGINT."""
     stop = _stop_on_signals()
+    if worker_metrics.wanted(app):
+        worker_metrics.instrument(app.extensions["dramatiq"])
     # Bulk threads plus one thread of its own for the "transactional" queue.
     worker = start_workers(app, threads, worker_timeout=1000)
     threads_now = len(worker.bulk.workers)
@@ -133,8 +150,9 @@ def start_sweeper(app: Flask, *, unstarted: bool = True) -> Sweeper:
 
 
 def _child_main(create_app: Callable[[], Flask], threads: int | None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s [%(name)s] %(message)s")
-    raise SystemExit(serve(create_app(), threads))
+    app = create_app()
+    logs.setup(app)
+    raise SystemExit(serve(app, threads))
 
 
 def _stop_on_signals() -> threading.Event:

@@ -170,6 +170,69 @@ def transport_for(relay: Relay, config: Any) -> Transport:
     )
 
 
+@dataclass
+class RelayProbe:
+    """What a relay said when ``newsletter doctor`` knocked: its EHLO, STARTTLS and login."""
+
+    ehlo: str | None = None  #: the EHLO reply's first line; None: no answer
+    starttls_offered: bool = False
+    tls: bool = False  #: the session was encrypted (STARTTLS done, or smtps)
+    login: bool | None = None  #: None: no credentials configured (or not tried)
+    error: str | None = None  #: what went wrong, at the step where it stopped
+
+
+def probe_relay(relay: Relay, config: Any) -> RelayProbe:
+    """Connect to ``relay``, EHLO, STARTTLS when offered or asked for, log in when the URL has
+    credentials, then QUIT; no message is sent. Never raises: ``error`` says what failed."""
+    result = RelayProbe()
+    # An operator waits for the answer: a relay that says nothing in 10 s is as good as down.
+    timeout = min(float(config.get("SMTP_TIMEOUT") or 30), 10.0)
+    context = ssl.create_default_context()
+    try:
+        smtp: smtplib.SMTP
+        if relay.scheme == "smtps":
+            smtp = smtplib.SMTP_SSL(relay.host, relay.port, local_hostname=_helo_name(config),
+                                    timeout=timeout, context=context)  # fmt: skip
+            result.tls = True
+        else:
+            smtp = smtplib.SMTP(relay.host, relay.port, local_hostname=_helo_name(config),
+                                timeout=timeout)  # fmt: skip
+        with smtp:
+            code, reply = smtp.ehlo()
+            result.ehlo = f"{code} {_reply_text(reply).splitlines()[0] if reply else ''}".strip()
+            result.starttls_offered = bool(smtp.has_extn("starttls"))
+            if not result.tls and (result.starttls_offered or relay.starttls):
+                smtp.starttls(context=context)
+                smtp.ehlo()
+                result.tls = True
+            if relay.username:
+                result.login = _probe_login(smtp, relay, result)
+    except (smtplib.SMTPException, OSError, ssl.SSLError) as error:
+        result.error = result.error or f"{type(error).__name__}: {error}"
+    return result
+
+
+def _probe_login(smtp: smtplib.SMTP, relay: Relay, result: RelayProbe) -> bool:
+    """Log in with one mechanism the relay offers (PLAIN, else LOGIN): smtplib's ``login``
+    would try the next after a refusal, and some servers hang up on that."""
+    offered = (smtp.esmtp_features.get("auth") or "").upper().split()
+    smtp.user, smtp.password = relay.username or "", relay.password or ""
+    try:
+        if "PLAIN" in offered:
+            smtp.auth("PLAIN", smtp.auth_plain)
+        elif "LOGIN" in offered:
+            smtp.auth("LOGIN", smtp.auth_login, initial_response_ok=False)
+        else:
+            smtp.login(relay.username or "", relay.password or "")
+    except smtplib.SMTPAuthenticationError as error:
+        result.error = f"login refused: {error.smtp_code} {_reply_text(error.smtp_error)}"
+        return False
+    except smtplib.SMTPNotSupportedError:
+        result.error = "the relay offers no login (AUTH)"
+        return False
+    return True
+
+
 def _helo_name(config: Any) -> str:
     """The EHLO name: ``SMTP_HELO_NAME``, else the host of ``BASE_URL``.
 
