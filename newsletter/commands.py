@@ -180,6 +180,8 @@ def register(app: Flask) -> None:
         module.register(app)
     # The doctor reports a missing migration as a finding, rather than applying it.
     app.cli.add_command(ops_commands.doctor_command)
+    app.cli.add_command(ops_commands.backup_command)
+    app.cli.add_command(ops_commands.restore_command)
 
 
 def _schema_first(command: click.Command) -> click.Command:

@@ -105,23 +105,40 @@ def mailbox(smtp_server: CapturingSMTPServer) -> CapturingSMTPServer:
 
 
 @pytest.fixture
-def empty_database_url(tmp_path: Path, backend: dict[str, str | None]) -> Iterator[str]:
-    """The URL of an empty database that exists only for this test."""
-    if not TEST_DATABASE_URL:
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    url = make_url(TEST_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"newsletter_empty_{secrets.token_hex(4)}"
+def empty_database_urls(tmp_path: Path, backend: dict[str, str | None]) -> Iterator[
+    Callable[[], str]
+]:
+    """``make()``: the URL of a new, empty database that exists only for this test."""
+    made: list[str] = []
+    url = make_url((TEST_DATABASE_URL or "sqlite://").replace(
+        "postgresql://", "postgresql+psycopg://", 1))
     # CREATE/DROP DATABASE cannot run in a transaction; the maintenance database hosts them.
-    maintenance = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with maintenance.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
+    maintenance = (
+        create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        if TEST_DATABASE_URL else None
+    )
+
+    def make() -> str:
+        name = f"newsletter_empty_{secrets.token_hex(4)}"
+        if maintenance is None:
+            return f"sqlite:///{tmp_path / name}.db"
         with maintenance.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return url.set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    if maintenance is not None:
+        with maintenance.connect() as connection:
+            for name in made:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         maintenance.dispose()
+
+
+@pytest.fixture
+def empty_database_url(empty_database_urls: Callable[[], str]) -> str:
+    """The URL of an empty database that exists only for this test."""
+    return empty_database_urls()
 
 
 @pytest.fixture
