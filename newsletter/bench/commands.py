@@ -1,4 +1,5 @@
-"""``newsletter bench send``: how fast does a send go, compared with the wire?"""
+"""``newsletter bench send``: how fast does a send go, compared with the wire? And
+``newsletter bench pages``: how fast are the admin pages at size?"""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from newsletter.bench.pages import BenchPagesError, PagesOptions, run_pages, summary_line
 from newsletter.bench.run import BenchError, BenchOptions, run_bench
 from newsletter.bench.sink import SinkError
 from newsletter.bench.workers import WorkerError
@@ -87,3 +89,26 @@ def send_command(
         raise click.ClickException(str(error)) from None
     for line in result.summary():
         click.echo(line)
+
+
+@bench_group.command("pages")
+@click.option("--subscribers", default=1_000_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--lists", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--issues", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--deliveries", default=10_000_000, show_default=True, type=click.IntRange(min=1),
+              help="Delivery rows in all, spread over the issues.")
+@click.option("--repeat", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Requests per page; the median is printed.")
+@click.option("--keep", is_flag=True, help="Leave the bench schema in place afterwards.")
+def pages_command(
+    subscribers: int, lists: int, issues: int, deliveries: int, repeat: int, keep: bool
+) -> None:
+    """Seed a large data set in a schema of its own (PostgreSQL), then time every admin page
+    and API listing. Prints each page's median; the last line is key=value pairs."""
+    options = PagesOptions(subscribers=subscribers, lists=lists, issues=issues,
+                           deliveries=deliveries, repeat=repeat, keep=keep)
+    try:
+        times = run_pages(current_app.config, options, click.echo)
+    except BenchPagesError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(summary_line(times))

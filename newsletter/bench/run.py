@@ -152,11 +152,11 @@ class BenchDatabase:
         return f"schema {self.schema}" if self.schema else f"file {self.path}"
 
 
-def bench_database(configured_url: str) -> BenchDatabase:
-    """The bench's place beside the configured database."""
+def bench_database(configured_url: str, suffix: str = "bench") -> BenchDatabase:
+    """The bench's place beside the configured database (``suffix`` names it)."""
     url = make_url(configured_url)
     if url.get_backend_name() == "postgresql":
-        schema = f"{_search_path(str(url.query.get('options', '')))}_bench"
+        schema = f"{_search_path(str(url.query.get('options', '')))}_{suffix}"
         bench = url.update_query_dict({"options": f"-csearch_path={schema}"})
         return BenchDatabase(
             url=bench.render_as_string(hide_password=False),
@@ -164,7 +164,7 @@ def bench_database(configured_url: str) -> BenchDatabase:
             schema=schema,
         )
     database = Path(url.database or "newsletter.db")
-    path = database.with_name(f"{database.stem}-bench{database.suffix or '.db'}")
+    path = database.with_name(f"{database.stem}-{suffix}{database.suffix or '.db'}")
     return BenchDatabase(url=f"sqlite:///{path}", configured_url=configured_url, path=path)
 
 
