@@ -86,6 +86,9 @@ DEFAULTS: dict[str, Any] = {
     "MEDIA_S3_SECRET_KEY": None,
     "MEDIA_S3_REGION": "us-east-1",
     "MEDIA_S3_PUBLIC_URL": None,  # None: the endpoint's path-style URL of the bucket
+    # The canned ACL each object gets so readers' mail apps can load it; "" sends none (a
+    # bucket whose policy already makes it public, or one that refuses ACLs).
+    "MEDIA_S3_ACL": "public-read",
 }
 
 #: the base URL, unset, of a process other than `newsletter run` (workers, gunicorn, commands)

@@ -233,14 +233,17 @@ class S3Storage:
             base = (endpoint or f"https://s3.{self.client.meta.region_name}.amazonaws.com")
             public = f"{base.rstrip('/')}/{self.bucket}"
         self.public_url = str(public).rstrip("/")
+        self.acl = str(config.get("MEDIA_S3_ACL") or "")
 
     def put(self, key: str, data: bytes, content_type: str) -> str:
+        extra = {"ACL": self.acl} if self.acl else {}
         self.client.put_object(
             Bucket=self.bucket,
             Key=key,
             Body=data,
             ContentType=content_type,
             CacheControl="public, max-age=31536000, immutable",  # a key is never reused
+            **extra,
         )
         return f"{self.public_url}/{key}"
 

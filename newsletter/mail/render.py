@@ -224,7 +224,9 @@ def issue_context(issue: Issue) -> dict[str, Any]:
     }
 
 
-def body_values(issue: Issue | None, *, list_name: str = "", archive_url: str = "") -> dict[str, str]:
+def body_values(
+    issue: Issue | None, *, list_name: str = "", archive_url: str = ""
+) -> dict[str, str]:
     """What the placeholders of intros and statements stand for (``content/compose.py``);
     the reader's name stays a per-recipient placeholder."""
     base_url = _config("BASE_URL", "http://localhost").rstrip("/")
