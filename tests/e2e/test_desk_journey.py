@@ -121,7 +121,10 @@ def test_an_editor_writes_composes_previews_tests_and_schedules_a_digest(
     issue = db.session.query(Issue).one()
     assert [s.title for s in issue.statements] == ["Hold the line", SEED_TITLE]
 
-    # 4. previewed at a phone's width
+    # 4. previewed at a desktop's width, then at a phone's
+    page.frame_locator("iframe#issue-preview").get_by_text("Hold the line").first.wait_for()
+    page.locator("iframe#issue-preview").scroll_into_view_if_needed()
+    page.screenshot(path=shots / "issue-desktop-preview.png")  # the frame in view
     page.get_by_role("link", name="Phone").click()
     frame = page.locator("iframe#issue-preview")
     expect(frame).to_have_class(re.compile("preview-phone"))
@@ -152,10 +155,7 @@ def test_an_editor_writes_composes_previews_tests_and_schedules_a_digest(
     expect(page.frame_locator("iframe#issue-preview").locator("body")).to_contain_text(
         "Hold the line"
     )
-    # Chromium paints a frame only once it has been in view, full-page shot or not.
-    page.locator("iframe#issue-preview").scroll_into_view_if_needed()
-    page.evaluate("window.scrollTo(0, 0)")
-    shot("issue-scheduled")
+    shot("issue-scheduled")  # (a full-page shot leaves an iframe below the fold blank)
     db.session.expire_all()
     assert db.session.get(Issue, issue.id).status is IssueStatus.SCHEDULED  # type: ignore[union-attr]
     assert db.session.get(Issue, issue.id).total_count == 0  # type: ignore[union-attr]
