@@ -72,8 +72,10 @@
       schedule();
     };
     var insertText = function (text) {
-      var at = body.selectionEnd;
-      var before = at > 0 && body.value.charAt(at - 1) !== "\n" ? "\n\n" : "";
+      /* A block of its own, after the line the cursor is on (never inside a word or a mark). */
+      var at = body.value.indexOf("\n", body.selectionEnd);
+      if (at < 0) { at = body.value.length; }
+      var before = at > 0 ? "\n\n" : "";
       body.setRangeText(before + text + "\n", at, at, "end");
       body.focus();
       schedule();

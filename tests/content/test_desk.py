@@ -3,6 +3,7 @@ hidden; placeholders; what a template adds; each warning before sending; the sen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 import pytest
@@ -21,7 +22,8 @@ from newsletter.errors import IssueStateError, NotFound, ValidationError
 from newsletter.extensions import db
 from newsletter.mail.render import preview_issue, render_issue
 from newsletter.models import utcnow
-from tests.factories import make_issue, make_list, make_statement
+from tests.factories import make_issue, make_list, make_statement, make_subscriber
+from tests.smtp import CapturingSMTPServer
 
 
 def codes(issue: Issue, template: Template | None = None) -> list[str]:
@@ -215,3 +217,22 @@ def test_the_sender_name_is_a_name_only(app: Flask) -> None:
     with pytest.raises(ValidationError) as caught:
         update_issue(issue.id, sender_name="Evil <boss@example.com>")
     assert caught.value.field == "sender_name"
+
+
+def test_an_issue_goes_out_from_its_sender_name_on_the_configured_address(
+    app: Flask, mailbox: CapturingSMTPServer, run_jobs: Callable[[], None]
+) -> None:
+    from newsletter.delivery.send.dispatcher import request_send
+
+    news = make_list("news")
+    make_subscriber("ada@example.com", lists=(news,))
+    statement = make_statement()
+    issue = create_issue(
+        subject="S", statement_ids=[statement.id], list_slugs=["news"], sender_name="The Desk"
+    )
+    mailbox.reset()
+    request_send(issue.id)
+    run_jobs()
+    [received] = mailbox.to("ada@example.com")
+    assert received.message["From"] == "The Desk <news@example.org>"
+    assert received.mail_from == "news@example.org"

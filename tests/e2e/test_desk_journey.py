@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
+from PIL import Image
 
 from newsletter.auth import services
 from newsletter.auth.models import Role
@@ -91,10 +92,19 @@ def test_an_editor_writes_composes_previews_tests_and_schedules_a_digest(
     expect(preview.locator("blockquote")).to_have_text("Together.")
     expect(preview).to_contain_text("We hold the line, Reader.")
     expect(preview.locator("strong")).to_have_text("text")
+    poster = tmp_path / "poster.png"
+    Image.new("RGB", (320, 120), (179, 38, 30)).save(poster)
+    page.set_input_files("#image-upload", str(poster))  # the toolbar's Image button
+    expect(page.locator(".upload-status")).to_contain_text("Image added")
+    expect(preview.locator("img")).to_have_attribute("src", re.compile(r"/media/.+\.png$"))
+    assert "![poster](http://127.0.0.1:" in body.input_value()
     shot("statement-editor")
     with page.expect_navigation():
         page.get_by_role("button", name="Save").click()
     expect(page.locator("h1")).to_have_text("Hold the line")
+    page.goto(live_url + "/admin/media")
+    expect(page.locator(".media-item")).to_have_count(1)
+    shot("media")
 
     # 3. a digest of both: the second first, with the arrows
     page.goto(live_url + "/admin/issues/new")

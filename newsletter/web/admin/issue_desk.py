@@ -30,7 +30,7 @@ from newsletter.delivery.proofs import proof_recipients, send_proof
 from newsletter.errors import NewsletterError
 from newsletter.extensions import db
 from newsletter.mail.message import ListInfo, MessageSkeleton, Recipient, make_message_id
-from newsletter.mail.render import preview_issue, render_issue
+from newsletter.mail.render import RenderedIssue, fill_placeholders, render_issue
 from newsletter.web.admin.blueprint import bp
 from newsletter.web.admin.desk_forms import ProofForm
 from newsletter.web.admin.forms import ActionForm
@@ -47,14 +47,11 @@ def template_of(issue: Issue) -> Template:
 def compose_notes() -> dict[str, Any]:
     """For the compose form: each template's features (by the select's value) and the
     placeholders intros and statements may use."""
-    notes: dict[str, list[str]] = {}
+    default = default_template()
+    notes: dict[str, list[str]] = {"": template_features(default)}
     for template in db.session.scalars(select(Template).order_by(Template.name)):
-        key = "" if template.builtin and template.name == default_template().name else str(
-            template.id
-        )
-        notes[key] = template_features(template)
-    if "" not in notes:
-        notes[""] = template_features(default_template())
+        if template.id != default.id:
+            notes[str(template.id)] = template_features(template)
     return {"template_notes": notes, "placeholders": BODY_PLACEHOLDERS}
 
 
@@ -67,10 +64,9 @@ def proof_form() -> ProofForm:
     return form
 
 
-def sample_headers(issue: Issue) -> str:
+def sample_headers(issue: Issue, rendered: RenderedIssue) -> str:
     """The header fields of the message one reader would get, as the send builds it."""
     config = current_app.config
-    rendered = render_issue(issue)
     from_address = sender_address(issue.sender_name, str(config["FROM_ADDRESS"]))
     base_url = str(config["BASE_URL"]).rstrip("/")
     host = (urlsplit(base_url).hostname or "localhost").encode("idna").decode("ascii")
@@ -109,10 +105,14 @@ def issue_extras(issue: Issue) -> dict[str, Any]:
     warnings: list[ComposeWarning] = []
     headers = ""
     try:
-        html, _ = preview_issue(issue)
+        rendered = render_issue(issue)
+        sample = f"{str(current_app.config['BASE_URL']).rstrip('/')}/subscribe"
+        html = fill_placeholders(
+            rendered.html, name="Reader", unsubscribe_url=sample, manage_url=sample, html=True
+        )
         template = template_of(issue)
         warnings = issue_warnings(issue, html, template)
-        headers = sample_headers(issue)
+        headers = sample_headers(issue, rendered)
         features = template_features(template)
     except NewsletterError:
         features = []  # the page already says the preview could not be rendered
