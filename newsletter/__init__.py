@@ -13,6 +13,7 @@ from newsletter import broker, commands, tasks, web
 from newsletter.audience import models as _audience_models  # noqa: F401
 from newsletter.auth import models as _auth_models  # noqa: F401
 from newsletter.config import configure, instance_path_from_env
+from newsletter.content import media as _media_models  # noqa: F401
 from newsletter.content import models as _content_models  # noqa: F401
 from newsletter.delivery import models as _delivery_models  # noqa: F401
 from newsletter.delivery import transactional as _transactional_models  # noqa: F401

@@ -75,6 +75,20 @@ DEFAULTS: dict[str, Any] = {
     # Logs never show an address or a token unless this is turned on, to debug.
     "LOG_SENSITIVE": False,
     "DNS_RESOLVER": None,  # newsletter doctor asks these host[:port] servers; None: the system's
+    # The media library (content/media.py): images in the instance folder, or in an
+    # S3-compatible bucket when MEDIA_S3_BUCKET is set.
+    "MEDIA_PATH": None,  # None: "media" in the instance folder
+    "MEDIA_MAX_BYTES": 5 * 1024 * 1024,  # an upload larger than this is refused
+    "MEDIA_MAX_PIXELS": 4096,  # the longest side an image may have
+    "MEDIA_S3_BUCKET": None,
+    "MEDIA_S3_ENDPOINT": None,  # None: AWS; e.g. http://127.0.0.1:9000 for MinIO
+    "MEDIA_S3_ACCESS_KEY": None,
+    "MEDIA_S3_SECRET_KEY": None,
+    "MEDIA_S3_REGION": "us-east-1",
+    "MEDIA_S3_PUBLIC_URL": None,  # None: the endpoint's path-style URL of the bucket
+    # The canned ACL each object gets so readers' mail apps can load it; "" sends none (a
+    # bucket whose policy already makes it public, or one that refuses ACLs).
+    "MEDIA_S3_ACL": "public-read",
 }
 
 #: the base URL, unset, of a process other than `newsletter run` (workers, gunicorn, commands)

@@ -77,12 +77,23 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.statement": READ,
     "admin.statements": {"GET": READ, "POST": EDIT},
     "admin.lists": {"GET": READ, "POST": ADMIN},
+    "admin.media_library": {"GET": READ, "POST": EDIT},
     # composing
     "admin.issue_new": EDIT,
     "admin.issue_edit": EDIT,
     "admin.issue_unschedule": EDIT,
     "admin.issue_pause": EDIT,
     "admin.issue_cancel": EDIT,
+    # the writing desk: statements, media, test sends (to editors only), delete and hide
+    "admin.statement_new": EDIT,
+    "admin.statement_edit": EDIT,
+    "admin.statement_delete": EDIT,
+    "admin.statement_preview": EDIT,
+    "admin.media_upload": EDIT,
+    "admin.media_delete": EDIT,
+    "admin.issue_test_send": EDIT,  # a proof reaches editors and admins, never a list
+    "admin.issue_delete": EDIT,
+    "admin.issue_hide": EDIT,
     # sending to lists
     "admin.issue_send": SEND,
     "admin.issue_schedule": SEND,

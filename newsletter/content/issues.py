@@ -18,7 +18,10 @@ from newsletter.models import get_or_raise
 
 MAX_SUBJECT = 300
 MAX_PREHEADER = 300
-_EDITABLE = {"subject", "statement_ids", "list_slugs", "template_id", "preheader", "intro"}
+_EDITABLE = {
+    "subject", "statement_ids", "list_slugs", "template_id", "preheader", "intro", "sender_name"
+}
+MAX_SENDER_NAME = 200
 
 
 def create_issue(
@@ -29,6 +32,7 @@ def create_issue(
     template_id: int | None = None,
     preheader: str = "",
     intro: str = "",
+    sender_name: str = "",
 ) -> Issue:
     """Make a draft issue.
 
@@ -44,6 +48,7 @@ def create_issue(
         template_id=template_id,
         preheader=preheader,
         intro=intro,
+        sender_name=sender_name,
     )
     db.session.add(issue)
     db.session.commit()
@@ -74,7 +79,7 @@ def update_issue(issue_id: int, **fields: Any) -> Issue:
 def _apply(issue: Issue, **fields: Any) -> None:
     """Validate every given field first, then set them, so a bad field changes nothing."""
     values: dict[str, Any] = {}
-    for name in ("subject", "preheader", "intro"):
+    for name in ("subject", "preheader", "intro", "sender_name"):
         if "\x00" in str(fields.get(name) or ""):  # PostgreSQL stores no NUL in text
             raise ValidationError(f"The {name} contains a NUL character.", field=name)
     if "subject" in fields:
@@ -83,6 +88,8 @@ def _apply(issue: Issue, **fields: Any) -> None:
         values["preheader"] = _preheader(fields["preheader"])
     if "intro" in fields:
         values["intro"] = (fields["intro"] or "").strip()
+    if "sender_name" in fields:
+        values["sender_name"] = _sender_name(fields["sender_name"])
     if "statement_ids" in fields:
         values["statements"] = _statements(fields["statement_ids"])
     if "list_slugs" in fields:
@@ -92,7 +99,7 @@ def _apply(issue: Issue, **fields: Any) -> None:
         values["template"] = (
             default_template() if template_id is None else get_template(int(template_id))
         )
-    for name in ("subject", "preheader", "intro", "lists", "template"):
+    for name in ("subject", "preheader", "intro", "sender_name", "lists", "template"):
         if name in values:
             setattr(issue, name, values[name])
     if "statements" in values:
@@ -117,6 +124,20 @@ def _preheader(value: str | None) -> str:
             f"The preheader is longer than {MAX_PREHEADER} characters.", field="preheader"
         )
     return preheader
+
+
+def _sender_name(value: str | None) -> str:
+    # A display name only: quotes, brackets and @ would make it look like another address.
+    name = " ".join((value or "").split())
+    if len(name) > MAX_SENDER_NAME:
+        raise ValidationError(
+            f"The sender name is longer than {MAX_SENDER_NAME} characters.", field="sender_name"
+        )
+    if any(char in name for char in '<>@"'):
+        raise ValidationError(
+            "The sender name is a name only: no <, >, @ or quotes.", field="sender_name"
+        )
+    return name
 
 
 def _statements(statement_ids: list[int] | None) -> list[Statement]:

@@ -6,7 +6,7 @@ import enum
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Column, Date, ForeignKey, Integer, String, Table, Text
+from sqlalchemy import JSON, Column, Date, ForeignKey, Integer, String, Table, Text, text
 from sqlalchemy.ext.orderinglist import ordering_list
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -31,6 +31,9 @@ class Statement(db.Model):  # type: ignore[name-defined]
     front_matter: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # When an editor last saw it rendered (its page or the editor's preview): the compose
+    # page warns before sending a statement nobody has looked at.
+    previewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     def __repr__(self) -> str:
         return f"<Statement {self.id} {self.slug}>"
@@ -92,6 +95,12 @@ class Issue(db.Model):  # type: ignore[name-defined]
     subject: Mapped[str] = mapped_column(String(300))
     preheader: Mapped[str] = mapped_column(String(300), default="")
     intro: Mapped[str] = mapped_column(Text, default="")  # Markdown
+    # The From display name of this issue ("" : the one of FROM_ADDRESS); the address stays.
+    sender_name: Mapped[str] = mapped_column(
+        String(200), default="", server_default=text("''")
+    )
+    # Off the admin's issue list (a sent issue cannot be deleted, only put out of the way).
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     template_id: Mapped[int | None] = mapped_column(ForeignKey("templates.id"))
     status: Mapped[IssueStatus] = mapped_column(enum_column(IssueStatus), default=IssueStatus.DRAFT)
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -143,6 +143,8 @@ def queue_message(
     name: str = "",
     template_id: int | None = None,
     message_id: str | None = None,
+    from_address: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> TransactionalMessage:
     """Store one finished message to one checked address and queue it: the one door for
     every mail that is not an issue (confirmations, invitations, password resets, test
@@ -151,6 +153,9 @@ def queue_message(
     :param to: an address already normalised (``normalise_email``).
     :param message_id: its Message-ID (unique, without brackets) when the caller needs to
         find the row again by it; a new one otherwise.
+    :param from_address: another display name for ``FROM_ADDRESS`` (an issue's sender
+        name); the address itself should stay that of ``FROM_ADDRESS`` (DKIM, bounces).
+    :param headers: more header fields (a test send's marker).
     :raises ValidationError: the message is larger than ``MAX_MESSAGE_BYTES``.
     :raises TransactionalQueueError: the broker could not take it (the row is failed).
     """
@@ -159,8 +164,9 @@ def queue_message(
         subject=subject,
         text=text,
         html=html,
-        from_address=str(current_app.config["FROM_ADDRESS"]),
+        from_address=from_address or str(current_app.config["FROM_ADDRESS"]),
         message_id=message_id,
+        headers=headers,
     )
     if len(message) > MAX_MESSAGE_BYTES:
         raise ValidationError(

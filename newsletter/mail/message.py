@@ -300,10 +300,11 @@ def build_simple_message(
     html: str | None,
     from_address: str,
     message_id: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> bytes:
     """A one-off message (confirmations, transactional mail), with Date, Message-ID (a new
     one unless ``message_id``, without brackets), Auto-Submitted and a text part (and an
-    HTML alternative when ``html`` is given)."""
+    HTML alternative when ``html`` is given); ``headers`` adds more (one line each)."""
     to_name, to_address = parseaddr(one_line(to))
     from_name, from_addr = parseaddr(one_line(from_address))
     to_address = encode_address(to_address or one_line(to))
@@ -321,6 +322,8 @@ def build_simple_message(
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = f"<{message_id or make_message_id(from_address)}>"
     message["Auto-Submitted"] = "auto-generated"
+    for name, value in (headers or {}).items():
+        message[name] = one_line(value)
     message.set_content(text, cte="quoted-printable")
     if html is not None:
         message.add_alternative(html, subtype="html", cte="quoted-printable")

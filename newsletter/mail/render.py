@@ -22,7 +22,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from mjml import mjml2html
 
-from newsletter.content.markdown import markdown_to_text, render_markdown
+from newsletter.content.compose import render_body
 from newsletter.content.models import Issue, Template
 from newsletter.content.templates import default_template, read_email_template
 from newsletter.errors import TemplateError
@@ -188,28 +188,30 @@ def issue_context(issue: Issue) -> dict[str, Any]:
     base_url = _config("BASE_URL", "http://localhost").rstrip("/")
     archive_url = f"{base_url}/archive/{issue.id}"
     list_name = " & ".join(lst.name for lst in issue.lists) or _org_name()
-    statements = [
-        {
+    values = body_values(issue, list_name=list_name, archive_url=archive_url)
+    statements = []
+    for statement in issue.statements:
+        html, text = render_body(statement.body, values)
+        statements.append({
             "title": statement.title,
             "author": statement.author or "",
             "date": format_date(statement.date),
             "date_iso": statement.date.isoformat() if statement.date else "",
             "slug": statement.slug,
-            "html": render_markdown(statement.body),
-            "text": markdown_to_text(statement.body),
+            "html": html,
+            "text": text,
             "url": _statement_url(statement.front_matter, archive_url, statement.slug),
             "front_matter": statement.front_matter or {},
-        }
-        for statement in issue.statements
-    ]
+        })
     intro = issue.intro or ""
+    intro_html, intro_text = render_body(intro, values) if intro.strip() else ("", "")
     return {
         "issue": {
             "id": issue.id,
             "subject": issue.subject,
             "preheader": issue.preheader or "",
-            "intro_html": render_markdown(intro) if intro.strip() else "",
-            "intro_text": markdown_to_text(intro) if intro.strip() else "",
+            "intro_html": intro_html,
+            "intro_text": intro_text,
         },
         "statements": statements,
         "subscriber": {"name": PLACEHOLDERS["name"]},
@@ -219,6 +221,22 @@ def issue_context(issue: Issue) -> dict[str, Any]:
         "base_url": base_url,
         "list_name": list_name,
         "org_name": _org_name(),
+    }
+
+
+def body_values(
+    issue: Issue | None, *, list_name: str = "", archive_url: str = ""
+) -> dict[str, str]:
+    """What the placeholders of intros and statements stand for (``content/compose.py``);
+    the reader's name stays a per-recipient placeholder."""
+    base_url = _config("BASE_URL", "http://localhost").rstrip("/")
+    if issue is not None and not archive_url:
+        archive_url = f"{base_url}/archive/{issue.id}"
+    return {
+        "name": PLACEHOLDERS["name"],
+        "list_name": list_name or _org_name(),
+        "org_name": _org_name(),
+        "archive_url": archive_url or f"{base_url}/archive",
     }
 
 

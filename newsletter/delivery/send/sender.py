@@ -29,6 +29,7 @@ from sqlalchemy import select
 from newsletter import broker
 from newsletter.audience.addresses import ascii_address
 from newsletter.audience.tokens import manage_url, unsubscribe_url
+from newsletter.content.compose import sender_address
 from newsletter.content.models import Issue, IssueStatus
 from newsletter.delivery.outbound import Session, outbound
 from newsletter.delivery.send import outcomes
@@ -82,7 +83,8 @@ class BatchSender:
             subject=issue.rendered_subject or issue.subject,
             html=issue.rendered_html or "",
             text=issue.rendered_text or "",
-            from_address=self.from_address,
+            # the issue's own display name, on the configured address
+            from_address=sender_address(issue.sender_name, self.from_address),
             list_info=ListInfo(
                 list_id=list_id_header,
                 list_name=list_name,

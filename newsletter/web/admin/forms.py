@@ -162,6 +162,11 @@ class IssueForm(FlaskForm):
         validators=[Optional(), Length(max=300)],
         description="The line mail apps show after the subject.",
     )
+    sender_name = StringField(
+        "Sender name",
+        validators=[Optional(), Length(max=200)],
+        description="Who the mail is from, as inboxes show it; empty: the usual name.",
+    )
     intro = TextAreaField(
         "Introduction", validators=[Optional()], description="Markdown, before the statements."
     )

@@ -26,6 +26,7 @@ from newsletter.web.admin.blueprint import bp
 from newsletter.web.admin.control import schedule_form
 from newsletter.web.admin.forms import ActionForm, IssueForm
 from newsletter.web.admin.frames import framed_html
+from newsletter.web.admin.issue_desk import compose_notes, issue_extras
 
 #: Statuses during which the status page keeps refreshing its counts.
 ACTIVE_STATUSES = (IssueStatus.SCHEDULED, IssueStatus.SENDING)
@@ -93,6 +94,7 @@ def _issue_fields(form: IssueForm) -> dict[str, Any]:
         "subject": (form.subject.data or "").strip(),
         "preheader": (form.preheader.data or "").strip(),
         "intro": form.intro.data or "",
+        "sender_name": (form.sender_name.data or "").strip(),
         "statement_ids": _ordered_statement_ids(form),
         "list_slugs": list(form.lists.data or []),
         "template_id": int(template) if template.isdigit() else None,
@@ -116,15 +118,25 @@ def _render_form(form: IssueForm, issue: Issue | None, selected: list[int]) -> t
         issue=issue,
         statements=_statements_for_picker(selected),
         positions=positions,
+        **compose_notes(),
     )
     return page, 422 if form.errors else 200
 
 
 @bp.get("/issues")
 def issues() -> str:
-    """Every issue, newest first, with its status."""
-    rows = db.session.scalars(select(Issue).order_by(Issue.created_at.desc(), Issue.id.desc()))
-    return render_template("admin/issues.html", issues=rows.all())
+    """Every issue, newest first, with its status; hidden ones only with ``?hidden=1``."""
+    show_hidden = request.args.get("hidden") == "1"
+    query = select(Issue).order_by(Issue.created_at.desc(), Issue.id.desc())
+    if not show_hidden:
+        query = query.where(Issue.hidden_at.is_(None))
+    hidden = db.session.scalar(select(func.count(Issue.id)).where(Issue.hidden_at.is_not(None)))
+    return render_template(
+        "admin/issues.html",
+        issues=db.session.scalars(query).all(),
+        show_hidden=show_hidden,
+        hidden_count=hidden or 0,
+    )
 
 
 @bp.route("/issues/new", methods=["GET", "POST"])
@@ -221,6 +233,7 @@ def issue(issue_id: int) -> str:
         preview_error=preview_error,
         send_form=ActionForm(),
         schedule_form=schedule_form(item),
+        **issue_extras(item),
     )
 
 

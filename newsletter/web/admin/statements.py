@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response
 
+from newsletter.auth.permissions import may_open
 from newsletter.content.models import Statement
 from newsletter.content.statements import get_statement, import_statement, statement_html
+from newsletter.content.writing import mark_previewed
 from newsletter.errors import NewsletterError
 from newsletter.extensions import db
 from newsletter.web.admin.blueprint import bp
-from newsletter.web.admin.forms import StatementImportForm
+from newsletter.web.admin.forms import ActionForm, StatementImportForm
 
 
 def _newest_first() -> list[Statement]:
@@ -62,6 +65,10 @@ def statement(statement_id: int) -> str:
     """One statement as readers will see it, with its front matter and source."""
 
     item = get_statement(statement_id)
+    if may_open(current_user, "admin.statement_edit"):
+        mark_previewed(item)  # an editor has now seen it rendered
     # statement_html is cleaned with nh3 (allow-listed tags and URL schemes), so it is safe.
     html = Markup(statement_html(item))  # noqa: S704
-    return render_template("admin/statement.html", statement=item, html=html)
+    return render_template(
+        "admin/statement.html", statement=item, html=html, delete_form=ActionForm()
+    )
