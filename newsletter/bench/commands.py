@@ -87,3 +87,9 @@ def send_command(
         raise click.ClickException(str(error)) from None
     for line in result.summary():
         click.echo(line)
+
+
+# The admin's subscriber pages (``bench/subscribers.py``).
+from newsletter.bench.subscribers import bench_subscribers  # noqa: E402
+
+bench_group.add_command(bench_subscribers)

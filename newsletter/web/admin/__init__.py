@@ -17,8 +17,10 @@ from newsletter.web.admin import (  # noqa: F401
     dashboard,
     factors,
     issues,
+    list_edit,
     outbox,
     statements,
+    subscribers,
     tokens,
     users,
 )

@@ -1,4 +1,4 @@
-"""Mailing lists: POST /lists, GET /lists, GET /lists/{slug}."""
+"""Mailing lists: POST /lists, GET /lists, GET /lists/{slug}, PATCH /lists/{id}."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ from newsletter.audience import lists as list_service
 from newsletter.audience.models import MailingList
 from newsletter.web.api.blueprint import bp
 from newsletter.web.api.edge import KIB, body, errors
-from newsletter.web.api.schemas import ListCreateSchema, ListPageSchema, ListSchema
+from newsletter.web.api.schemas import (
+    ListCreateSchema,
+    ListPageSchema,
+    ListSchema,
+    ListUpdateSchema,
+)
 
 
 @bp.post("/lists")
@@ -42,3 +47,20 @@ def list_lists() -> dict[str, Any]:
 def get_list(slug: str) -> MailingList:
     """One list by its slug."""
     return list_service.get_list_by_slug(slug)
+
+
+@bp.patch("/lists/<int:list_id>")
+@body(ListUpdateSchema, max_bytes=16 * KIB)
+@bp.response(200, ListSchema, description="the list, changed")
+@errors(404)
+def update_list(data: dict[str, Any], list_id: int) -> MailingList:
+    """Change a list's name, description, opt-in or visibility, or archive it
+    (``"archived": true``) and bring it back; the slug stays."""
+    return list_service.update_list(
+        list_id,
+        name=data.get("name"),
+        description=data.get("description"),
+        optin=data.get("optin"),
+        public=data.get("public"),
+        archived=data.get("archived"),
+    )
