@@ -125,7 +125,7 @@ API_RULES: dict[str, Entry] = {
     f"{_API}/": READ,
     f"{_API}/<path:path>": READ,
     f"{_API}/lists": {"GET": READ, "POST": ADMIN},
-    f"{_API}/lists/<slug>": {"GET": READ},
+    f"{_API}/lists/<slug>": {"GET": READ, "PATCH": ADMIN},  # PATCH: only ever a 404
     f"{_API}/lists/<int:list_id>": {"PATCH": ADMIN},
     f"{_API}/statements": {"GET": READ, "POST": EDIT},
     f"{_API}/statements/<int:statement_id>": {"GET": READ},

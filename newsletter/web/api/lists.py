@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
+from flask import Blueprint as FlaskBlueprint
+from flask import Response, url_for
 
 from newsletter.audience import lists as list_service
 from newsletter.audience.models import MailingList
+from newsletter.errors import NotFound
 from newsletter.web.api.blueprint import bp
 from newsletter.web.api.edge import KIB, body, errors
 from newsletter.web.api.schemas import (
@@ -64,3 +66,15 @@ def update_list(data: dict[str, Any], list_id: int) -> MailingList:
         public=data.get("public"),
         archived=data.get("archived"),
     )
+
+
+def _not_a_list_id(slug: str) -> Response:
+    """PATCH /lists/<not an integer>: a 404 like every id the converter refuses (the
+    ``<slug>`` rule would otherwise answer 405, a status the document does not give)."""
+    raise NotFound("list", slug)
+
+
+# Flask's own add_url_rule: not part of the document, like the API's catch-all routes.
+FlaskBlueprint.add_url_rule(
+    bp, "/lists/<slug>", "patch_list_not_an_id", _not_a_list_id, methods=["PATCH"]
+)
