@@ -9,7 +9,7 @@ from sqlalchemy import select
 from newsletter.audience.models import MailingList, OptIn
 from newsletter.errors import Conflict, NotFound, ValidationError
 from newsletter.extensions import db
-from newsletter.models import get_or_raise
+from newsletter.models import get_or_raise, utcnow
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 
@@ -53,10 +53,11 @@ def create_list(
 
 
 def list_lists(public_only: bool = False) -> list[MailingList]:
-    """Every list (or only the public ones), by name."""
+    """Every list (or only the public ones that are not archived: the signup form's), by
+    name."""
     query = select(MailingList).order_by(MailingList.name, MailingList.id)
     if public_only:
-        query = query.where(MailingList.public.is_(True))
+        query = query.where(MailingList.public.is_(True), MailingList.archived_at.is_(None))
     return list(db.session.scalars(query))
 
 
@@ -80,3 +81,44 @@ def get_list(list_id: int) -> MailingList:
     :raises NotFound: no such list.
     """
     return get_or_raise(MailingList, list_id, "list")
+
+
+def update_list(
+    list_id: int,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    optin: OptIn | None = None,
+    public: bool | None = None,
+    archived: bool | None = None,
+) -> MailingList:
+    """Change what is given (the slug stays: links and API clients use it) and commit.
+
+    Archiving keeps the list, its subscribers and past issues; it only leaves the signup
+    form and the compose pickers. ``archived=False`` brings it back.
+
+    :raises NotFound: no such list.
+    :raises ValidationError: an empty or too long name (``field="name"``), NUL in a text.
+    """
+    lst = get_list(list_id)
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise ValidationError("a list needs a name", field="name")
+        if len(name) > 200:
+            raise ValidationError("the name is longer than 200 characters", field="name")
+    for field, value in (("name", name), ("description", description)):
+        if value is not None and "\x00" in value:  # PostgreSQL text cannot hold it
+            raise ValidationError(f"the {field} contains a NUL character", field=field)
+    if name is not None:
+        lst.name = name
+    if description is not None:
+        lst.description = description.strip()
+    if optin is not None:
+        lst.optin = optin
+    if public is not None:
+        lst.public = public
+    if archived is not None and archived != (lst.archived_at is not None):
+        lst.archived_at = utcnow() if archived else None
+    db.session.commit()
+    return lst

@@ -65,6 +65,21 @@ class Subscriber(db.Model):  # type: ignore[name-defined]
 
 # One row per address, whatever its case (an expression index; Alembic cannot see it).
 Index("uq_subscribers_email_lower", func.lower(Subscriber.email), unique=True)
+# The admin's search by the start of an address or a name (``audience/directory.py``). On
+# PostgreSQL a LIKE 'prefix%' needs text_pattern_ops to use an index whatever the database's
+# collation; SQLite's small databases do without (migration 0007 makes them on PostgreSQL only).
+Index(
+    "ix_subscribers_email_pattern",
+    func.lower(Subscriber.email).label("email_pattern"),
+    postgresql_ops={"email_pattern": "text_pattern_ops"},
+).ddl_if(dialect="postgresql")
+Index(
+    "ix_subscribers_name_pattern",
+    func.lower(Subscriber.name).label("name_pattern"),
+    postgresql_ops={"name_pattern": "text_pattern_ops"},
+).ddl_if(dialect="postgresql")
+# Filtering by status (blocklisted are few) in id order, for keyset pages.
+Index("ix_subscribers_status_id", Subscriber.status, Subscriber.id)
 
 
 class MailingList(db.Model):  # type: ignore[name-defined]
@@ -77,13 +92,19 @@ class MailingList(db.Model):  # type: ignore[name-defined]
     public: Mapped[bool] = mapped_column(default=True)
     optin: Mapped[OptIn] = mapped_column(enum_column(OptIn), default=OptIn.DOUBLE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: set when archived: gone from the signup form and the compose pickers, kept with its
+    #: subscribers and past issues, and visible in the admin under a filter
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="list", cascade="all, delete-orphan"
     )
 
     def __repr__(self) -> str:
-        return f"<MailingList {self.slug} {self.optin.value}{'' if self.public else ' private'}>"
+        return (
+            f"<MailingList {self.slug} {self.optin.value}{'' if self.public else ' private'}"
+            f"{' archived' if self.archived_at else ''}>"
+        )
 
 
 class Subscription(db.Model):  # type: ignore[name-defined]

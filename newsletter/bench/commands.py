@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 from newsletter.bench.pages import BenchPagesError, PagesOptions, run_pages, summary_line
 from newsletter.bench.run import BenchError, BenchOptions, run_bench
 from newsletter.bench.sink import SinkError
+from newsletter.bench.subscribers import bench_subscribers
 from newsletter.bench.workers import WorkerError
 
 bench_group = AppGroup("bench", help="Measure delivery speed against Postfix's smtp-sink.")
@@ -112,3 +113,6 @@ def pages_command(
     except BenchPagesError as error:
         raise click.ClickException(str(error)) from None
     click.echo(summary_line(times))
+
+
+bench_group.add_command(bench_subscribers)  # the admin's subscriber pages

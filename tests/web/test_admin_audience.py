@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 
 import pytest
@@ -115,21 +116,24 @@ def test_subscribers_are_searchable_and_paged(client: FlaskClient) -> None:
     news = make_list("news", name="News")
     make_subscriber("ada@example.org", name="Ada Lovelace", lists=(news,))
     make_subscriber("grace@example.org", name="Grace Hopper")
-    page = client.get("/admin/subscribers", query_string={"q": "lovelace"}).get_data(as_text=True)
+    page = client.get("/admin/subscribers", query_string={"q": "ada lov"}).get_data(as_text=True)
     assert "ada@example.org" in page
     assert "grace@example.org" not in page
     assert "badge-confirmed" in page
     page = client.get("/admin/subscribers", query_string={"q": "GRACE@"}).get_data(as_text=True)
     assert "grace@example.org" in page and "ada@example.org" not in page
     page = client.get("/admin/subscribers", query_string={"q": "%"}).get_data(as_text=True)
-    assert "0 subscribers" in page  # % is searched for, not a wildcard
+    assert "No subscriber matches" in page  # % is searched for, not a wildcard
 
     for number in range(55):
         make_subscriber(f"many{number:02d}@example.org")
     first = client.get("/admin/subscribers").get_data(as_text=True)
-    assert "Page 1 of 2" in first
-    second = client.get("/admin/subscribers", query_string={"page": 2}).get_data(as_text=True)
-    assert "ada@example.org" in second  # the oldest come last
+    assert "ada@example.org" not in first  # the oldest come last
+    older = re.search(r'href="([^"]*after=\d+[^"]*)" *>Older', first) or re.search(
+        r'rel="next" href="([^"]+)"', first)
+    assert older
+    second = client.get(older.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert "ada@example.org" in second
 
 
 def test_csv_import_shows_counts_and_bad_rows(client: FlaskClient) -> None:

@@ -49,6 +49,7 @@ SEEDED = {
     "subscriber_id": [1, 3],
     "tx_id": [1, 1],
     "slug": ["weekly", "alerts"],
+    "list_id": [1, 2],
 }
 #: bodies that succeed on the seeded rows, so that success answers are checked too
 GOOD_BODIES = {
@@ -58,6 +59,11 @@ GOOD_BODIES = {
     "POST /tx": {"to": "ada@example.org", "template": "Receipt", "subject": "Hi {{ to.email }}",
                  "data": {"order": 7}},
     "POST /issues/{issue_id}/schedule": {"send_at": "2999-01-01T09:00", "timezone": "UTC"},
+    "PATCH /subscribers/{subscriber_id}": {
+        "name": "Bo", "attributes": {"city": "Lima"},
+        "subscriptions": [{"list": "alerts", "status": "unsubscribed"}],
+    },
+    "PATCH /lists/{list_id}": {"description": "Now and then", "archived": False},
 }
 MJML = (
     "<mjml><mj-body><mj-section><mj-column><mj-text>Thanks, {{ to.name }}.</mj-text>"

@@ -159,3 +159,43 @@ def _search_form(email: str) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True)
+class SubscriberDelivery:
+    """One issue sent (or being sent) to one subscriber, for their page."""
+
+    issue_id: int
+    issue_subject: str
+    status: DeliveryStatus
+    sent_at: datetime | None
+    last_reply: str | None
+
+
+def latest_for_subscriber(
+    subscriber_id: int, limit: int = DEFAULT_LIMIT
+) -> list[SubscriberDelivery]:
+    """A subscriber's latest deliveries, newest first (through ``ix_deliveries_subscriber_id``)."""
+    rows = db.session.execute(
+        select(
+            deliveries.c.issue_id,
+            issues.c.subject,
+            deliveries.c.status,
+            deliveries.c.sent_at,
+            deliveries.c.last_reply,
+        )
+        .join(issues, issues.c.id == deliveries.c.issue_id)
+        .where(deliveries.c.subscriber_id == subscriber_id)
+        .order_by(deliveries.c.id.desc())
+        .limit(max(1, min(limit, MAX_LIMIT)))
+    ).all()
+    return [
+        SubscriberDelivery(
+            issue_id=int(row[0]),
+            issue_subject=row[1],
+            status=DeliveryStatus(row[2]),
+            sent_at=row[3],
+            last_reply=row[4],
+        )
+        for row in rows
+    ]

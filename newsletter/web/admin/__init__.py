@@ -19,8 +19,10 @@ from newsletter.web.admin import (  # noqa: F401
     factors,
     issue_desk,
     issues,
+    list_edit,
     outbox,
     statements,
+    subscribers,
     tokens,
     users,
 )

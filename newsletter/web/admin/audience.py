@@ -6,8 +6,7 @@ import io
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from newsletter.audience.importer import import_csv
@@ -16,16 +15,14 @@ from newsletter.audience.models import (
     ConsentSource,
     MailingList,
     OptIn,
-    Subscriber,
     Subscription,
 )
+from newsletter.audience.profile import check_gate
 from newsletter.audience.subscriptions import subscribe
 from newsletter.errors import NewsletterError
 from newsletter.extensions import db
 from newsletter.web.admin.blueprint import bp
 from newsletter.web.admin.forms import ImportForm, ListForm, SubscriberForm
-
-PER_PAGE = 50
 
 
 def _all_lists() -> list[MailingList]:
@@ -73,48 +70,13 @@ def lists() -> str | Response | tuple[str, int]:
             flash(f"List “{created.name}” created.", "success")
             return redirect(url_for("admin.lists"))
     status = 422 if form.errors else 200
+    archived = request.args.get("archived") == "1"
+    shown = [lst for lst in _all_lists() if (lst.archived_at is not None) == archived]
     page = render_template(
-        "admin/lists.html", form=form, lists=_all_lists(), counts=_subscription_counts()
+        "admin/lists.html", form=form, lists=shown, counts=_subscription_counts(),
+        archived=archived,
     )
     return page, status
-
-
-def _like(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-@bp.get("/subscribers")
-def subscribers() -> str:
-    """Subscribers, newest first, searchable by email or name, fifty to a page."""
-    term = request.args.get("q", "").replace("\x00", "").strip()  # PostgreSQL refuses NUL
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    query = select(Subscriber)
-    if term:
-        pattern = _like(term.lower())
-        query = query.where(
-            or_(
-                func.lower(Subscriber.email).like(pattern, escape="\\"),
-                func.lower(Subscriber.name).like(pattern, escape="\\"),
-            )
-        )
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page = min(page, max((total + PER_PAGE - 1) // PER_PAGE, 1))  # past the end: the last
-    rows = db.session.scalars(
-        query.options(selectinload(Subscriber.subscriptions).selectinload(Subscription.list))
-        .order_by(Subscriber.id.desc())
-        .limit(PER_PAGE)
-        .offset((page - 1) * PER_PAGE)
-    ).all()
-    pages = max((total + PER_PAGE - 1) // PER_PAGE, 1)
-    return render_template(
-        "admin/subscribers.html",
-        subscribers=rows,
-        term=term,
-        page=page,
-        pages=pages,
-        total=total,
-    )
 
 
 @bp.route("/subscribers/new", methods=["GET", "POST"])
@@ -128,6 +90,7 @@ def subscriber_new() -> str | Response | tuple[str, int]:
             form.lists.errors = ["Choose at least one list."]
         else:
             try:
+                check_gate([form.email.data or ""], via="admin")
                 subscriber = subscribe(
                     form.email.data or "",
                     name=form.name.data or "",
@@ -140,7 +103,7 @@ def subscriber_new() -> str | Response | tuple[str, int]:
                 show_error(form, error, "email")
             else:
                 flash(f"{subscriber.email} added.", "success")
-                return redirect(url_for("admin.subscribers", q=subscriber.email))
+                return redirect(url_for("admin.subscriber", subscriber_id=subscriber.id))
     status = 422 if form.errors else 200
     return render_template("admin/subscriber_new.html", form=form), status
 

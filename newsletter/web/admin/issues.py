@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
@@ -59,13 +60,15 @@ def _statements_for_picker(selected: list[int]) -> list[Statement]:
     return chosen + [item for item in everything if item.id not in set(selected)]
 
 
-def _fill_choices(form: IssueForm) -> None:
+def _fill_choices(form: IssueForm, keep_lists: Collection[str] = ()) -> None:
     form.statements.choices = [
         (item.id, item.title) for item in _statements_for_picker([])
     ]
     form.lists.choices = [
         (lst.slug, lst.name)
         for lst in db.session.scalars(select(MailingList).order_by(MailingList.name))
+        # archived lists only where the issue already targets them
+        if lst.archived_at is None or lst.slug in keep_lists
     ]
     form.template.choices = [("", "Default")] + [
         (str(template.id), template.name)
@@ -168,7 +171,7 @@ def issue_edit(issue_id: int) -> str | Response | tuple[str, int]:
         flash(f"This issue is {issue.status.value}; only drafts can be changed.", "error")
         return redirect(url_for("admin.issue", issue_id=issue.id))
     form = IssueForm(obj=None if request.method == "POST" else issue)
-    _fill_choices(form)
+    _fill_choices(form, keep_lists=[lst.slug for lst in issue.lists])
     if request.method == "GET":
         form.statements.data = [item.statement_id for item in issue.items]
         form.lists.data = [lst.slug for lst in issue.lists]

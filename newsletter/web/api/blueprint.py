@@ -194,7 +194,8 @@ FlaskBlueprint.add_url_rule(
 FlaskBlueprint.add_url_rule(bp, "/<path:path>", "unknown", unknown_route, methods=_ANY_METHOD)
 
 
-CATCH_ALL_ENDPOINTS = frozenset({"api.unknown", "api.unknown_root"})
+#: (also PATCH /lists/<not an id>, in lists.py: an id the converter refuses)
+CATCH_ALL_ENDPOINTS = frozenset({"api.unknown", "api.unknown_root", "api.patch_list_not_an_id"})
 
 
 def _allowed_methods() -> list[str]:

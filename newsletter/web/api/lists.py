@@ -1,16 +1,23 @@
-"""Mailing lists: POST /lists, GET /lists, GET /lists/{slug}."""
+"""Mailing lists: POST /lists, GET /lists, GET /lists/{slug}, PATCH /lists/{id}."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
+from flask import Blueprint as FlaskBlueprint
+from flask import Response, url_for
 
 from newsletter.audience import lists as list_service
 from newsletter.audience.models import MailingList
+from newsletter.errors import NotFound
 from newsletter.web.api.blueprint import bp
 from newsletter.web.api.edge import KIB, body, errors
-from newsletter.web.api.schemas import ListCreateSchema, ListPageSchema, ListSchema
+from newsletter.web.api.schemas import (
+    ListCreateSchema,
+    ListPageSchema,
+    ListSchema,
+    ListUpdateSchema,
+)
 
 
 @bp.post("/lists")
@@ -42,3 +49,32 @@ def list_lists() -> dict[str, Any]:
 def get_list(slug: str) -> MailingList:
     """One list by its slug."""
     return list_service.get_list_by_slug(slug)
+
+
+@bp.patch("/lists/<int:list_id>")
+@body(ListUpdateSchema, max_bytes=16 * KIB)
+@bp.response(200, ListSchema, description="the list, changed")
+@errors(404)
+def update_list(data: dict[str, Any], list_id: int) -> MailingList:
+    """Change a list's name, description, opt-in or visibility, or archive it
+    (``"archived": true``) and bring it back; the slug stays."""
+    return list_service.update_list(
+        list_id,
+        name=data.get("name"),
+        description=data.get("description"),
+        optin=data.get("optin"),
+        public=data.get("public"),
+        archived=data.get("archived"),
+    )
+
+
+def _not_a_list_id(slug: str) -> Response:
+    """PATCH /lists/<not an integer>: a 404 like every id the converter refuses (the
+    ``<slug>`` rule would otherwise answer 405, a status the document does not give)."""
+    raise NotFound("list", slug)
+
+
+# Flask's own add_url_rule: not part of the document, like the API's catch-all routes.
+FlaskBlueprint.add_url_rule(
+    bp, "/lists/<slug>", "patch_list_not_an_id", _not_a_list_id, methods=["PATCH"]
+)

@@ -114,6 +114,19 @@ class ListCreateSchema(Body):
     public = Flag(load_default=True)
 
 
+class ListUpdateSchema(Body):
+    """What ``PATCH /lists/{id}`` changes; fields left out stay as they are (the slug always)."""
+
+    name = Text(strip=True, not_blank=True, validate=Length(max=200))
+    description = Text(validate=Length(max=5000))
+    optin = _enum(OptIn)
+    public = Flag()
+    archived = Flag(
+        metadata={"description": "true: off the signup form and the compose pickers, "
+                  "subscribers and past issues kept; false: back"},
+    )
+
+
 class ListSchema(Answer):
     id = fields.Integer()
     slug = fields.String(metadata={"examples": ["weekly"]})
@@ -122,6 +135,9 @@ class ListSchema(Answer):
     optin = _enum(OptIn)
     public = fields.Boolean()
     created_at = fields.DateTime()
+    archived_at = fields.DateTime(
+        allow_none=True, metadata={"description": "when it was archived; null when it is not"}
+    )
 
 
 class ListPageSchema(Answer):
@@ -156,6 +172,40 @@ class SubscriberCreateSchema(Body):
                 ipaddress.ip_address(value)
             except ValueError:
                 raise ValidationError("must be an IPv4 or IPv6 address") from None
+
+
+class SubscriptionChangeSchema(Body):
+    list = _slug(required=True)
+    status = _enum(
+        SubscriptionStatus, required=True,
+        metadata={"description": "confirmed: at once (consent gathered elsewhere); "
+                  "unconfirmed: (re)started, and a confirmation link is mailed; "
+                  "unsubscribed: off the list, the consent kept on record"},
+    )
+
+
+class SubscriberUpdateSchema(Body):
+    """What ``PATCH /subscribers/{id}`` changes; fields left out stay as they are."""
+
+    name = Text(strip=True, validate=Length(max=200))
+    attributes = fields.Dict(
+        keys=fields.String(validate=Length(min=1, max=100)),
+        metadata={"description": "merged into the attributes (a key set to null is removed), "
+                  "or with `attributes_mode: replace` the whole set; names starting with _ "
+                  "are refused"},
+    )
+    attributes_mode = Choice(
+        ["merge", "replace"], load_default="merge",
+        metadata={"description": "how `attributes` applies (default merge)"},
+    )
+    subscriptions = fields.List(
+        fields.Nested(SubscriptionChangeSchema), validate=Length(max=MAX_ITEMS),
+        metadata={"description": "one status per list slug; lists not named are left alone"},
+    )
+    status = Choice(
+        [s.value for s in SubscriberStatus],
+        metadata={"description": "blocklisted: never mailed again; active: mailed again"},
+    )
 
 
 class SubscriberQuerySchema(Query):

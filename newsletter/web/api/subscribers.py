@@ -1,4 +1,5 @@
-"""Subscribers: POST /subscribers, GET /subscribers (by email or keyset pages), GET /{id}."""
+"""Subscribers: POST /subscribers, GET /subscribers (by email or keyset pages), GET, PATCH
+and DELETE /subscribers/{id}."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from flask import url_for
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
+from newsletter.audience import profile
 from newsletter.audience import subscriptions as subscription_service
 from newsletter.audience.addresses import normalise_email
 from newsletter.audience.lists import get_list_by_slug
 from newsletter.audience.models import (
     ConsentSource,
     Subscriber,
+    SubscriberStatus,
     Subscription,
     SubscriptionStatus,
 )
@@ -26,6 +29,7 @@ from newsletter.web.api.schemas import (
     SubscriberPageSchema,
     SubscriberQuerySchema,
     SubscriberSchema,
+    SubscriberUpdateSchema,
 )
 
 
@@ -45,6 +49,8 @@ def create_subscriber(data: dict[str, Any]) -> tuple[Subscriber, int, dict[str, 
     for slug in data["lists"]:  # name the field before the service touches anything
         get_list_by_slug(slug)
     existed = _find_by_email(normalise_email(data["email"])) is not None
+    if not existed:
+        profile.check_gate([data["email"]], via="api")  # 422 saying why
     subscriber = subscription_service.subscribe(
         data["email"], name=data["name"], list_slugs=data["lists"], source=ConsentSource.API,
         ip=data["ip"] or None, confirmed=data["confirmed"],
@@ -100,6 +106,47 @@ def get_subscriber(subscriber_id: int) -> Subscriber:
     if subscriber is None:
         raise NotFound("subscriber", subscriber_id)
     return subscriber
+
+
+@bp.patch("/subscribers/<int:subscriber_id>")
+@body(SubscriberUpdateSchema, max_bytes=64 * KIB)
+@bp.response(200, SubscriberSchema, description="the subscriber, changed")
+@errors(404)
+def update_subscriber(data: dict[str, Any], subscriber_id: int) -> Subscriber:
+    """Change a subscriber: name, attributes, subscriptions, status (all or nothing).
+
+    ``attributes`` are merged into what the subscriber has (a key set to ``null`` is
+    removed), or replace it all with ``"attributes_mode": "replace"``; names starting with
+    ``_`` are the tool's own and refused. ``subscriptions`` sets one status per list slug
+    (``confirmed``, ``unconfirmed`` with a confirmation mail, ``unsubscribed``) and leaves
+    other lists alone. ``status``: ``blocklisted`` (never mailed again) or ``active``.
+    """
+    status = data.get("status")
+    changes = [(item["list"], item["status"]) for item in data.get("subscriptions", [])]
+    try:
+        profile.update_subscriber(
+            subscriber_id,
+            name=data.get("name"),
+            attributes=data.get("attributes"),
+            replace_attributes=data["attributes_mode"] == "replace",
+            status=SubscriberStatus(status) if status else None,
+            subscriptions=changes,
+            source=ConsentSource.API,
+        )
+    except NotFound as error:
+        if error.kind == "list":
+            error.field = "subscriptions"
+        raise
+    return get_subscriber(subscriber_id)
+
+
+@bp.delete("/subscribers/<int:subscriber_id>")
+@bp.response(204, description="deleted, with their subscriptions and deliveries")
+@errors(404)
+def delete_subscriber(subscriber_id: int) -> tuple[str, int]:
+    """Delete a subscriber for good (their subscriptions, consent and delivery history too)."""
+    profile.delete_subscriber(subscriber_id)
+    return "", 204
 
 
 def _with_subscriptions(found: Select[Subscriber]) -> Select[Subscriber]:
