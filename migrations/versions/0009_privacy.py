@@ -57,6 +57,7 @@ def upgrade():
         "erased_addresses",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("address_hash", sa.String(length=64), nullable=False),
+        sa.Column("blocklisted", sa.Boolean(), nullable=False),
         sa.Column("erased_at", _utc(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_erased_addresses")),
         sa.UniqueConstraint("address_hash", name=op.f("uq_erased_addresses_address_hash")),

@@ -10,7 +10,9 @@ message (its outcome lands on the anonymous row).
 
 What stays: :class:`~newsletter.audience.privacy_models.ErasedAddress`, the HMAC of the
 address, so the gate (``newsletter.audience.gate``) refuses to import it or add it through
-the API again. Only the person's own sign-up through the public form is let in.
+the API again. Only the person's own sign-up through the public form is let in, unless the
+address was blocklisted when erased: then the hash keeps it out everywhere (erasing oneself
+is no way around a block).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 from sqlalchemy import delete, func, select, update
 
 from newsletter import audit
-from newsletter.audience.models import Subscriber
+from newsletter.audience.models import Subscriber, SubscriberStatus
 from newsletter.audience.privacy_models import ErasedAddress, address_hash
 from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.delivery.transactional import TransactionalMessage
@@ -38,6 +40,7 @@ def erase(subscriber: Subscriber, *, actor: str = READER_ACTOR) -> None:
         address): the person themselves by default, or an admin's address.
     """
     subscriber_id, address = subscriber.id, subscriber.email.strip().lower()
+    blocklisted = subscriber.status is SubscriberStatus.BLOCKLISTED
     deliveries = Delivery.__table__
     mine = deliveries.c.subscriber_id == subscriber_id
     db.session.execute(
@@ -63,8 +66,13 @@ def erase(subscriber: Subscriber, *, actor: str = READER_ACTOR) -> None:
         delete(TransactionalMessage).where(func.lower(TransactionalMessage.to_address) == address)
     )
     db.session.delete(subscriber)  # its subscriptions go with it (ORM and ON DELETE CASCADE)
-    if not is_erased(address):
-        db.session.add(ErasedAddress(address_hash=address_hash(address)))
+    kept = db.session.scalar(
+        select(ErasedAddress).where(ErasedAddress.address_hash == address_hash(address))
+    )
+    if kept is None:
+        db.session.add(ErasedAddress(address_hash=address_hash(address), blocklisted=blocklisted))
+    else:
+        kept.blocklisted = kept.blocklisted or blocklisted
     db.session.commit()
     audit.record("subscriber.erase", actor=actor, target=f"subscriber_id={subscriber_id}")
 

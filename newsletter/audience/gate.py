@@ -30,8 +30,8 @@ _CHUNK = 10_000
 def refused(emails: Collection[str], *, via: str) -> dict[str, str]:
     """The addresses among ``emails`` that may not be added, lower-cased, with the reason.
 
-    Reasons, the first that applies: :data:`BLOCKLISTED_ADDRESS`, :data:`BLOCKLISTED_DOMAIN`,
-    :data:`ERASED` (never for ``via="form"``).
+    Reasons, the first that applies: :data:`BLOCKLISTED_ADDRESS` (also for an address erased
+    while blocklisted), :data:`BLOCKLISTED_DOMAIN`, :data:`ERASED` (never for ``via="form"``).
 
     :param via: ``"import"``, ``"api"``, ``"admin"`` or ``"form"``.
     :raises ValueError: another ``via``.
@@ -42,12 +42,16 @@ def refused(emails: Collection[str], *, via: str) -> dict[str, str]:
     if not wanted:
         return {}
     reasons: dict[str, str] = {}
-    if via != "form":
-        by_hash = {address_hash(address): address for address in wanted}
-        for chunk in _chunks(sorted(by_hash)):
-            for (found,) in db.session.execute(
-                select(ErasedAddress.address_hash).where(ErasedAddress.address_hash.in_(chunk))
-            ):
+    by_hash = {address_hash(address): address for address in wanted}
+    for chunk in _chunks(sorted(by_hash)):
+        for found, blocklisted in db.session.execute(
+            select(ErasedAddress.address_hash, ErasedAddress.blocklisted).where(
+                ErasedAddress.address_hash.in_(chunk)
+            )
+        ):
+            if blocklisted:  # erased while blocklisted: the block outlives the person
+                reasons[by_hash[found]] = BLOCKLISTED_ADDRESS
+            elif via != "form":
                 reasons[by_hash[found]] = ERASED
     by_domain: dict[str, list[str]] = {}
     for address in wanted:

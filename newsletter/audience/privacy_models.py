@@ -49,6 +49,8 @@ class ErasedAddress(db.Model):  # type: ignore[name-defined]
 
     id: Mapped[int] = mapped_column(primary_key=True)
     address_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: the address was blocklisted when erased: it stays refused everywhere, the form too
+    blocklisted: Mapped[bool] = mapped_column(default=False)
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     def __repr__(self) -> str:

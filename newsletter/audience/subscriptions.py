@@ -364,7 +364,10 @@ def lift_suppression(address: str) -> None:
     """Forget that ``address`` was erased (in the session, not committed): the person
     signed up again themselves and confirmed, so imports and the API may know it again."""
     db.session.execute(
-        delete(ErasedAddress).where(ErasedAddress.address_hash == address_hash(address))
+        delete(ErasedAddress).where(
+            ErasedAddress.address_hash == address_hash(address),
+            ErasedAddress.blocklisted.is_(False),
+        )
     )
 
 

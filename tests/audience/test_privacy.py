@@ -271,3 +271,14 @@ def test_consent_columns_apply_the_setting_whoever_calls(app: Flask) -> None:
     assert Consent(ConsentSource.API, detail="API token 'site'", ip="192.0.2.1").columns()[
         "consent_ip"
     ] is None
+
+
+def test_erasing_oneself_is_no_way_around_a_block(app: Flask) -> None:
+    make_list("news")
+    troll = blocklist.block_address("troll@example.org", reason="abuse")
+    erasure.erase(troll)
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+    for via in ("form", "api", "import", "admin"):
+        assert refused(["troll@example.org"], via=via) == {
+            "troll@example.org": "blocklisted address"
+        }

@@ -256,3 +256,29 @@ def test_the_consent_table_shows_each_subscription_and_the_ip_only_when_kept(
     with app.test_request_context():
         html = render_template("admin/_subscriber_consent.html", subscriber=bo)
     assert "<th>IP address</th>" not in html and "No IP address is kept" in html
+
+
+def test_ticking_a_list_on_the_preferences_page_records_that_page_without_its_token(
+    client: FlaskClient,
+) -> None:
+    ada, path = reader()
+    make_list("events", name="Events")
+    post_form(client, path, {"name": "Ada", "lists": ["news", "events"]})
+    db.session.expire_all()
+    events = next(s for s in db.session.get(Subscriber, ada.id).subscriptions
+                  if s.list.slug == "events")  # fmt: skip
+    assert events.consent_source is ConsentSource.FORM
+    assert events.consent_detail == "preferences page"
+    assert events.consent_page == "/manage/[redacted]"
+
+
+def test_the_admin_add_form_says_why_an_address_is_refused(app: Flask) -> None:
+    make_list("news")
+    blocklist.block_domain("spam.example")
+    admin = logged_in_admin(app)
+    refused = admin.post("/admin/subscribers/new", data={
+        "email": "x@spam.example", "lists": ["news"],
+        "csrf_token": token_for(admin, "/admin/subscribers/new"),
+    })  # fmt: skip
+    assert refused.status_code == 422
+    assert "blocklisted domain" in text(refused)
