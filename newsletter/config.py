@@ -89,7 +89,12 @@ DEFAULTS: dict[str, Any] = {
     # The canned ACL each object gets so readers' mail apps can load it; "" sends none (a
     # bucket whose policy already makes it public, or one that refuses ACLs).
     "MEDIA_S3_ACL": "public-read",
+    # What a subscription keeps of the person's IP address and browser (user agent):
+    # off (nothing), truncated (the /24 or /48 network, and the user agent), full.
+    "CONSENT_IP": "off",
 }
+
+CONSENT_IP_MODES = ("off", "truncated", "full")
 
 #: the base URL, unset, of a process other than `newsletter run` (workers, gunicorn, commands)
 DEFAULT_BASE_URL = "http://127.0.0.1:5000"
@@ -132,6 +137,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     _check_dkim(app)
     _check_sessions(app)
     _check_operations(app)
+    _check_consent_ip(app)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
@@ -358,6 +364,16 @@ def _check_sessions(app: Flask) -> None:
         if not number > 0 or isinstance(value, bool):
             raise ConfigError(f"NEWSLETTER_{name}", f"{value!r} is not a positive number")
         app.config[name] = number
+
+
+def _check_consent_ip(app: Flask) -> None:
+    value = app.config.get("CONSENT_IP")
+    mode = "off" if value is False or value is None else str(value).strip().lower()
+    if mode not in CONSENT_IP_MODES:
+        raise ConfigError(
+            "NEWSLETTER_CONSENT_IP", f"{value!r} is not one of {', '.join(CONSENT_IP_MODES)}"
+        )
+    app.config["CONSENT_IP"] = mode
 
 
 def _complete_site_name(app: Flask) -> None:

@@ -146,3 +146,18 @@ class RelayUnavailable(TemporaryDeliveryError):
 
 class DomainBusy(RelayUnavailable):
     """As many messages to the recipient's domain are in flight as its cap allows."""
+
+
+class AddressRefused(ValidationError):
+    """An address the gate does not let in (blocklisted, or erased at the person's request).
+
+    The public form answers it like a success (it tells nobody anything); the API and the
+    admin pages say why.
+    """
+
+    field = "email"
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"{address} cannot be added: {reason}", field="email")
+        self.address = address
+        self.reason = reason

@@ -121,7 +121,13 @@ class Subscription(db.Model):  # type: ignore[name-defined]
         enum_column(SubscriptionStatus), default=SubscriptionStatus.UNCONFIRMED
     )
     consent_source: Mapped[ConsentSource] = mapped_column(enum_column(ConsentSource))
+    #: what the person's IP address the setting CONSENT_IP lets us keep (None: off)
     consent_ip: Mapped[str | None] = mapped_column(String(45))
+    #: who or what asked: the API token's name, the import's file and label, the admin user
+    consent_detail: Mapped[str | None] = mapped_column(Text)
+    #: the page consent was given on (a path on our own site, or another site's URL)
+    consent_page: Mapped[str | None] = mapped_column(String(500))
+    consent_user_agent: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,7 +1,10 @@
 """Subscribing, confirming, unsubscribing and preferences, with the consent kept on record.
 
-Every subscription keeps how it was asked for (``consent_source``), from where
-(``consent_ip``) and when (``created_at``, then ``confirmed_at`` / ``unsubscribed_at``).
+Every subscription keeps how it was asked for (``consent_source``, ``consent_detail``), on
+which page (``consent_page``), from where (``consent_ip``, ``consent_user_agent``: as the
+``CONSENT_IP`` setting allows) and when (``created_at``, then ``confirmed_at`` /
+``unsubscribed_at``); see ``newsletter.audience.consent``. Every address passes the gate
+(``newsletter.audience.gate``) first.
 Confirmation mail is queued only after the commit, so a worker never looks for a row that
 is not there yet.
 """
@@ -15,11 +18,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import queue
 from newsletter.audience.addresses import normalise_email
+from newsletter.audience.consent import Consent
+from newsletter.audience.gate import refused
 from newsletter.audience.lists import get_list_by_slug, list_lists
 from newsletter.audience.models import (
     ConsentSource,
@@ -30,8 +35,9 @@ from newsletter.audience.models import (
     Subscription,
     SubscriptionStatus,
 )
+from newsletter.audience.privacy_models import ErasedAddress, address_hash
 from newsletter.audience.tokens import read_token
-from newsletter.errors import InvalidToken, ValidationError
+from newsletter.errors import AddressRefused, InvalidToken, ValidationError
 from newsletter.extensions import db
 from newsletter.models import get_or_raise, utcnow
 from newsletter.ops import metrics
@@ -91,6 +97,7 @@ def subscribe(
     source: ConsentSource,
     ip: str | None = None,
     confirmed: bool = False,
+    consent: Consent | None = None,
 ) -> Subscriber:
     """Subscribe an address to lists, creating the subscriber if new.
 
@@ -104,22 +111,31 @@ def subscribe(
     for a new address confirmed at once; otherwise it waits beside the confirmation mail and
     is kept when the person confirms (see :func:`confirm`).
 
+    ``consent`` says more about this consent (detail, page, user agent: see
+    ``newsletter.audience.consent``); without it only ``source`` and ``ip`` are recorded.
+
     :raises InvalidEmail: the address is not valid.
+    :raises AddressRefused: the gate refuses the address (blocklisted, or erased unless this
+        is the person's own sign-up through the form); nothing is stored.
     :raises ValidationError: no list (``field="lists"``) or a bad name.
     :raises NotFound: a list slug that does not exist.
     """
     address = normalise_email(
         email, check_deliverability=bool(current_app.config.get("CHECK_DELIVERABILITY"))
     )
+    reason = refused([address], via=source.value).get(address.lower())
+    if reason is not None:
+        raise AddressRefused(address, reason)
     name = clean_name(name)
     lists = _resolve_lists(list_slugs)
+    consent = consent or Consent(source, ip=ip)
     try:
-        subscriber, pending = _subscribe(address, name, lists, source, ip, confirmed)
+        subscriber, pending = _subscribe(address, name, lists, consent, confirmed)
         db.session.commit()
     except IntegrityError:
         # Another request created the same address between our look-up and our insert.
         db.session.rollback()
-        subscriber, pending = _subscribe(address, name, lists, source, ip, confirmed)
+        subscriber, pending = _subscribe(address, name, lists, consent, confirmed)
         db.session.commit()
     enqueue_confirmations(pending)
     metrics.count("newsletter_signups", via=source.value)
@@ -137,10 +153,10 @@ def _subscribe(
     address: str,
     name: str,
     lists: list[MailingList],
-    source: ConsentSource,
-    ip: str | None,
+    consent: Consent,
     confirmed: bool,
 ) -> tuple[Subscriber, Pending]:
+    source = consent.source
     subscriber = find_subscriber(address)
     is_new = subscriber is None
     if subscriber is None:
@@ -153,7 +169,9 @@ def _subscribe(
         current = _subscription_on(subscriber, lst)
         returning = current is not None and current.status is SubscriptionStatus.UNSUBSCRIBED
         at_once = confirmed or (lst.optin is OptIn.SINGLE and not returning)
-        subscription = set_subscription(subscriber, lst, source=source, ip=ip, confirmed=at_once)
+        subscription = set_subscription(
+            subscriber, lst, source=source, ip=None, confirmed=at_once, consent=consent
+        )
         confirmed_now = confirmed_now or at_once
         if (
             subscription is not None
@@ -163,6 +181,8 @@ def _subscribe(
             pending.append((subscriber.id, lst.id))
     if pending and not _claim_confirmation_mail(subscriber):
         pending = []  # one was mailed moments ago; its link still works
+    if confirmed_now and source is ConsentSource.FORM:
+        lift_suppression(address)  # their own sign-up, confirmed: a new consent
     if name:
         if source is not ConsentSource.FORM or (is_new and confirmed_now):
             _set_name(subscriber, name)
@@ -221,10 +241,13 @@ def set_subscription(
     source: ConsentSource,
     ip: str | None,
     confirmed: bool,
+    consent: Consent | None = None,
 ) -> Subscription | None:
     """Start (or restart) one subscription in the session; None if it was already confirmed.
 
-    Not committed: the caller commits (and queues confirmation mail after).
+    ``consent`` (else ``source`` and ``ip``) becomes the consent on record, with the
+    ``CONSENT_IP`` setting applied. Not committed: the caller commits (and queues
+    confirmation mail after).
     """
     now = utcnow()
     subscription = _subscription_on(subscriber, lst)
@@ -234,8 +257,8 @@ def set_subscription(
         subscription = Subscription(list=lst, consent_source=source)
         subscriber.subscriptions.append(subscription)
     # This request is now the consent on record.
-    subscription.consent_source = source
-    subscription.consent_ip = ip
+    for column, value in (consent or Consent(source, ip=ip)).columns().items():
+        setattr(subscription, column, value)
     subscription.created_at = now
     subscription.unsubscribed_at = None
     subscription.confirmed_at = now if confirmed else None
@@ -331,9 +354,21 @@ def confirm(token: str) -> Subscription:
         pending_name = (subscriber.attributes or {}).get(PENDING_NAME)
         if isinstance(pending_name, str) and pending_name:
             _set_name(subscriber, clean_name(pending_name))
+        lift_suppression(subscriber.email)  # the person's own confirmation: a new consent
         db.session.commit()
         metrics.count("newsletter_confirmations")
     return subscription
+
+
+def lift_suppression(address: str) -> None:
+    """Forget that ``address`` was erased (in the session, not committed): the person
+    signed up again themselves and confirmed, so imports and the API may know it again."""
+    db.session.execute(
+        delete(ErasedAddress).where(
+            ErasedAddress.address_hash == address_hash(address),
+            ErasedAddress.blocklisted.is_(False),
+        )
+    )
 
 
 def unsubscribe(subscriber_id: int, list_id: int | None) -> list[Subscription]:
@@ -371,7 +406,12 @@ def manageable_lists(subscriber: Subscriber) -> list[MailingList]:
 
 
 def update_preferences(
-    subscriber_id: int, *, name: str, list_slugs: list[str], ip: str | None = None
+    subscriber_id: int,
+    *,
+    name: str,
+    list_slugs: list[str],
+    ip: str | None = None,
+    consent: Consent | None = None,
 ) -> Subscriber:
     """Set the name and exactly the ticked lists, from the subscriber's own preferences page.
 
@@ -392,7 +432,10 @@ def update_preferences(
     for slug, lst in allowed.items():
         current = next((s for s in subscriber.subscriptions if s.list_id == lst.id), None)
         if slug in wanted:
-            set_subscription(subscriber, lst, source=ConsentSource.FORM, ip=ip, confirmed=True)
+            set_subscription(
+                subscriber, lst, source=ConsentSource.FORM, ip=ip, confirmed=True,
+                consent=consent,
+            )
         elif current is not None and current.status is not SubscriptionStatus.UNSUBSCRIBED:
             current.status = SubscriptionStatus.UNSUBSCRIBED
             current.unsubscribed_at = now

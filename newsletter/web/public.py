@@ -13,6 +13,7 @@ browser or privacy extension strips it, on the one form strangers must be able t
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import datetime
@@ -36,8 +37,9 @@ from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import ValidationError as TokenMismatch
 
-from newsletter.audience import subscriptions
+from newsletter.audience import erasure, subscriptions
 from newsletter.audience.addresses import normalise_email
+from newsletter.audience.consent import form_consent, page_of
 from newsletter.audience.lists import list_lists
 from newsletter.audience.models import (
     ConsentSource,
@@ -45,9 +47,16 @@ from newsletter.audience.models import (
     Subscriber,
     SubscriptionStatus,
 )
-from newsletter.audience.tokens import manage_url
+from newsletter.audience.personal_data import personal_data
+from newsletter.audience.tokens import manage_url, read_token
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.errors import InvalidEmail, InvalidToken, NotFound, ValidationError
+from newsletter.errors import (
+    AddressRefused,
+    InvalidEmail,
+    InvalidToken,
+    NotFound,
+    ValidationError,
+)
 from newsletter.extensions import csrf, db, limiter
 from newsletter.mail.render import web_version
 from newsletter.models import utcnow
@@ -206,8 +215,12 @@ def subscribe() -> tuple[str, int]:
                 name=values["name"],
                 list_slugs=chosen,
                 source=ConsentSource.FORM,
-                ip=request.remote_addr,
+                consent=form_consent(
+                    _consent_page(), ip=request.remote_addr, user_agent=request.user_agent.string
+                ),
             )
+        except AddressRefused:
+            pass  # blocklisted: nothing stored, nothing sent, and the same answer as success
         except InvalidEmail as error:
             errors["email"] = _email_error(error)
         except ValidationError as error:
@@ -223,6 +236,14 @@ def subscribe() -> tuple[str, int]:
         email=values["email"],
         lists=[by_slug[slug] for slug in dict.fromkeys(chosen)],
     )
+
+
+def _consent_page() -> str | None:
+    """The page the form was on: its hidden ``page`` field (an embedded form says where it
+    is), else the Referer; a path on our own site, with any link token taken out."""
+    ours = {request.host.lower(), urlsplit(current_app.config["BASE_URL"]).netloc.lower()}
+    page = page_of(request.form.get("page") or request.referrer, ours)
+    return redact_tokens(page) if page else None
 
 
 def _email_error(error: InvalidEmail) -> str:
@@ -334,7 +355,10 @@ def manage(token: str) -> BaseResponse | tuple[str, int]:
                 subscriber.id,
                 name=request.form.get("name", subscriber.name),  # a form without it keeps the name
                 list_slugs=request.form.getlist("lists"),
-                ip=request.remote_addr,
+                consent=form_consent(
+                    redact_tokens(request.path), ip=request.remote_addr,
+                    user_agent=request.user_agent.string, detail="preferences page",
+                ),
             )
         except ValidationError as error:
             errors[error.field or "lists"] = error.message[:1].upper() + error.message[1:] + "."
@@ -351,6 +375,42 @@ def manage(token: str) -> BaseResponse | tuple[str, int]:
         statuses=SubscriptionStatus,
         name=request.form.get("name", subscriber.name) if errors else subscriber.name,
         errors=errors,
+    )
+
+
+@bp.get("/manage/<token>/export.json")
+def manage_export(token: str) -> Response:
+    """Everything we hold about the reader, as a JSON download."""
+    subscriber = subscriptions.read_link("manage", token).subscriber
+    body = json.dumps(personal_data(subscriber), indent=2, ensure_ascii=False)
+    response = Response(body, mimetype="application/json")
+    response.headers["Content-Disposition"] = 'attachment; filename="my-newsletter-data.json"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/manage/<token>/erase", methods=["GET", "POST"])
+def manage_erase(token: str) -> tuple[str, int]:
+    """GET asks to confirm; the POST (with the page's CSRF token) erases the reader.
+
+    A second POST of the same link (a double click, a reload) answers as the first did.
+    """
+    data = read_token("manage", token, int(current_app.config["MANAGE_MAX_AGE"]))
+    if request.method == "POST" and db.session.get(Subscriber, data.subscriber_id) is None:
+        return _erased_page()
+    subscriber = subscriptions.read_link("manage", token).subscriber
+    if request.method == "POST":
+        erasure.erase(subscriber)
+        return _erased_page()
+    return _page("manage_erase.html", subscriber=subscriber)
+
+
+def _erased_page() -> tuple[str, int]:
+    return _page(
+        "message.html",
+        title="Your data is erased",
+        message="We deleted your address, your name and your subscriptions, and we will not "
+        "email you again. Nobody can add your address back except you, by signing up again.",
     )
 
 

@@ -13,6 +13,7 @@ from newsletter.web.admin import (  # noqa: F401
     audience,
     audit,
     auth,
+    blocklist,
     control,
     dashboard,
     desk,

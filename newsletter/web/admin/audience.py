@@ -6,9 +6,11 @@ import io
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
+from newsletter.audience.consent import admin_consent
 from newsletter.audience.importer import import_csv
 from newsletter.audience.lists import create_list
 from newsletter.audience.models import (
@@ -96,8 +98,8 @@ def subscriber_new() -> str | Response | tuple[str, int]:
                     name=form.name.data or "",
                     list_slugs=list(form.lists.data),
                     source=ConsentSource.ADMIN,
-                    ip=request.remote_addr,
                     confirmed=bool(form.confirmed.data),
+                    consent=admin_consent(current_user.email),
                 )
             except NewsletterError as error:
                 show_error(form, error, "email")

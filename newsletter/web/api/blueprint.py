@@ -77,6 +77,7 @@ def require_token() -> Response | None:
     if row is None:
         return _unauthorized("the API token is not valid", "invalid_token")
     g.api_user = row.user
+    g.api_token = row  # its name goes into the consent record of what it subscribes
     rule = request.url_rule if request.endpoint not in CATCH_ALL_ENDPOINTS else None
     missing = scopes.missing_scope(row.scopes, rule.rule if rule else None, request.method)
     if missing:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
+from flask import g, url_for
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
 from newsletter.audience import profile
 from newsletter.audience import subscriptions as subscription_service
 from newsletter.audience.addresses import normalise_email
+from newsletter.audience.consent import api_consent
 from newsletter.audience.lists import get_list_by_slug
 from newsletter.audience.models import (
     ConsentSource,
@@ -44,7 +45,8 @@ def create_subscriber(data: dict[str, Any]) -> tuple[Subscriber, int, dict[str, 
 
     Double opt-in lists leave the subscription unconfirmed and mail a confirmation link,
     unless ``confirmed`` is true (consent gathered elsewhere). 201 for a new subscriber,
-    200 when the address was known already.
+    200 when the address was known already. A blocklisted address or domain, or an address
+    erased at the person's request, is refused with a 422 that says why.
     """
     for slug in data["lists"]:  # name the field before the service touches anything
         get_list_by_slug(slug)
@@ -53,7 +55,8 @@ def create_subscriber(data: dict[str, Any]) -> tuple[Subscriber, int, dict[str, 
         profile.check_gate([data["email"]], via="api")  # 422 saying why
     subscriber = subscription_service.subscribe(
         data["email"], name=data["name"], list_slugs=data["lists"], source=ConsentSource.API,
-        ip=data["ip"] or None, confirmed=data["confirmed"],
+        confirmed=data["confirmed"],
+        consent=api_consent(getattr(g.get("api_token"), "name", None), ip=data["ip"] or None),
     )
     location = url_for("api.get_subscriber", subscriber_id=subscriber.id)
     return subscriber, 200 if existed else 201, {"Location": location}
