@@ -105,6 +105,19 @@ class TemplateError(NewsletterError):
         self.reason = reason
 
 
+class TemplateSourceError(ValidationError):
+    """A template's source that does not compile, with where: ``part`` is ``mjml`` or
+    ``text`` (also the ``field``), ``line`` the 1-based line of the source (None: unknown)."""
+
+    def __init__(self, part: str, line: int | None, reason: str) -> None:
+        where = f"line {line}: " if line else ""
+        super().__init__(f"{part.upper() if part == 'mjml' else part}: {where}{reason}",
+                         field=part)
+        self.part = part
+        self.line = line
+        self.reason = reason
+
+
 class IssueStateError(Conflict):
     """An action that the issue's status does not allow (send a sent issue, edit one sending)."""
 
