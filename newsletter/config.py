@@ -89,6 +89,13 @@ DEFAULTS: dict[str, Any] = {
     # The canned ACL each object gets so readers' mail apps can load it; "" sends none (a
     # bucket whose policy already makes it public, or one that refuses ACLs).
     "MEDIA_S3_ACL": "public-read",
+    # Remote images in archived issues: "link" replaces each by a link to it; "proxy" serves
+    # it through /archive/image (signed URLs, size cap, timeout, no private addresses
+    # unless ARCHIVE_IMAGE_ALLOW_PRIVATE). Public pages never make a request elsewhere.
+    "ARCHIVE_REMOTE_IMAGES": "link",
+    "ARCHIVE_IMAGE_MAX_BYTES": 5 * 1024 * 1024,
+    "ARCHIVE_IMAGE_TIMEOUT": 5,
+    "ARCHIVE_IMAGE_ALLOW_PRIVATE": False,
 }
 
 #: the base URL, unset, of a process other than `newsletter run` (workers, gunicorn, commands)
@@ -132,6 +139,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     _check_dkim(app)
     _check_sessions(app)
     _check_operations(app)
+    _check_archive_images(app)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
@@ -375,3 +383,10 @@ def _limiter_storage(app: Flask) -> str:
     if url is None:
         return "memory://"
     return "redis+" + url if url.startswith("unix://") else url
+
+
+def _check_archive_images(app: Flask) -> None:
+    mode = str(app.config["ARCHIVE_REMOTE_IMAGES"]).strip().lower()
+    if mode not in ("link", "proxy"):
+        raise ConfigError("NEWSLETTER_ARCHIVE_REMOTE_IMAGES", f"{mode!r}: use link or proxy")
+    app.config["ARCHIVE_REMOTE_IMAGES"] = mode

@@ -118,6 +118,20 @@ class TemplateSourceError(ValidationError):
         self.reason = reason
 
 
+class EmptyAudience(ValidationError):
+    """An issue whose lists hold nobody to send it to (no confirmed, active subscriber)."""
+
+    def __init__(self, issue_id: int, list_names: list[str]) -> None:
+        names = ", ".join(list_names) or "its lists"
+        super().__init__(
+            f"nobody would receive issue {issue_id}: {names} "
+            f"{'has' if len(list_names) == 1 else 'have'} no confirmed subscriber; "
+            "add subscribers or choose other lists", field="lists",
+        )
+        self.issue_id = issue_id
+        self.list_names = list_names
+
+
 class IssueStateError(Conflict):
     """An action that the issue's status does not allow (send a sent issue, edit one sending)."""
 

@@ -19,9 +19,11 @@ from sqlalchemy import ColumnElement, and_, select
 from newsletter.audience.models import MailingList
 from newsletter.content.models import Issue, IssueStatus
 from newsletter.extensions import db
+from newsletter.models import get_or_raise
 
-#: statuses in which an issue has gone (or is going) out; only sent ones are listed
 SLUG_LENGTH = 80
+#: paths under /archive/ that are not issues
+RESERVED = frozenset({"image"})
 
 
 def slugify(text: str) -> str:
@@ -35,13 +37,13 @@ def slugify(text: str) -> str:
 def assign_slug(issue: Issue) -> str:
     """The issue's slug, made now from its subject if it has none (the caller commits).
 
-    A slug taken by another issue gets ``-2``, ``-3`` …; an all-digit slug gets ``issue-``
-    in front, so it can never be read as an old ``/archive/<id>`` link.
+    A slug taken by another issue gets ``-2``, ``-3`` …; an all-digit slug (or a reserved
+    word) gets ``issue-`` in front, so it can never be read as an old ``/archive/<id>`` link.
     """
     if issue.slug:
         return issue.slug
     base = slugify(issue.subject or "")
-    if base.isdigit():
+    if base.isdigit() or base in RESERVED:
         base = f"issue-{base}"
     taken = set(
         db.session.scalars(
@@ -67,6 +69,27 @@ def public_condition() -> ColumnElement[bool]:
 def meant_for_public(issue: Issue) -> bool:
     """True when the issue, once sent, belongs in the archive (a public list, not kept out)."""
     return not issue.kept_out and any(lst.public for lst in issue.lists)
+
+
+def set_kept_out(issue_id: int, kept_out: bool) -> Issue:
+    """Keep an issue out of the archive (or let it back in), whatever its status.
+
+    :raises NotFound: no such issue.
+    """
+    issue = get_or_raise(Issue, issue_id, "issue")
+    issue.kept_out = kept_out
+    db.session.commit()
+    return issue
+
+
+def archive_state(issue: Issue) -> str:
+    """Where the issue stands with the archive: ``public`` (shown), ``kept_out``,
+    ``private`` (only private lists, or none), or ``not_sent`` (public once sent)."""
+    if issue.kept_out:
+        return "kept_out"
+    if not meant_for_public(issue):
+        return "private"
+    return "public" if issue.status is IssueStatus.SENT else "not_sent"
 
 
 def archive_url(issue: Issue) -> str:

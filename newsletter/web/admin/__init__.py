@@ -10,6 +10,7 @@ from __future__ import annotations
 
 # Each view module registers its routes on ``bp`` when imported.
 from newsletter.web.admin import (  # noqa: F401
+    archive,
     audience,
     audit,
     auth,
@@ -21,6 +22,7 @@ from newsletter.web.admin import (  # noqa: F401
     issues,
     outbox,
     statements,
+    templates,
     tokens,
     users,
 )
