@@ -153,19 +153,41 @@ def sample_issue_context(*, statements: int = 2) -> dict[str, Any]:
     }
 
 
+class SampleValue(str):
+    """A stand-in for a value of the caller's ``data`` that the sample does not hold: it
+    reads as ``[name]`` and has every attribute and key, so a template that uses
+    ``data.order.id`` can be checked without knowing what callers will send."""
+
+    def __getattr__(self, name: str) -> SampleValue:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return SampleValue(f"[{name}]")
+
+    def __getitem__(self, key: Any) -> SampleValue:  # type: ignore[override]
+        return SampleValue(f"[{key}]")
+
+
+class SampleData(dict[str, Any]):
+    """The sample ``data`` of a transactional template: its keys, and a ``SampleValue`` for
+    any other."""
+
+    def __missing__(self, key: str) -> SampleValue:
+        return SampleValue(f"[{key}]")
+
+
 def sample_transactional_context() -> dict[str, Any]:
-    """What a transactional template sees, with sample values."""
+    """What a transactional template sees, with sample values (any ``data.KEY`` works)."""
     from flask import current_app
 
     base_url = str(current_app.config.get("BASE_URL") or "http://localhost").rstrip("/")
     return {
-        "data": {
+        "data": SampleData({
             "heading": "Your order is on its way",
             "body": "Thank you for your order.\n\nIt left our hall this morning.",
             "button_url": f"{base_url}/orders/sample",
             "button_label": "Track the order",
             "code": "123456",
-        },
+        }),
         "subject": "Your order",
         "to": {"email": "ada@example.org", "name": "Ada"},
         "subscriber": {"email": "ada@example.org", "name": "Ada"},
