@@ -163,7 +163,7 @@ class SampleValue(str):
             raise AttributeError(name)
         return SampleValue(f"[{name}]")
 
-    def __getitem__(self, key: Any) -> SampleValue:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> SampleValue:
         return SampleValue(f"[{key}]")
 
 

@@ -18,6 +18,7 @@ from newsletter.web.admin import (  # noqa: F401
     dashboard,
     desk,
     factors,
+    formatting,
     issue_desk,
     issues,
     outbox,
