@@ -74,6 +74,9 @@ def test_each_built_in_template_as_a_reader_sees_it(
         response = page.goto(f"{live_url}/admin/templates/{template.id}")
         assert response is not None and response.ok
         assert page.locator(".variable-list dt").count() > 3
+        frame = page.frame_locator("iframe.preview")
+        frame.locator("body").wait_for()
+        assert frame.locator("text=Unsubscribe").count() > 0 or name == "transactional"
         page.screenshot(path=shots / f"template-{name}-editor.png", full_page=True)
         assert console.take() == [], name
     assert [url for url in requested if urlsplit(url).hostname != "127.0.0.1"] == []
