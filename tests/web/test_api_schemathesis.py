@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from newsletter.audience.models import OptIn
-from newsletter.content.models import Template
+from newsletter.content.models import Template, TemplateKind
 from newsletter.delivery.send import dispatcher
 from newsletter.delivery.transactional import queue_message
 from newsletter.extensions import db
@@ -49,7 +49,12 @@ SEEDED = {
     "subscriber_id": [1, 3],
     "tx_id": [1, 1],
     "slug": ["weekly", "alerts"],
+    "template_id": [5, 1],
 }
+MJML = (
+    "<mjml><mj-body><mj-section><mj-column><mj-text>Thanks, {{ to.name }}.</mj-text>"
+    "</mj-column></mj-section></mj-body></mjml>"
+)
 #: bodies that succeed on the seeded rows, so that success answers are checked too
 GOOD_BODIES = {
     "POST /issues": {"subject": "This week", "statements": [2, 1], "lists": ["weekly"]},
@@ -58,11 +63,10 @@ GOOD_BODIES = {
     "POST /tx": {"to": "ada@example.org", "template": "Receipt", "subject": "Hi {{ to.email }}",
                  "data": {"order": 7}},
     "POST /issues/{issue_id}/schedule": {"send_at": "2999-01-01T09:00", "timezone": "UTC"},
+    "POST /templates": {"name": "Thanks", "kind": "transactional", "mjml": MJML,
+                        "text": "Thanks.\n"},
+    "PATCH /templates/{template_id}": {"name": "Renamed"},
 }
-MJML = (
-    "<mjml><mj-body><mj-section><mj-column><mj-text>Thanks, {{ to.name }}.</mj-text>"
-    "</mj-column></mj-section></mj-body></mjml>"
-)
 
 
 @pytest.fixture
@@ -86,7 +90,8 @@ def seeded(app: Flask) -> None:
     make_issue(statements[1:], (alerts,), subject="Another draft")
     dispatcher.request_send(sending.id)
     dispatcher.start_issue(sending.id)
-    db.session.add(Template(name="Receipt", mjml=MJML, text="Thanks, {{ to.name }}.\n"))
+    db.session.add(Template(name="Receipt", mjml=MJML, text="Thanks, {{ to.name }}.\n",
+                            kind=TemplateKind.TRANSACTIONAL))
     db.session.commit()
     queue_message(to="ada@example.org", subject="Your receipt", text="Thanks.\n",
                   html="<p>Thanks.</p>")
