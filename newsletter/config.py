@@ -92,6 +92,13 @@ DEFAULTS: dict[str, Any] = {
     # What a subscription keeps of the person's IP address and browser (user agent):
     # off (nothing), truncated (the /24 or /48 network, and the user agent), full.
     "CONSENT_IP": "off",
+    # Remote images in archived issues: "link" replaces each by a link to it; "proxy" serves
+    # it through /archive/image (signed URLs, size cap, timeout, no private addresses
+    # unless ARCHIVE_IMAGE_ALLOW_PRIVATE). Public pages never make a request elsewhere.
+    "ARCHIVE_REMOTE_IMAGES": "link",
+    "ARCHIVE_IMAGE_MAX_BYTES": 5 * 1024 * 1024,
+    "ARCHIVE_IMAGE_TIMEOUT": 5,
+    "ARCHIVE_IMAGE_ALLOW_PRIVATE": False,
 }
 
 CONSENT_IP_MODES = ("off", "truncated", "full")
@@ -138,6 +145,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     _check_sessions(app)
     _check_operations(app)
     _check_consent_ip(app)
+    _check_archive_images(app)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
@@ -391,3 +399,10 @@ def _limiter_storage(app: Flask) -> str:
     if url is None:
         return "memory://"
     return "redis+" + url if url.startswith("unix://") else url
+
+
+def _check_archive_images(app: Flask) -> None:
+    mode = str(app.config["ARCHIVE_REMOTE_IMAGES"]).strip().lower()
+    if mode not in ("link", "proxy"):
+        raise ConfigError("NEWSLETTER_ARCHIVE_REMOTE_IMAGES", f"{mode!r}: use link or proxy")
+    app.config["ARCHIVE_REMOTE_IMAGES"] = mode

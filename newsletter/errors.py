@@ -105,6 +105,33 @@ class TemplateError(NewsletterError):
         self.reason = reason
 
 
+class TemplateSourceError(ValidationError):
+    """A template's source that does not compile, with where: ``part`` is ``mjml`` or
+    ``text`` (also the ``field``), ``line`` the 1-based line of the source (None: unknown)."""
+
+    def __init__(self, part: str, line: int | None, reason: str) -> None:
+        where = f"line {line}: " if line else ""
+        super().__init__(f"{part.upper() if part == 'mjml' else part}: {where}{reason}",
+                         field=part)
+        self.part = part
+        self.line = line
+        self.reason = reason
+
+
+class EmptyAudience(ValidationError):
+    """An issue whose lists hold nobody to send it to (no confirmed, active subscriber)."""
+
+    def __init__(self, issue_id: int, list_names: list[str]) -> None:
+        names = ", ".join(list_names) or "its lists"
+        super().__init__(
+            f"nobody would receive issue {issue_id}: {names} "
+            f"{'has' if len(list_names) == 1 else 'have'} no confirmed subscriber; "
+            "add subscribers or choose other lists", field="lists",
+        )
+        self.issue_id = issue_id
+        self.list_names = list_names
+
+
 class IssueStateError(Conflict):
     """An action that the issue's status does not allow (send a sent issue, edit one sending)."""
 

@@ -76,6 +76,9 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.issue_progress": READ,
     "admin.statement": READ,
     "admin.statements": {"GET": READ, "POST": EDIT},
+    "admin.templates": READ,
+    "admin.template": {"GET": READ, "POST": EDIT},
+    "admin.template_preview": READ,
     "admin.lists": {"GET": READ, "POST": ADMIN},
     "admin.media_library": {"GET": READ, "POST": EDIT},
     # composing
@@ -94,6 +97,10 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.issue_test_send": EDIT,  # a proof reaches editors and admins, never a list
     "admin.issue_delete": EDIT,
     "admin.issue_hide": EDIT,
+    "admin.template_new": EDIT,
+    "admin.template_copy": EDIT,
+    "admin.template_delete": EDIT,
+    "admin.issue_kept_out": EDIT,
     # sending to lists
     "admin.issue_send": SEND,
     "admin.issue_schedule": SEND,
@@ -156,6 +163,9 @@ API_RULES: dict[str, Entry] = {
     f"{_API}/deliveries": ADMIN,
     f"{_API}/subscribers": ADMIN,
     f"{_API}/subscribers/<int:subscriber_id>": ADMIN,
+    f"{_API}/templates": {"GET": READ, "POST": EDIT},
+    f"{_API}/templates/<int:template_id>": {"GET": READ, "PATCH": EDIT, "DELETE": EDIT},
+    f"{_API}/templates/<int:template_id>/copy": EDIT,
     f"{_API}/tx": ADMIN,
     f"{_API}/tx/<int:tx_id>": ADMIN,
 }

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Column, Date, ForeignKey, Integer, String, Table, Text, text
+from sqlalchemy import false as sa_false
 from sqlalchemy.ext.orderinglist import ordering_list
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -39,8 +40,17 @@ class Statement(db.Model):  # type: ignore[name-defined]
         return f"<Statement {self.id} {self.slug}>"
 
 
+class TemplateKind(enum.Enum):
+    """What a template lays out: an issue (statements, an unsubscribe link) or one
+    transactional message (the caller's ``data``)."""
+
+    ISSUE = "issue"
+    TRANSACTIONAL = "transactional"
+
+
 class Template(db.Model):  # type: ignore[name-defined]
-    """An MJML layout for issues, with its plain-text counterpart (both Jinja)."""
+    """An MJML layout for issues or transactional mail, with its plain-text counterpart
+    (both Jinja)."""
 
     __tablename__ = "templates"
 
@@ -49,10 +59,13 @@ class Template(db.Model):  # type: ignore[name-defined]
     mjml: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     builtin: Mapped[bool] = mapped_column(default=False)
+    kind: Mapped[TemplateKind] = mapped_column(
+        enum_column(TemplateKind), default=TemplateKind.ISSUE, server_default="issue"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     def __repr__(self) -> str:
-        return f"<Template {self.id} {self.name}>"
+        return f"<Template {self.id} {self.kind.value} {self.name}>"
 
 
 class IssueStatus(enum.Enum):
@@ -113,6 +126,12 @@ class Issue(db.Model):  # type: ignore[name-defined]
     rendered_html: Mapped[str | None] = mapped_column(Text)
     rendered_text: Mapped[str | None] = mapped_column(Text)
     total_count: Mapped[int] = mapped_column(default=0)
+    # The archive: the permalink's slug (made from the subject when sending starts, then
+    # never changed), and an editor's choice to keep a public issue out of it.
+    slug: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
+    kept_out: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    # Why the last attempt to send stopped before anyone got mail (an empty audience).
+    send_error: Mapped[str | None] = mapped_column(Text)
     sent_count: Mapped[int] = mapped_column(default=0)
     failed_count: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -11,8 +11,10 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy import select
 
 from newsletter.broker import is_embedded, start_worker_threads, stop_worker
+from newsletter.content.models import Issue
 from newsletter.delivery.control import actions as control
 from newsletter.delivery.control import log, timezones
 from newsletter.delivery.control.progress import progress
@@ -74,6 +76,9 @@ def send_command(issue_id: int, wait: bool) -> None:
     final = _wait_for(app, issue_id, resume=resuming)
     _report(issue_id, final)
     if final["status"] != "sent":
+        reason = db.session.scalar(select(Issue.send_error).where(Issue.id == issue_id))
+        if reason:
+            click.echo(reason, err=True)
         sys.exit(1)
 
 

@@ -32,7 +32,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter import queue
 from newsletter.audience.addresses import ascii_address, normalise_email
-from newsletter.content.models import Template
+from newsletter.content import templates
+from newsletter.content.models import Template, TemplateKind
 from newsletter.delivery.outbound import deliver
 from newsletter.delivery.send.outcomes import retry_delay
 from newsletter.errors import (
@@ -221,18 +222,23 @@ def _check_data(data: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def find_template(key: str | int) -> Template:
-    """The template with this name (or id).
+    """The transactional template with this name (or id); the built-in "transactional"
+    template exists from the first call on.
 
     :raises NotFound: no such template (``field`` is ``template``).
+    :raises ValidationError: it is a template for issues (``field`` is ``template``).
     """
-    if isinstance(key, int):
-        found = db.session.get(Template, key)
-    else:
-        found = db.session.scalar(select(Template).where(Template.name == key.strip()))
+    found = templates.find_template(key)
     if found is None:
         error = NotFound("template", key)
         error.field = "template"
         raise error
+    if found.kind is not TemplateKind.TRANSACTIONAL:
+        raise ValidationError(
+            f"template {found.name!r} is for issues, not transactional mail; use a "
+            f"transactional template such as {templates.TRANSACTIONAL_NAME!r}",
+            field="template",
+        )
     return found
 
 

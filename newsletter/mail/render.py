@@ -22,6 +22,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from mjml import mjml2html
 
+from newsletter.content.archive import archive_url as issue_archive_url
+from newsletter.content.archive import meant_for_public
 from newsletter.content.compose import render_body
 from newsletter.content.models import Issue, Template
 from newsletter.content.templates import default_template, read_email_template
@@ -184,9 +186,16 @@ def _template_of(issue: Issue) -> Template:
 
 
 def issue_context(issue: Issue) -> dict[str, Any]:
-    """What an issue template sees; the per-recipient values are placeholders."""
+    """What an issue template sees; the per-recipient values are placeholders.
+
+    ``archive_url`` (the "view in browser" link) is the issue's permalink when the issue is
+    meant for the public archive, and empty otherwise: an issue for private lists has no
+    public page to point to. It is the same for every recipient, so it costs nothing per
+    message.
+    """
     base_url = _config("BASE_URL", "http://localhost").rstrip("/")
-    archive_url = f"{base_url}/archive/{issue.id}"
+    public = meant_for_public(issue)
+    archive_url = issue_archive_url(issue) if public else ""
     list_name = " & ".join(lst.name for lst in issue.lists) or _org_name()
     values = body_values(issue, list_name=list_name, archive_url=archive_url)
     statements = []
@@ -218,6 +227,7 @@ def issue_context(issue: Issue) -> dict[str, Any]:
         "unsubscribe_url": PLACEHOLDERS["unsubscribe_url"],
         "manage_url": PLACEHOLDERS["manage_url"],
         "archive_url": archive_url,
+        "public": public,
         "base_url": base_url,
         "list_name": list_name,
         "org_name": _org_name(),
@@ -230,8 +240,8 @@ def body_values(
     """What the placeholders of intros and statements stand for (``content/compose.py``);
     the reader's name stays a per-recipient placeholder."""
     base_url = _config("BASE_URL", "http://localhost").rstrip("/")
-    if issue is not None and not archive_url:
-        archive_url = f"{base_url}/archive/{issue.id}"
+    if issue is not None and not archive_url and meant_for_public(issue):
+        archive_url = issue_archive_url(issue)  # a private issue has no page: the archive
     return {
         "name": PLACEHOLDERS["name"],
         "list_name": list_name or _org_name(),
@@ -241,12 +251,13 @@ def body_values(
 
 
 def _statement_url(front_matter: dict[str, Any] | None, archive_url: str, slug: str) -> str:
-    """The statement's own page when its front matter names one, else its place in the archive."""
+    """The statement's own page when its front matter names one, else its place in the
+    archive ('' when the issue has no public page)."""
     for key in ("canonical_url", "url", "link"):
         value = (front_matter or {}).get(key)
         if isinstance(value, str) and re.match(r"^https?://", value):
             return value
-    return f"{archive_url}#{slug}"
+    return f"{archive_url}#{slug}" if archive_url else ""
 
 
 def format_date(value: date | None) -> str:
@@ -383,3 +394,8 @@ def render_text(source: str, context: dict[str, Any], name: str) -> str:
     :raises TemplateError: it does not render, with the reason.
     """
     return _render(_TEXT_ENV, source, context, name)
+
+
+def jinja_environment(*, html: bool) -> SandboxedEnvironment:
+    """The sandbox templates render in: autoescaping for MJML (``html``), not for text."""
+    return _MJML_ENV if html else _TEXT_ENV

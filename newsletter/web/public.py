@@ -32,7 +32,7 @@ from flask import (
 )
 from flask.blueprints import BlueprintSetupState
 from flask_wtf.csrf import CSRFError, validate_csrf
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import func, select
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import ValidationError as TokenMismatch
@@ -43,13 +43,13 @@ from newsletter.audience.consent import form_consent, page_of
 from newsletter.audience.lists import list_lists
 from newsletter.audience.models import (
     ConsentSource,
-    MailingList,
     Subscriber,
     SubscriptionStatus,
 )
 from newsletter.audience.personal_data import personal_data
 from newsletter.audience.tokens import manage_url, read_token
-from newsletter.content.models import Issue, IssueStatus
+from newsletter.content.archive import public_condition
+from newsletter.content.models import Issue
 from newsletter.errors import (
     AddressRefused,
     InvalidEmail,
@@ -58,9 +58,8 @@ from newsletter.errors import (
     ValidationError,
 )
 from newsletter.extensions import csrf, db, limiter
-from newsletter.mail.render import web_version
 from newsletter.models import utcnow
-from newsletter.web.headers import mail_document
+from newsletter.web import archive_page
 
 bp = Blueprint("public", __name__)
 csrf.exempt(bp)  # checked in _check_csrf below
@@ -417,19 +416,13 @@ def _erased_page() -> tuple[str, int]:
 # Archive.
 
 
-def _archived() -> ColumnElement[bool]:
-    """Issues meant for the public: sent, to at least one public list.
-
-    An issue sent only to private lists is for their members; the archive, its pages and
-    its feed must not tell anyone else that it exists.
-    """
-    return and_(Issue.status == IssueStatus.SENT, Issue.lists.any(MailingList.public.is_(True)))
+# Archive: what is public is decided in content/archive.py.
 
 
 def _sent_issues(limit: int | None = None) -> list[Issue]:
     query = (
         select(Issue)
-        .where(_archived())
+        .where(public_condition())
         .order_by(func.coalesce(Issue.finished_at, Issue.created_at).desc(), Issue.id.desc())
     )
     if limit is not None:
@@ -442,20 +435,52 @@ def issue_date(issue: Issue) -> datetime:
     return issue.finished_at or issue.started_at or issue.created_at
 
 
+def issue_path(issue: Issue) -> str:
+    """The issue's permalink on this site (by slug; by id for one that has none)."""
+    if issue.slug:
+        return url_for("public.archive_issue", slug=issue.slug)
+    return url_for("public.archive_issue_by_id", issue_id=issue.id)
+
+
 @bp.route("/archive")
 def archive() -> tuple[str, int]:
-    """Every sent issue, newest first."""
-    return _page("archive.html", issues=_sent_issues(), issue_date=issue_date)
+    """Every public issue, newest first."""
+    return _page("archive.html", issues=_sent_issues(), issue_date=issue_date,
+                 issue_path=issue_path)
 
 
 @bp.route("/archive/<int:issue_id>")
-def archive_issue(issue_id: int) -> Response:
-    """The web version of one sent issue, as its readers got it."""
-    issue = db.session.scalar(select(Issue).where(Issue.id == issue_id, _archived()))
+def archive_issue_by_id(issue_id: int) -> BaseResponse | tuple[str, int]:
+    """An old link by id: to the permalink, for public issues only."""
+    issue = db.session.scalar(select(Issue).where(Issue.id == issue_id, public_condition()))
     if issue is None:
         raise NotFound("issue", issue_id)  # the same page as for an id that never existed
-    # An email's HTML: its inline styles and remote images, nothing else (web/headers.py).
-    return mail_document(Response(web_version(issue), mimetype="text/html"))
+    if issue.slug:
+        return redirect(url_for("public.archive_issue", slug=issue.slug), 301)
+    return _archived_page(issue)
+
+
+@bp.route("/archive/<slug>")
+def archive_issue(slug: str) -> tuple[str, int]:
+    """One public issue as a page of the site: its statements, a way back to the archive."""
+    issue = db.session.scalar(select(Issue).where(Issue.slug == slug, public_condition()))
+    if issue is None:
+        raise NotFound("issue", slug)
+    return _archived_page(issue)
+
+
+def _archived_page(issue: Issue) -> tuple[str, int]:
+    return _page("archive_issue.html", issue=issue, when=issue_date(issue),
+                 **archive_page.contents(issue))
+
+
+@bp.route("/archive/image")
+def archive_image() -> Response:
+    """A remote image of an archived issue, through this site (``ARCHIVE_REMOTE_IMAGES``
+    ``proxy``), for signed URLs only."""
+    if current_app.config["ARCHIVE_REMOTE_IMAGES"] != "proxy":
+        raise NotFound("image", "")
+    return archive_page.proxy_image(request.args.get("u", ""), request.args.get("s", ""))
 
 
 @bp.route("/archive.atom")
@@ -466,7 +491,7 @@ def archive_feed() -> Response:
     entries = [
         {
             "title": _xml_text(issue.subject),
-            "url": f"{base}/archive/{issue.id}",
+            "url": f"{base}{issue_path(issue)}",
             "date": _rfc3339(issue_date(issue)),
             "summary": _xml_text(_summary(issue)),
         }

@@ -12,7 +12,7 @@ from newsletter import tasks
 from newsletter.content.models import Issue, IssueStatus
 from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.delivery.send import dispatcher, snapshot
-from newsletter.errors import IssueStateError, NotFound, ValidationError
+from newsletter.errors import EmptyAudience, IssueStateError, NotFound, ValidationError
 from newsletter.extensions import db
 from tests.delivery.helpers import Audience, make_sendable_issue
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
@@ -110,23 +110,40 @@ def test_rewriting_a_written_range_adds_nothing(audience: Audience, issue_id: in
     assert recipients_of(issue_id) == audience.emails
 
 
-def test_an_issue_with_nobody_to_send_to_is_sent_at_once(
+def test_an_issue_with_nobody_to_send_to_is_refused_and_stays_a_draft(
     run_jobs: Callable[[], None], app: Any
 ) -> None:
-    empty = make_list("empty")
+    empty = make_list("empty", name="Empty list")
     make_subscriber("waiting@example.com", lists=(empty,), status=_unconfirmed())
     issue_id = make_sendable_issue(empty).id
 
-    dispatcher.request_send(issue_id)
+    with pytest.raises(EmptyAudience) as caught:
+        dispatcher.request_send(issue_id)
     run_jobs()
 
-    sent = db.session.get(Issue, issue_id)
-    assert sent.status is IssueStatus.SENT
-    assert sent.total_count == 0
-    assert sent.finished_at is not None
-    assert dispatcher.progress(issue_id) == {
-        "status": "sent", "total": 0, "sent": 0, "failed": 0, "pending": 0, "skipped": 0,
-    }
+    assert "nobody would receive" in caught.value.message and "Empty list" in caught.value.message
+    assert caught.value.field == "lists"
+    issue = db.session.get(Issue, issue_id)
+    assert issue.status is IssueStatus.DRAFT and issue.slug is None
+
+
+def test_an_audience_found_empty_when_it_is_fixed_ends_in_draft_not_sent(
+    run_jobs: Callable[[], None], app: Any
+) -> None:
+    lst = make_list("leaving")
+    reader = make_subscriber("leaving@example.com", lists=(lst,))
+    issue_id = make_sendable_issue(lst).id
+    dispatcher.request_send(issue_id)  # someone is there when the editor presses send
+    reader.subscriptions[0].status = _unsubscribed()  # … and gone before the snapshot
+    db.session.commit()
+
+    run_jobs()
+
+    issue = db.session.get(Issue, issue_id)
+    assert issue.status is IssueStatus.DRAFT
+    assert issue.finished_at is None and issue.rendered_html is None
+    assert issue.send_error and "nobody was left" in issue.send_error
+    assert dispatcher.progress(issue_id)["total"] == 0
 
 
 @pytest.mark.parametrize("status", [IssueStatus.SENDING, IssueStatus.SENT, IssueStatus.CANCELLED])
@@ -188,6 +205,12 @@ def test_new_deliveries_are_pending(audience: Audience, issue_id: int) -> None:
     }
     statuses = set(db.session.scalars(select(Delivery.status)))
     assert statuses == {DeliveryStatus.PENDING}
+
+
+def _unsubscribed() -> Any:
+    from newsletter.audience.models import SubscriptionStatus
+
+    return SubscriptionStatus.UNSUBSCRIBED
 
 
 def _unconfirmed() -> Any:

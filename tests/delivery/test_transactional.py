@@ -17,7 +17,7 @@ from sqlalchemy import insert, select
 
 from newsletter import tasks
 from newsletter.audience.models import ConsentSource, Subscriber, Subscription, SubscriptionStatus
-from newsletter.content.models import Template
+from newsletter.content.models import Template, TemplateKind
 from newsletter.delivery import transactional
 from newsletter.delivery.send import dispatcher
 from newsletter.delivery.transactional import TransactionalMessage
@@ -48,7 +48,8 @@ def headers(app: Flask) -> dict[str, str]:
 @pytest.fixture
 def template(app: Flask) -> str:
     """A transactional template ("Login code") that uses ``data.code``."""
-    db.session.add(Template(name="Login code", mjml=MJML, text=TEXT))
+    db.session.add(Template(name="Login code", mjml=MJML, text=TEXT,
+                            kind=TemplateKind.TRANSACTIONAL))
     db.session.commit()
     return "Login code"
 
@@ -239,19 +240,15 @@ def test_bad_requests_are_refused_with_the_field_and_send_nothing(
     assert db.session.scalars(select(TransactionalMessage)).all() == []
 
 
-def test_a_template_for_issues_is_refused_with_what_it_misses(
+def test_a_template_for_issues_is_refused_saying_so(
     client: FlaskClient, headers: dict[str, str], app: Flask
 ) -> None:
-    from newsletter.content.templates import default_template
-
-    default_template()
-
-    response = post_tx(client, headers, to=READER, template="Default", subject="Hi", data={})
+    response = post_tx(client, headers, to=READER, template="digest", subject="Hi", data={})
 
     assert response.status_code == 422
     error = response.get_json()["error"]
     assert error["field"] == "template"
-    assert "undefined" in error["message"]
+    assert "for issues" in error["message"]
 
 
 def test_not_json_is_refused(client: FlaskClient, headers: dict[str, str]) -> None:

@@ -255,7 +255,7 @@ def test_the_log_answers_did_this_address_get_the_issue_and_what_the_relay_said(
     run_jobs()
 
     page = client.get(f"/admin/deliveries?email=ADA@example.org&issue={issue_id}")
-    html = page.get_data(as_text=True)
+    html = page.get_data(as_text=True).replace("<wbr>", "")  # where addresses may wrap
 
     assert page.status_code == 200
     assert "ada@example.org" in html and "grace@example.org" not in html
@@ -265,7 +265,8 @@ def test_the_log_answers_did_this_address_get_the_issue_and_what_the_relay_said(
     ).all()
     assert sum(1 for m in message_ids if m and f"<code>{m}</code>" in html) == 1
 
-    failed = client.get(f"/admin/deliveries?issue={issue_id}&status=failed").get_data(as_text=True)
+    failed = client.get(f"/admin/deliveries?issue={issue_id}&status=failed").get_data(
+        as_text=True).replace("<wbr>", "")
     assert "grace@example.org" in failed and "550 5.1.1 no such user" in failed
     assert "ada@example.org" not in failed.split("<table", 1)[1]
 
@@ -280,7 +281,7 @@ def test_the_log_pages_by_keyset(client: FlaskClient, issue_id: int) -> None:
 
     html = client.get(f"/admin/deliveries?issue={issue_id}&after={first.next}").get_data(
         as_text=True
-    )
+    ).replace("<wbr>", "")
 
     assert first.items[0].email not in html.split("<table", 1)[1]
     assert "First page" in html

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 
 from newsletter.audience.models import OptIn, SubscriptionStatus
-from newsletter.content.models import Template
+from newsletter.content.models import Template, TemplateKind
 from newsletter.extensions import db
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 from tests.helpers import SEED_STATEMENT
@@ -568,7 +568,8 @@ def statements_counted(app: Flask) -> Iterator[list[str]]:
 
 @pytest.fixture
 def tx_template(app: Flask) -> str:
-    db.session.add(Template(name="Receipt", mjml=TX_MJML, text="Thanks, {{ to.name }}.\n"))
+    db.session.add(Template(name="Receipt", mjml=TX_MJML, text="Thanks, {{ to.name }}.\n",
+                            kind=TemplateKind.TRANSACTIONAL))
     db.session.commit()
     return "Receipt"
 

@@ -188,7 +188,7 @@ def test_the_delivery_log_by_issue_email_and_status(
     assert [item["email"] for item in body["items"]] == ["ada@example.org"]
     entry = body["items"][0]
     assert entry["status"] == "sent" and entry["last_reply"].startswith("250")
-    assert entry["message_id"] and entry["sent_at"] and entry["attempts"] == 0
+    assert entry["message_id"] and entry["sent_at"] and entry["attempts"] == 1
     assert body["next"] is None
 
     failed = api.get(f"/issues/{issue_id}/deliveries?status=failed").get_json()["items"]

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from newsletter.audience.models import OptIn
-from newsletter.content.models import Template
+from newsletter.content.models import Template, TemplateKind
 from newsletter.delivery.send import dispatcher
 from newsletter.delivery.transactional import queue_message
 from newsletter.extensions import db
@@ -50,7 +50,12 @@ SEEDED = {
     "tx_id": [1, 1],
     "slug": ["weekly", "alerts"],
     "list_id": [1, 2],
+    "template_id": [5, 1],
 }
+MJML = (
+    "<mjml><mj-body><mj-section><mj-column><mj-text>Thanks, {{ to.name }}.</mj-text>"
+    "</mj-column></mj-section></mj-body></mjml>"
+)
 #: bodies that succeed on the seeded rows, so that success answers are checked too
 GOOD_BODIES = {
     "POST /issues": {"subject": "This week", "statements": [2, 1], "lists": ["weekly"]},
@@ -64,11 +69,10 @@ GOOD_BODIES = {
         "subscriptions": [{"list": "alerts", "status": "unsubscribed"}],
     },
     "PATCH /lists/{list_id}": {"description": "Now and then", "archived": False},
+    "POST /templates": {"name": "Thanks", "kind": "transactional", "mjml": MJML,
+                        "text": "Thanks.\n"},
+    "PATCH /templates/{template_id}": {"name": "Renamed"},
 }
-MJML = (
-    "<mjml><mj-body><mj-section><mj-column><mj-text>Thanks, {{ to.name }}.</mj-text>"
-    "</mj-column></mj-section></mj-body></mjml>"
-)
 
 
 @pytest.fixture
@@ -92,7 +96,8 @@ def seeded(app: Flask) -> None:
     make_issue(statements[1:], (alerts,), subject="Another draft")
     dispatcher.request_send(sending.id)
     dispatcher.start_issue(sending.id)
-    db.session.add(Template(name="Receipt", mjml=MJML, text="Thanks, {{ to.name }}.\n"))
+    db.session.add(Template(name="Receipt", mjml=MJML, text="Thanks, {{ to.name }}.\n",
+                            kind=TemplateKind.TRANSACTIONAL))
     db.session.commit()
     queue_message(to="ada@example.org", subject="Your receipt", text="Thanks.\n",
                   html="<p>Thanks.</p>")

@@ -135,13 +135,13 @@ def test_the_outbox_message_frame_is_a_sandboxed_mail_document(
     assert_mail_policy(frame, framed=True)
 
 
-def test_the_archived_web_version_is_a_mail_document_nobody_may_frame(
+def test_an_archived_issue_is_one_of_our_pages_nobody_may_frame(
     client: FlaskClient,
 ) -> None:
     issue = sent_issue()
     response = client.get(f"/archive/{issue.id}")
     assert response.status_code == 200
-    assert_mail_policy(response, framed=False)
+    assert_page_policy(response)
 
 
 def test_the_atom_feed_carries_the_resource_policy(client: FlaskClient) -> None:

@@ -587,14 +587,15 @@ def test_the_archive_lists_sent_issues_newest_first_and_links_its_feed(
     )
 
 
-def test_an_archived_issue_shows_its_web_version(
+def test_an_archived_issue_is_a_page_of_the_site(
     client: FlaskClient, issues: dict[str, Any]
 ) -> None:
     response = client.get(f"/archive/{issues['old'].id}")
     assert response.status_code == 200
     assert "<h1>Autumn statement</h1>" in page(response)
+    assert "Statement for Autumn statement" in page(response)
     assert "%%NL-" not in page(response)
-    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert client.get(f"/archive/{issues['draft'].id}").status_code == 404
     assert client.get("/archive/9999").status_code == 404
 

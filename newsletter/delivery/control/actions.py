@@ -136,7 +136,8 @@ def _start_scheduled(issue_id: int, now: datetime) -> bool:
         db.session.execute(
             update(issues)
             .where(issues.c.id == issue_id, issues.c.status == IssueStatus.SCHEDULED)
-            .values(status=IssueStatus.DRAFT, updated_at=utcnow())
+            .values(status=IssueStatus.DRAFT, updated_at=utcnow(),
+                    send_error=f"Not sent at its scheduled time: {error.message}")
         )
         db.session.commit()
         log.warning("scheduled issue %s could not start, back to draft: %s", issue_id,

@@ -134,7 +134,9 @@ def search(
             subscriber_id=int(row[3]),
             email=row[4],
             status=DeliveryStatus(row[5]),
-            attempts=int(row[6]),
+            # The send records an accepted message without counting that attempt (the hot
+            # path writes as little as it can), so a sent row has made one more.
+            attempts=int(row[6]) + (1 if DeliveryStatus(row[5]) is DeliveryStatus.SENT else 0),
             last_reply=row[7],
             sent_at=row[8],
             message_id=row[9],

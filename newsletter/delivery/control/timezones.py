@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from pathlib import Path
+from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from newsletter.errors import ValidationError
 
@@ -13,11 +14,105 @@ DEFAULT_TIMEZONE = "UTC"
 MAX_NAME_LENGTH = 64
 
 
+#: the zones most editors look for, offered first in the picker (those this machine knows)
+COMMON_TIMEZONES = (
+    "UTC",
+    "Europe/London",
+    "Europe/Dublin",
+    "Europe/Lisbon",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Madrid",
+    "Europe/Rome",
+    "Europe/Amsterdam",
+    "Europe/Warsaw",
+    "Europe/Athens",
+    "Europe/Istanbul",
+    "Europe/Moscow",
+    "Africa/Lagos",
+    "Africa/Cairo",
+    "Africa/Johannesburg",
+    "Africa/Nairobi",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Toronto",
+    "America/Mexico_City",
+    "America/Bogota",
+    "America/Sao_Paulo",
+    "America/Argentina/Buenos_Aires",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Bangkok",
+    "Asia/Shanghai",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+)
+#: folders of tzdata's ``backward`` file: old names kept for compatibility only
+BACKWARD_FOLDERS = frozenset({"US", "Canada", "Brazil", "Chile", "Mexico", "SystemV"})
+
+
 @lru_cache(maxsize=1)
 def timezone_names() -> list[str]:
-    """Every IANA timezone name this machine knows, sorted (UTC first)."""
+    """Every IANA timezone name this machine knows, sorted (UTC first): the names accepted
+    when typed or stored, aliases included."""
     names = sorted(name for name in available_timezones() if len(name) <= MAX_NAME_LENGTH)
     return [DEFAULT_TIMEZONE, *(name for name in names if name != DEFAULT_TIMEZONE)]
+
+
+def _zone_tab_names() -> frozenset[str] | None:
+    """The canonical zones of ``zone1970.tab``/``zone.tab`` (one or more per country), when
+    the system's tz database has the file; None otherwise."""
+    for folder in TZPATH:
+        names: set[str] = set()
+        for filename in ("zone.tab", "zone1970.tab"):
+            path = Path(folder, filename)
+            if path.is_file():
+                for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                    fields = line.split("\t")
+                    if not line.startswith("#") and len(fields) >= 3:
+                        names.add(fields[2].strip())
+        if names:
+            return frozenset(names)
+    return None
+
+
+def is_alias(name: str) -> bool:
+    """True for a name kept only for compatibility (``Factory``, ``EST5EDT``, ``Etc/GMT+3``,
+    ``US/Eastern``, ``Asia/Calcutta`` …); UTC is not one."""
+    if name == DEFAULT_TIMEZONE:
+        return False
+    if "/" not in name or name.startswith(("Etc/", "posix/", "right/")):
+        return True
+    if name.split("/", 1)[0] in BACKWARD_FOLDERS:
+        return True
+    canonical = _zone_tab_names()
+    return canonical is not None and name not in canonical
+
+
+@lru_cache(maxsize=1)
+def picker_names() -> tuple[list[str], list[str]]:
+    """The picker's zones: (common ones first, every other real zone sorted), no aliases."""
+    known = set(timezone_names())
+    common = [name for name in COMMON_TIMEZONES if name in known]
+    rest = sorted(name for name in known if name not in common and not is_alias(name))
+    return common, rest
+
+
+def picker_choices(current: str | None = None) -> dict[str, list[tuple[str, str]]]:
+    """Choices for a timezone select box, as option groups: common zones, then the others.
+    ``current`` (a stored name, perhaps an alias) is offered too, so it stays selected."""
+    common, rest = picker_names()
+    groups = {
+        "Common time zones": [(name, name.replace("_", " ")) for name in common],
+        "All time zones": [(name, name.replace("_", " ")) for name in rest],
+    }
+    if current and current not in common and current not in rest:
+        groups["Common time zones"].insert(0, (current, current.replace("_", " ")))
+    return groups
 
 
 @lru_cache(maxsize=1)

@@ -25,12 +25,14 @@ from sqlalchemy import func, select, update
 
 from newsletter import queue
 from newsletter.audience.models import MailingList
+from newsletter.content.archive import assign_slug
 from newsletter.content.models import Issue, IssueStatus, issue_lists
 from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.delivery.send import outcomes, snapshot
 from newsletter.delivery.send.sender import BatchSender
 from newsletter.delivery.send.sender import issue_status as _status_of
 from newsletter.errors import (
+    EmptyAudience,
     IssueStateError,
     ValidationError,
 )
@@ -47,6 +49,11 @@ issues = Issue.__table__
 LEASE_MARGIN = timedelta(seconds=1)
 
 STARTABLE = (IssueStatus.DRAFT, IssueStatus.SCHEDULED)
+#: why an issue whose audience turned out empty when it was fixed is a draft again
+EMPTY_AT_SNAPSHOT = (
+    "Not sent: nobody was left on its lists when the send started (no confirmed, active "
+    "subscriber). It is a draft again; add subscribers or choose other lists, then send."
+)
 
 
 # --- starting -----------------------------------------------------------------------------
@@ -60,6 +67,7 @@ def request_send(issue_id: int) -> None:
 
     :raises NotFound: no such issue.
     :raises ValidationError: no statements or no target lists (``field`` names which).
+    :raises EmptyAudience: nobody on the target lists would get it.
     :raises TemplateError: the template does not render.
     :raises IssueStateError: the issue is already sending or sent.
     """
@@ -71,6 +79,12 @@ def request_send(issue_id: int) -> None:
         raise ValidationError("an issue needs at least one statement", field="statements")
     if not issue.lists:
         raise ValidationError("an issue needs at least one list", field="lists")
+    # The audience is the one of this moment, however long the queue takes.
+    ceiling = snapshot.audience_ceiling()
+    if not snapshot.has_recipients(issue_id, ceiling):
+        raise EmptyAudience(issue_id, [lst.name for lst in issue.lists])
+    # The permalink is made now, so the mail's "view in browser" link can point to it.
+    slug = assign_slug(issue)
     rendered = render_issue(issue)
     # Conditional on the status, so two clicks on "send" start one send.
     started = db.session.execute(
@@ -83,8 +97,9 @@ def request_send(issue_id: int) -> None:
             rendered_subject=rendered.subject,
             rendered_html=rendered.html,
             rendered_text=rendered.text,
-            # The audience is the one of this moment, however long the queue takes.
-            max_subscriber_id=snapshot.audience_ceiling(),
+            max_subscriber_id=ceiling,
+            slug=slug,
+            send_error=None,
             total_count=0,
             sent_count=0,
             failed_count=0,
@@ -135,7 +150,11 @@ def _fix_ceiling(issue_id: int) -> int:
 
 
 def _complete_audience(issue_id: int) -> None:
-    """Mark the audience written (``total_count``); with nobody in it, the issue is sent."""
+    """Mark the audience written (``total_count``).
+
+    With nobody in it (everyone left between the request and the snapshot), the issue goes
+    back to draft with ``send_error`` saying why: never ``sent``, so never published.
+    """
     total = int(
         db.session.scalar(select(func.count()).where(deliveries.c.issue_id == issue_id)) or 0
     )
@@ -143,10 +162,15 @@ def _complete_audience(issue_id: int) -> None:
         db.session.execute(
             update(issues)
             .where(issues.c.id == issue_id, issues.c.status == IssueStatus.SENDING)
-            .values(status=IssueStatus.SENT, finished_at=utcnow(), total_count=0)
+            .values(
+                status=IssueStatus.DRAFT, started_at=None, finished_at=None, total_count=0,
+                max_subscriber_id=None, rendered_subject=None, rendered_html=None,
+                rendered_text=None, send_error=EMPTY_AT_SNAPSHOT,
+            )
         )
         db.session.commit()
-        log.info("issue %s has no recipients; marked sent", issue_id)
+        log.warning("issue %s had nobody to send to when its audience was fixed; back to "
+                    "draft", issue_id)
         return
     db.session.execute(
         update(issues)

@@ -96,6 +96,15 @@ def _domain_of_email() -> ColumnElement[str]:
     return func.lower(func.substr(email, func.instr(email, "@") + 1))
 
 
+def has_recipients(issue_id: int, ceiling: int) -> bool:
+    """True when at least one subscriber up to ``ceiling`` would get the issue (one probe
+    that stops at the first, checked before a send starts)."""
+    first = db.session.scalar(
+        select(subscribers.c.id).where(is_recipient(issue_id, 0, ceiling)).limit(1)
+    )
+    return first is not None
+
+
 def written_up_to(issue_id: int) -> int:
     """The highest subscriber id already in the issue's deliveries (0 for none)."""
     highest = select(func.coalesce(func.max(deliveries.c.subscriber_id), 0)).where(

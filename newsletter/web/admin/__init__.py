@@ -10,6 +10,7 @@ from __future__ import annotations
 
 # Each view module registers its routes on ``bp`` when imported.
 from newsletter.web.admin import (  # noqa: F401
+    archive,
     audience,
     audit,
     auth,
@@ -18,12 +19,14 @@ from newsletter.web.admin import (  # noqa: F401
     dashboard,
     desk,
     factors,
+    formatting,
     issue_desk,
     issues,
     list_edit,
     outbox,
     statements,
     subscribers,
+    templates,
     tokens,
     users,
 )

@@ -66,7 +66,7 @@ def schedule_form(issue: Any) -> ScheduleForm:
     timezone."""
     form = ScheduleForm(formdata=None)
     zone = user_timezone()
-    form.timezone.choices = [(name, name) for name in timezones.timezone_names()]
+    form.timezone.choices = timezones.picker_choices(zone)
     form.timezone.data = zone
     when = issue.send_at or (utcnow() + timedelta(hours=1)).replace(second=0, microsecond=0)
     local = timezones.in_zone(when, zone)
@@ -278,7 +278,7 @@ def _issue_subject(issue_id: int | None) -> str | None:
 def profile() -> str | Response | tuple[str, int]:
     """The editor's own settings: the timezone send times are typed and shown in."""
     form = ProfileForm()
-    form.timezone.choices = [(name, name) for name in timezones.timezone_names()]
+    form.timezone.choices = timezones.picker_choices(user_timezone())
     if request.method == "GET":
         form.timezone.data = user_timezone()
     elif form.validate_on_submit():

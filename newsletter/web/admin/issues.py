@@ -17,7 +17,8 @@ from newsletter.audience.models import (
     SubscriptionStatus,
 )
 from newsletter.content.issues import create_issue, get_issue, update_issue
-from newsletter.content.models import Issue, IssueStatus, Statement, Template
+from newsletter.content.models import Issue, IssueStatus, Statement, TemplateKind
+from newsletter.content.templates import default_template, list_templates
 from newsletter.delivery.control.progress import progress
 from newsletter.delivery.send.dispatcher import request_send
 from newsletter.errors import IssueStateError, NewsletterError
@@ -70,10 +71,11 @@ def _fill_choices(form: IssueForm, keep_lists: Collection[str] = ()) -> None:
         # archived lists only where the issue already targets them
         if lst.archived_at is None or lst.slug in keep_lists
     ]
-    form.template.choices = [("", "Default")] + [
+    default = default_template()
+    form.template.choices = [("", f"{default.name} (the default)")] + [
         (str(template.id), template.name)
-        for template in db.session.scalars(select(Template).order_by(Template.name))
-        if not template.builtin
+        for template in list_templates(TemplateKind.ISSUE)
+        if template.id != default.id
     ]
 
 
@@ -175,9 +177,9 @@ def issue_edit(issue_id: int) -> str | Response | tuple[str, int]:
     if request.method == "GET":
         form.statements.data = [item.statement_id for item in issue.items]
         form.lists.data = [lst.slug for lst in issue.lists]
-        # The built-in template is what "Default" means.
-        builtin = issue.template is None or issue.template.builtin
-        form.template.data = "" if builtin else str(issue.template_id)
+        # The default template is what the empty choice means.
+        default = issue.template is None or issue.template.id == default_template().id
+        form.template.data = "" if default else str(issue.template_id)
         return _render_form(form, issue, list(form.statements.data))
     if form.validate_on_submit():
         fields = _issue_fields(form)

@@ -15,6 +15,7 @@ from newsletter.web.api import (  # noqa: F401
     lists,
     statements,
     subscribers,
+    templates,
     transactional,
 )
 from newsletter.web.api.blueprint import bp

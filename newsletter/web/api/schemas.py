@@ -20,7 +20,7 @@ from marshmallow.validate import Length, Range, Regexp
 from newsletter.audience.lists import SLUG
 from newsletter.audience.models import ConsentSource, OptIn, SubscriberStatus, SubscriptionStatus
 from newsletter.content import statements as statement_service
-from newsletter.content.models import IssueStatus
+from newsletter.content.models import IssueStatus, TemplateKind
 from newsletter.delivery.control.log import MAX_LIMIT as MAX_LOG_LIMIT
 from newsletter.delivery.models import DeliveryStatus
 from newsletter.delivery.transactional import MAX_NAME, MAX_SUBJECT, TransactionalStatus
@@ -338,6 +338,16 @@ class IssueSchema(Answer):
     statements = fields.List(fields.Integer(), attribute="statement_ids")
     lists = fields.List(fields.String(), attribute="list_slugs")
     send_at = fields.DateTime(attribute="issue.send_at", allow_none=True)
+    slug = fields.String(
+        attribute="issue.slug", allow_none=True,
+        metadata={"description": "the archive permalink's slug, made when sending starts"},
+    )
+    kept_out = fields.Boolean(attribute="issue.kept_out",
+                              metadata={"description": "kept out of the public archive"})
+    send_error = fields.String(
+        attribute="issue.send_error", allow_none=True,
+        metadata={"description": "why the last send stopped before anyone got mail"},
+    )
     created_at = fields.DateTime(attribute="issue.created_at")
     started_at = fields.DateTime(attribute="issue.started_at", allow_none=True)
     finished_at = fields.DateTime(attribute="issue.finished_at", allow_none=True)
@@ -356,6 +366,56 @@ class IssueSchema(Answer):
 
 class IssuePageSchema(Answer):
     items = fields.List(fields.Nested(IssueSchema))
+
+
+# --- templates ------------------------------------------------------------------------------
+
+_TEMPLATE_KINDS = [kind.value for kind in TemplateKind]
+#: the most characters either part of a template may hold (``content/template_editing.py``)
+MAX_TEMPLATE_SOURCE = 200_000
+
+
+class TemplateCreateSchema(Body):
+    name = Text(required=True, strip=True, not_blank=True, validate=Length(max=100))
+    kind = Choice(_TEMPLATE_KINDS, load_default="issue",
+                  metadata={"description": "issue (the default) or transactional"})
+    mjml = Text(required=True, not_blank=True, validate=Length(max=MAX_TEMPLATE_SOURCE),
+                metadata={"description": "the MJML part, a Jinja template"})
+    text = Text(required=True, not_blank=True, validate=Length(max=MAX_TEMPLATE_SOURCE),
+                metadata={"description": "the plain-text part, a Jinja template"})
+
+
+class TemplateUpdateSchema(Body):
+    name = Text(strip=True, not_blank=True, validate=Length(max=100))
+    kind = Choice(_TEMPLATE_KINDS)
+    mjml = Text(not_blank=True, validate=Length(max=MAX_TEMPLATE_SOURCE))
+    text = Text(not_blank=True, validate=Length(max=MAX_TEMPLATE_SOURCE))
+
+
+class TemplateCopySchema(Body):
+    name = Text(strip=True, not_blank=True, validate=Length(max=100),
+                metadata={"description": "the copy's name; \"Copy of …\" when absent"})
+
+
+class TemplateQuerySchema(Query):
+    kind = Choice(_TEMPLATE_KINDS, metadata={"description": "only templates of this kind"})
+
+
+class TemplateSummarySchema(Answer):
+    id = fields.Integer()
+    name = fields.String()
+    kind = _enum(TemplateKind)
+    builtin = fields.Boolean(metadata={"description": "built in: read-only, copy to change"})
+    created_at = fields.DateTime()
+
+
+class TemplateSchema(TemplateSummarySchema):
+    mjml = fields.String()
+    text = fields.String()
+
+
+class TemplatePageSchema(Answer):
+    items = fields.List(fields.Nested(TemplateSummarySchema))
 
 
 # --- send control and the delivery log ------------------------------------------------------
