@@ -78,6 +78,7 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.statements": {"GET": READ, "POST": EDIT},
     "admin.lists": {"GET": READ, "POST": ADMIN},
     "admin.media_library": {"GET": READ, "POST": EDIT},
+    "admin.list_signup": {"GET": READ, "POST": ADMIN},  # the embeddable form, welcome mail
     # composing
     "admin.issue_new": EDIT,
     "admin.issue_edit": EDIT,

@@ -17,6 +17,7 @@ from newsletter.web.admin import (  # noqa: F401
     control,
     dashboard,
     desk,
+    embed,
     factors,
     issue_desk,
     issues,
