@@ -148,6 +148,8 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_storage(app))
+    # Keys of their own per installation sharing a Redis (and per test)
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", str(app.config["REDIS_PREFIX"]))
     app.config.setdefault("OUTBOX_PATH", str(Path(app.instance_path) / "outbox"))
     if not app.config.get("SMTP_URL"):
         _make_private_outbox(Path(app.config["OUTBOX_PATH"]))
