@@ -68,6 +68,9 @@ def init_app(app: Flask) -> None:
     of ``{% trans %}`` blocks, as the extraction does (``babel.cfg``)."""
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
+    # Flask-Babel keeps the chosen locale in the app context: where one spans several
+    # requests (a test client inside an app context), each must choose again.
+    app.before_request(refresh)
 
 
 def current_language() -> str:
