@@ -458,6 +458,9 @@ def manage(token: str) -> BaseResponse | tuple[str, int]:
         except ValidationError as error:
             errors[error.field or "lists"] = error.message[:1].upper() + error.message[1:] + "."
         else:
+            # The page they saved was in the language they read us in: write to them in it.
+            subscriber.language = current_language()
+            db.session.commit()
             flash(_("Your preferences are saved."), "success")
             return redirect(url_for("public.manage", token=token))
     states = {s.list_id: s.status for s in subscriber.subscriptions}

@@ -205,3 +205,16 @@ def test_spanish_answers_escape_what_they_carry(client: FlaskClient) -> None:
                                              "csrf_token": token},
                          headers={"Referer": f"{BASE}/subscribe"})
     assert answer.status_code == 400 and "No parece una dirección de correo" in page(answer)
+
+
+def test_saving_preferences_keeps_the_language_the_page_was_in(client: FlaskClient) -> None:
+    news = make_list("news", name="Movement News")
+    ada = make_subscriber("ada@example.org", lists=(news,), status=SubscriptionStatus.CONFIRMED)
+    path = manage_url(ada.id, version=0).removeprefix(BASE)
+    token = csrf_token_from(page(client.get(path + "?lang=es")))  # she switched to Spanish
+    saved = client.post(path, data={"csrf_token": token, "name": "Ada", "lists": ["news"]},
+                        headers={"Referer": f"{BASE}{path}"})
+    assert saved.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Subscriber, ada.id).language == "es"
+    assert "Tus preferencias se han guardado." in page(client.get(path))
