@@ -228,9 +228,8 @@ def subscribe() -> tuple[str, int]:
     errors = _subscribe_errors(values, chosen, {lst.slug for lst in lists})
     if not errors and not signup_guard.challenge_passed():
         errors["challenge"] = _("Please wait for the check below the form to finish, then send it.")
-    if not errors and signup_guard.honeypot_filled():
-        errors = {}  # a script: the neutral answer below, and nothing stored or mailed
-    elif not errors:
+    # A filled honeypot is a script: the neutral answer below, and nothing stored or mailed.
+    if not errors and not signup_guard.honeypot_filled():
         try:
             subscriptions.subscribe(
                 values["email"],
