@@ -59,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_SUBSCRIBE_GLOBAL": "600 per hour",  # sign-ups from everyone together
     "CONFIRMATIONS_PER_DAY": 3,  # confirmation mails per address and UTC day (and cool-down)
     "SIGNUP_CHALLENGE": "off",  # off, or altcha: a proof-of-work the sign-up forms solve
-    "SIGNUP_CHALLENGE_COST": 50_000,  # the challenge's largest number (work: half that)
+    "SIGNUP_CHALLENGE_COST": 20_000,  # the largest number: ~10,000 hashes, ~1.4 s on average
     "BABEL_DEFAULT_LOCALE": "en",  # public pages and subscribers' mail: en or es
     "RATELIMIT_LOGIN": "10 per minute",
     "RATELIMIT_RESET": "5 per hour",  # "forgot password" requests per client address
