@@ -505,9 +505,11 @@ def manage_erase(token: str) -> tuple[str, int]:
 def _erased_page() -> tuple[str, int]:
     return _page(
         "message.html",
-        title="Your data is erased",
-        message="We deleted your address, your name and your subscriptions, and we will not "
-        "email you again. Nobody can add your address back except you, by signing up again.",
+        title=_("Your data is erased"),
+        message=_(
+            "We deleted your address, your name and your subscriptions, and we will not "
+            "email you again. Nobody can add your address back except you, by signing up again."
+        ),
     )
 
 
