@@ -55,7 +55,12 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,  # shared rate limits and domain slots; None: the broker's, if Redis
     "DOMAIN_CONNECTIONS": None,  # e.g. "gmail.com=5,*=20": transactions at once per domain
     "REDIS_PREFIX": "newsletter",  # of those keys; one per installation sharing a Redis
-    "RATELIMIT_SUBSCRIBE": "20 per hour",
+    "RATELIMIT_SUBSCRIBE": "20 per hour",  # sign-ups per client (its address, hashed)
+    "RATELIMIT_SUBSCRIBE_GLOBAL": "600 per hour",  # sign-ups from everyone together
+    "CONFIRMATIONS_PER_DAY": 3,  # confirmation mails per address and UTC day (and cool-down)
+    "SIGNUP_CHALLENGE": "off",  # off, or altcha: a proof-of-work the sign-up forms solve
+    "SIGNUP_CHALLENGE_COST": 20_000,  # the largest number: ~10,000 hashes, ~1.4 s on average
+    "BABEL_DEFAULT_LOCALE": "en",  # public pages and subscribers' mail: en or es
     "RATELIMIT_LOGIN": "10 per minute",
     "RATELIMIT_RESET": "5 per hour",  # "forgot password" requests per client address
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are trusted
@@ -146,10 +151,13 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     _check_operations(app)
     _check_consent_ip(app)
     _check_archive_images(app)
+    _check_signup(app)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_storage(app))
+    # Keys of their own per installation sharing a Redis (and per test)
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", str(app.config["REDIS_PREFIX"]))
     app.config.setdefault("OUTBOX_PATH", str(Path(app.instance_path) / "outbox"))
     if not app.config.get("SMTP_URL"):
         _make_private_outbox(Path(app.config["OUTBOX_PATH"]))
@@ -382,6 +390,17 @@ def _check_consent_ip(app: Flask) -> None:
             "NEWSLETTER_CONSENT_IP", f"{value!r} is not one of {', '.join(CONSENT_IP_MODES)}"
         )
     app.config["CONSENT_IP"] = mode
+
+def _check_signup(app: Flask) -> None:
+    """The sign-up challenge is ``off`` or ``altcha``; the daily cap is a whole number."""
+    challenge = str(app.config["SIGNUP_CHALLENGE"]).strip().lower()
+    if challenge not in {"off", "altcha"}:
+        raise ConfigError("NEWSLETTER_SIGNUP_CHALLENGE", f"{challenge!r}: use off or altcha")
+    app.config["SIGNUP_CHALLENGE"] = challenge
+    for name in ("CONFIRMATIONS_PER_DAY", "SIGNUP_CHALLENGE_COST"):
+        value = app.config[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"NEWSLETTER_{name}", f"{value!r} is not a positive whole number")
 
 
 def _complete_site_name(app: Flask) -> None:

@@ -17,6 +17,8 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
+from newsletter import i18n
+
 # Stable constraint names, so Alembic migrations name the same thing on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -52,6 +54,7 @@ def init_extensions(app: Flask) -> None:
     login.login_message_category = "info"
     csrf.init_app(app)
     limiter.init_app(app)
+    i18n.init_app(app)  # Flask-Babel: public pages and subscribers' mail
 
 
 def _migrations_dir() -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from newsletter.audience import confirmation
+from newsletter.audience import confirmation, welcome
 from newsletter.delivery import transactional
 from newsletter.delivery.send import dispatcher
 
@@ -14,6 +14,12 @@ def send_confirmation(subscriber_id: int, list_id: int) -> None:
     """Queue the double opt-in confirmation mail for one subscription (``send_transactional``
     sends it)."""
     confirmation.send_confirmation(subscriber_id, list_id)
+
+
+@dramatiq.actor(queue_name="default", max_retries=10)
+def send_welcome(subscriber_id: int, list_id: int) -> None:
+    """Queue a list's welcome mail for a subscription just confirmed (once per confirmation)."""
+    welcome.send_welcome(subscriber_id, list_id)
 
 
 # Long jobs: a big audience or a slow relay may take a while (the default limit is 10 min).
@@ -50,4 +56,4 @@ def send_transactional(tx_id: int) -> None:
     transactional.send(tx_id)
 
 
-ACTORS = (send_confirmation, start_issue, send_batch, recover, send_transactional)
+ACTORS = (send_confirmation, send_welcome, start_issue, send_batch, recover, send_transactional)

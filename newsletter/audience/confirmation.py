@@ -14,6 +14,7 @@ import secrets
 import threading
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import select
 
 from newsletter.audience.models import SubscriberStatus, Subscription, SubscriptionStatus
@@ -24,17 +25,18 @@ from newsletter.delivery.transactional import (
     queue_message,
 )
 from newsletter.extensions import db
+from newsletter.mail.localized import render_confirmation, speaking
 from newsletter.mail.message import make_message_id
-from newsletter.mail.render import render_confirmation
 
 #: SQLite has no SELECT … FOR UPDATE; its workers are threads of one process, so a lock of
 #: the process keeps two jobs for one subscription from both finding nothing queued
 _one_at_a_time = threading.Lock()
 
 
-def confirmation_subject(list_name: str) -> str:
-    """The subject line of the confirmation mail."""
-    return f"Please confirm your subscription to {list_name}"
+def confirmation_subject(list_name: str, language: str | None = None) -> str:
+    """The subject line of the confirmation mail, in the subscriber's ``language``."""
+    with speaking(language):
+        return gettext("Please confirm your subscription to %(list)s", list=list_name)
 
 
 def send_confirmation(subscriber_id: int, list_id: int) -> None:
@@ -66,12 +68,12 @@ def send_confirmation(subscriber_id: int, list_id: int) -> None:
         if _queued(tag):
             db.session.rollback()
             return
-        list_name = subscription.list.name
-        text, html = render_confirmation(list_name, confirm_url(subscriber_id, list_id))
+        list_name, language = subscription.list.name, subscription.subscriber.language
+        text, html = render_confirmation(list_name, confirm_url(subscriber_id, list_id), language)
         domain = make_message_id(str(current_app.config["FROM_ADDRESS"])).partition("@")[2]
         queue_message(
             to=subscription.subscriber.email,
-            subject=confirmation_subject(list_name),
+            subject=confirmation_subject(list_name, language),
             text=text,
             html=html,
             message_id=f"{tag}.{secrets.token_hex(8)}@{domain}",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, func
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.extensions import db
@@ -53,6 +53,12 @@ class Subscriber(db.Model):  # type: ignore[name-defined]
     token_version: Mapped[int] = mapped_column(default=0, server_default="0")
     #: when the last confirmation mail went out (the cool-down against flooding an address)
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: the UTC day of the confirmation mails counted in ``confirmations_that_day`` (the daily
+    #: cap on top of the cool-down)
+    confirmations_day: Mapped[date | None] = mapped_column(Date())
+    confirmations_that_day: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: the language of the pages and mail the person gets from us ("en", "es"); None: unknown
+    language: Mapped[str | None] = mapped_column(String(16))
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan"
@@ -95,6 +101,13 @@ class MailingList(db.Model):  # type: ignore[name-defined]
     #: set when archived: gone from the signup form and the compose pickers, kept with its
     #: subscribers and past issues, and visible in the admin under a filter
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: a welcome mail when a subscription to this list is confirmed
+    welcome_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: its subject and intro text; empty: the built-in words
+    welcome_subject: Mapped[str] = mapped_column(
+        String(200), default="", server_default=text("''")
+    )
+    welcome_text: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="list", cascade="all, delete-orphan"

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter import queue
@@ -98,6 +98,7 @@ def subscribe(
     ip: str | None = None,
     confirmed: bool = False,
     consent: Consent | None = None,
+    language: str | None = None,
 ) -> Subscriber:
     """Subscribe an address to lists, creating the subscriber if new.
 
@@ -113,6 +114,9 @@ def subscribe(
 
     ``consent`` says more about this consent (detail, page, user agent: see
     ``newsletter.audience.consent``); without it only ``source`` and ``ip`` are recorded.
+
+    ``language`` (the page's, for a form) becomes the subscriber's language when none is
+    on record yet: their confirmation and welcome mail are written in it.
 
     :raises InvalidEmail: the address is not valid.
     :raises AddressRefused: the gate refuses the address (blocklisted, or erased unless this
@@ -131,15 +135,24 @@ def subscribe(
     consent = consent or Consent(source, ip=ip)
     try:
         subscriber, pending = _subscribe(address, name, lists, consent, confirmed)
+        _set_language(subscriber, language)
         db.session.commit()
     except IntegrityError:
         # Another request created the same address between our look-up and our insert.
         db.session.rollback()
         subscriber, pending = _subscribe(address, name, lists, consent, confirmed)
+        _set_language(subscriber, language)
         db.session.commit()
     enqueue_confirmations(pending)
     metrics.count("newsletter_signups", via=source.value)
     return subscriber
+
+
+def _set_language(subscriber: Subscriber, language: str | None) -> None:
+    # Only when none is stored: anyone may post the form for an address, and must not
+    # change the language its owner reads us in.
+    if language and not subscriber.language:
+        subscriber.language = language[:16]
 
 
 def _resolve_lists(list_slugs: Iterable[str]) -> list[MailingList]:
@@ -200,6 +213,10 @@ def _claim_confirmation_mail(subscriber: Subscriber) -> bool:
     """
     now = utcnow()
     cooldown = timedelta(seconds=int(current_app.config["CONFIRMATION_COOLDOWN"]))
+    # And at most CONFIRMATIONS_PER_DAY a UTC day: the cool-down alone still lets a script
+    # mail an address 144 times a day.
+    today, cap = now.date(), int(current_app.config["CONFIRMATIONS_PER_DAY"])
+    same_day = Subscriber.confirmations_day == today
     claimed = db.session.execute(
         update(Subscriber)
         .where(
@@ -208,12 +225,25 @@ def _claim_confirmation_mail(subscriber: Subscriber) -> bool:
                 Subscriber.confirmation_sent_at.is_(None),
                 Subscriber.confirmation_sent_at <= now - cooldown,
             ),
+            or_(
+                Subscriber.confirmations_day.is_(None),
+                Subscriber.confirmations_day != today,
+                Subscriber.confirmations_that_day < cap,
+            ),
         )
-        .values(confirmation_sent_at=now)
+        .values(
+            confirmation_sent_at=now,
+            confirmations_day=today,
+            confirmations_that_day=case(
+                (same_day, Subscriber.confirmations_that_day + 1), else_=1
+            ),
+        )
         .returning(Subscriber.id)
         .execution_options(synchronize_session=False)
     ).first()
-    db.session.refresh(subscriber, ["confirmation_sent_at"])
+    db.session.refresh(
+        subscriber, ["confirmation_sent_at", "confirmations_day", "confirmations_that_day"]
+    )
     return claimed is not None
 
 
@@ -357,6 +387,8 @@ def confirm(token: str) -> Subscription:
         lift_suppression(subscriber.email)  # the person's own confirmation: a new consent
         db.session.commit()
         metrics.count("newsletter_confirmations")
+        if subscription.list.welcome_enabled:  # after the commit: the worker reads the row
+            queue.enqueue("send_welcome", subscription.subscriber_id, subscription.list_id)
     return subscription
 
 

@@ -81,6 +81,7 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.template_preview": READ,
     "admin.lists": {"GET": READ, "POST": ADMIN},
     "admin.media_library": {"GET": READ, "POST": EDIT},
+    "admin.list_signup": {"GET": READ, "POST": ADMIN},  # the embeddable form, welcome mail
     # composing
     "admin.issue_new": EDIT,
     "admin.issue_edit": EDIT,

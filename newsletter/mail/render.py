@@ -26,7 +26,7 @@ from newsletter.content.archive import archive_url as issue_archive_url
 from newsletter.content.archive import meant_for_public
 from newsletter.content.compose import render_body
 from newsletter.content.models import Issue, Template
-from newsletter.content.templates import default_template, read_email_template
+from newsletter.content.templates import default_template
 from newsletter.errors import TemplateError
 
 # What the templates see as {{ subscriber.name }}, {{ unsubscribe_url }}, {{ manage_url }}
@@ -354,15 +354,6 @@ def web_version(issue: Issue) -> str:
     return fill_placeholders(
         source, name="", unsubscribe_url=subscribe, manage_url=subscribe, html=True
     )
-
-
-def render_confirmation(list_name: str, confirm_url: str) -> tuple[str, str]:
-    """The double opt-in mail's (text, html) for one list and confirmation link."""
-
-    context = {"list_name": list_name, "confirm_url": confirm_url, "org_name": _org_name()}
-    text = _render(_TEXT_ENV, read_email_template("confirm.txt"), context, "confirm.txt")
-    mjml_source = _render(_MJML_ENV, read_email_template("confirm.mjml"), context, "confirm.mjml")
-    return tidy_text(text), compile_mjml(mjml_source, "confirm.mjml")
 
 
 def _config(key: str, default: str) -> str:

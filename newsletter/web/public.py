@@ -25,12 +25,14 @@ from flask import (
     Response,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
     url_for,
 )
 from flask.blueprints import BlueprintSetupState
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import func, select
 from werkzeug.exceptions import TooManyRequests
@@ -43,6 +45,8 @@ from newsletter.audience.consent import form_consent, page_of
 from newsletter.audience.lists import list_lists
 from newsletter.audience.models import (
     ConsentSource,
+    MailingList,
+    OptIn,
     Subscriber,
     SubscriptionStatus,
 )
@@ -57,9 +61,11 @@ from newsletter.errors import (
     NotFound,
     ValidationError,
 )
-from newsletter.extensions import csrf, db, limiter
+from newsletter.extensions import csrf, db
+from newsletter.i18n import current_language, language_links, remember_choice
+from newsletter.i18n import use_subscriber_language as _speak_to
 from newsletter.models import utcnow
-from newsletter.web import archive_page
+from newsletter.web import archive_page, signup_guard
 
 bp = Blueprint("public", __name__)
 csrf.exempt(bp)  # checked in _check_csrf below
@@ -101,7 +107,18 @@ def _redact_access_logs(state: BlueprintSetupState) -> None:
 
 @bp.context_processor
 def _public_context() -> dict[str, Any]:
-    return {"site_name": site_name()}
+    return {
+        "site_name": site_name(),
+        "html_lang": current_language(),
+        "language_links": language_links,
+        "honeypot": signup_guard.HONEYPOT,
+        "challenge_on": signup_guard.challenge_on(),
+    }
+
+
+@bp.after_request
+def _remember_language(response: Response) -> Response:
+    return remember_choice(response)
 
 
 def site_name() -> str:
@@ -119,6 +136,8 @@ def _check_csrf() -> None:
         and request.form.get("List-Unsubscribe") == "One-Click"
     ):
         return  # a mail provider's POST: no session; the signed token is the authority
+    if request.endpoint == "public.subscribe_embed":
+        return  # a form on another site (double opt-in only: the mailed link is the proof)
     try:
         validate_csrf(request.form.get("csrf_token"))
     except TokenMismatch as error:
@@ -154,9 +173,11 @@ def _csrf_failed(error: CSRFError) -> tuple[str, int]:
     return _page(
         "message.html",
         400,
-        title="Please try again",
-        message="This form had expired or came from somewhere else, so we did not act on it. "
-        "Go back, reload the page and send it again.",
+        title=_("Please try again"),
+        message=_(
+            "This form had expired or came from somewhere else, so we did not act on it. "
+            "Go back, reload the page and send it again."
+        ),
     )
 
 
@@ -165,15 +186,15 @@ def _too_many(error: TooManyRequests) -> tuple[str, int]:
     return _page(
         "message.html",
         429,
-        title="Too many attempts",
-        message="We've had a lot of sign-ups from your connection. Please try again later.",
+        title=_("Too many attempts"),
+        message=_("We've had a lot of sign-ups from your connection. Please try again later."),
     )
 
 
 @bp.errorhandler(NotFound)
 def _not_found(error: NotFound) -> tuple[str, int]:
     return _page(
-        "message.html", 404, title="Not found", message="There is nothing at this address."
+        "message.html", 404, title=_("Not found"), message=_("There is nothing at this address.")
     )
 
 
@@ -185,12 +206,9 @@ def index() -> BaseResponse:
     return redirect(url_for("public.subscribe"))
 
 
-def _subscribe_limit() -> str:
-    return str(current_app.config["RATELIMIT_SUBSCRIBE"])
-
-
 @bp.route("/subscribe", methods=["GET", "POST"])
-@limiter.limit(_subscribe_limit, methods=["POST"])
+@signup_guard.per_client_limit
+@signup_guard.global_limit
 def subscribe() -> tuple[str, int]:
     """The signup form; a valid post always answers with the same neutral page."""
     lists = list_lists(public_only=True)
@@ -207,7 +225,10 @@ def subscribe() -> tuple[str, int]:
     }
     chosen = request.form.getlist("lists")
     errors = _subscribe_errors(values, chosen, {lst.slug for lst in lists})
-    if not errors:
+    if not errors and not signup_guard.challenge_passed():
+        errors["challenge"] = _("Please wait for the check below the form to finish, then send it.")
+    # A filled honeypot is a script: the neutral answer below, and nothing stored or mailed.
+    if not errors and not signup_guard.honeypot_filled():
         try:
             subscriptions.subscribe(
                 values["email"],
@@ -217,6 +238,7 @@ def subscribe() -> tuple[str, int]:
                 consent=form_consent(
                     _consent_page(), ip=request.remote_addr, user_agent=request.user_agent.string
                 ),
+                language=current_language(),
             )
         except AddressRefused:
             pass  # blocklisted: nothing stored, nothing sent, and the same answer as success
@@ -246,7 +268,76 @@ def _consent_page() -> str | None:
 
 
 def _email_error(error: InvalidEmail) -> str:
-    return f"That doesn't look like an email address we can use: {error.reason}"
+    return _("That doesn't look like an email address we can use: %(reason)s",
+             reason=error.reason)
+
+
+@bp.route("/subscribe/embed", methods=["POST"])
+@signup_guard.per_client_limit
+@signup_guard.global_limit
+def subscribe_embed() -> BaseResponse | tuple[str, int]:
+    """The form an organisation pastes into its own site (see ``admin/embed.py``).
+
+    Posted from another origin, so without our CSRF token: accepted for double opt-in lists
+    only, where nothing happens until the address's owner presses the mailed link. Valid
+    posts, known or new addresses, and a filled honeypot all get the same 303 to the neutral
+    page.
+    """
+    slug = request.form.get("list", "").strip()
+    lst = db.session.scalar(select(MailingList).where(MailingList.slug == slug))
+    if lst is None or lst.optin is not OptIn.DOUBLE:
+        return _page(
+            "message.html",
+            400,
+            title=_("This form can't sign you up"),
+            message=_("This list can't be joined from another website. Please use our own "
+                      "signup page."),
+        )
+    email = request.form.get("email", "").strip()
+    name = request.form.get("name", "").strip()
+    problem = _subscribe_errors({"email": email, "name": name}, [slug], {slug})
+    if not problem and not signup_guard.challenge_passed():
+        problem["challenge"] = _("The form was sent before its check had finished. Go back "
+                                 "and send it again.")
+    if problem:
+        return _page(
+            "message.html", 400, title=_("Please try again"), message=next(iter(problem.values()))
+        )
+    if not signup_guard.honeypot_filled():
+        try:
+            subscriptions.subscribe(
+                email,
+                name=name,
+                list_slugs=[slug],
+                source=ConsentSource.FORM,
+                consent=form_consent(
+                    _consent_page(), ip=request.remote_addr, user_agent=request.user_agent.string
+                ),
+                language=current_language(),
+            )
+        except AddressRefused:
+            pass  # blocklisted: nothing stored, nothing sent, and the same answer as success
+        except (InvalidEmail, ValidationError) as error:
+            return _page("message.html", 400, title=_("Please try again"), message=str(error))
+    return redirect(url_for("public.subscribed"), code=303)
+
+
+@bp.route("/subscribe/thanks")
+def subscribed() -> tuple[str, int]:
+    """The neutral page after a sign-up from another site: it names no address."""
+    return _page("check_inbox.html", email=None, lists=[])
+
+
+@bp.route("/subscribe/challenge")
+def signup_challenge() -> Response:
+    """A fresh proof-of-work challenge for a sign-up form (ours or an embedded one)."""
+    if not signup_guard.challenge_on():
+        raise NotFound("challenge", 0)
+    response = jsonify(signup_guard.new_challenge())
+    response.headers["Cache-Control"] = "no-store"
+    # Embedded forms fetch it from their own site's pages; it holds nothing private.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
 
 
 def _subscribe_errors(
@@ -254,18 +345,18 @@ def _subscribe_errors(
 ) -> dict[str, str]:
     errors = {}
     if not values["email"]:
-        errors["email"] = "Enter your email address."
+        errors["email"] = _("Enter your email address.")
     else:
         try:  # syntax only here, so every mistake shows at once; subscribe() checks again
             normalise_email(values["email"])
         except InvalidEmail as error:
             errors["email"] = _email_error(error)
     if len(values["name"]) > subscriptions.NAME_MAX:
-        errors["name"] = f"Keep the name under {subscriptions.NAME_MAX} characters."
+        errors["name"] = _("Keep the name under %(max)s characters.", max=subscriptions.NAME_MAX)
     if not chosen:
-        errors["lists"] = "Choose at least one list."
+        errors["lists"] = _("Choose at least one list.")
     elif not set(chosen) <= public:
-        errors["lists"] = "Choose from the lists shown."
+        errors["lists"] = _("Choose from the lists shown.")
     return errors
 
 
@@ -276,6 +367,7 @@ def _subscribe_errors(
 def confirm(token: str) -> tuple[str, int]:
     """GET shows a button; only the POST from that button confirms."""
     subscription = subscriptions.subscription_to_confirm(token)
+    _speak_to(subscription.subscriber.language)
     if request.method == "POST":
         subscription = subscriptions.confirm(token)
         return _page(
@@ -315,6 +407,7 @@ def unsubscribe(token: str) -> tuple[str, int]:
     RFC 8058 one-click POST of a mail provider (no session, no CSRF token)."""
     link = subscriptions.read_link("unsubscribe", token)
     subscriber, lst = link.subscriber, link.list
+    _speak_to(subscriber.language)
     if request.method == "POST":
         subscriptions.unsubscribe(subscriber.id, lst.id if lst else None)
         return _page(
@@ -343,11 +436,12 @@ def unsubscribe(token: str) -> tuple[str, int]:
 def manage(token: str) -> BaseResponse | tuple[str, int]:
     """Change the name, tick and untick lists, or leave every list."""
     subscriber = subscriptions.read_link("manage", token).subscriber
+    _speak_to(subscriber.language)
     errors: dict[str, str] = {}
     if request.method == "POST":
         if request.form.get("action") == "unsubscribe-all":
             subscriptions.unsubscribe(subscriber.id, None)
-            flash("You're unsubscribed from every list. We won't email you again.", "success")
+            flash(_("You're unsubscribed from every list. We won't email you again."), "success")
             return redirect(url_for("public.manage", token=token))
         try:
             subscriptions.update_preferences(
@@ -362,7 +456,10 @@ def manage(token: str) -> BaseResponse | tuple[str, int]:
         except ValidationError as error:
             errors[error.field or "lists"] = error.message[:1].upper() + error.message[1:] + "."
         else:
-            flash("Your preferences are saved.", "success")
+            # The page they saved was in the language they read us in: write to them in it.
+            subscriber.language = current_language()
+            db.session.commit()
+            flash(_("Your preferences are saved."), "success")
             return redirect(url_for("public.manage", token=token))
     states = {s.list_id: s.status for s in subscriber.subscriptions}
     return _page(
@@ -407,9 +504,11 @@ def manage_erase(token: str) -> tuple[str, int]:
 def _erased_page() -> tuple[str, int]:
     return _page(
         "message.html",
-        title="Your data is erased",
-        message="We deleted your address, your name and your subscriptions, and we will not "
-        "email you again. Nobody can add your address back except you, by signing up again.",
+        title=_("Your data is erased"),
+        message=_(
+            "We deleted your address, your name and your subscriptions, and we will not "
+            "email you again. Nobody can add your address back except you, by signing up again."
+        ),
     )
 
 

@@ -11,12 +11,12 @@ from newsletter.content.models import Template
 from newsletter.content.statements import import_statement
 from newsletter.errors import TemplateError
 from newsletter.extensions import db
+from newsletter.mail.localized import render_confirmation
 from newsletter.mail.render import (
     PLACEHOLDERS,
     compile_mjml,
     fill_placeholders,
     preview_issue,
-    render_confirmation,
     render_issue,
     render_text,
     web_version,

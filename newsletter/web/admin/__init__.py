@@ -18,6 +18,7 @@ from newsletter.web.admin import (  # noqa: F401
     control,
     dashboard,
     desk,
+    embed,
     factors,
     formatting,
     issue_desk,
