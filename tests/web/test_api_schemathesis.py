@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from newsletter.audience.models import OptIn
+from newsletter.audience.segments.service import create_segment
 from newsletter.content.models import Template
 from newsletter.delivery.send import dispatcher
 from newsletter.delivery.transactional import queue_message
@@ -50,6 +51,7 @@ SEEDED = {
     "tx_id": [1, 1],
     "slug": ["weekly", "alerts"],
     "list_id": [1, 2],
+    "segment_id": [1, 2],
 }
 #: bodies that succeed on the seeded rows, so that success answers are checked too
 GOOD_BODIES = {
@@ -64,6 +66,8 @@ GOOD_BODIES = {
         "subscriptions": [{"list": "alerts", "status": "unsubscribed"}],
     },
     "PATCH /lists/{list_id}": {"description": "Now and then", "archived": False},
+    "POST /segments": {"name": "Weekly readers", "query": 'list = "weekly" and not bounced'},
+    "PATCH /segments/{segment_id}": {"query": 'attributes.city contains "mad"'},
 }
 MJML = (
     "<mjml><mj-body><mj-section><mj-column><mj-text>Thanks, {{ to.name }}.</mj-text>"
@@ -92,6 +96,8 @@ def seeded(app: Flask) -> None:
     make_issue(statements[1:], (alerts,), subject="Another draft")
     dispatcher.request_send(sending.id)
     dispatcher.start_issue(sending.id)
+    create_segment("Alerts", 'list = "alerts"')
+    create_segment("Ada", 'email = "ada@example.org" or attributes.age > 30')
     db.session.add(Template(name="Receipt", mjml=MJML, text="Thanks, {{ to.name }}.\n"))
     db.session.commit()
     queue_message(to="ada@example.org", subject="Your receipt", text="Thanks.\n",

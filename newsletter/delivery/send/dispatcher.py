@@ -69,8 +69,8 @@ def request_send(issue_id: int) -> None:
         raise IssueStateError(issue_id, issue.status.value, "send")
     if not issue.items:
         raise ValidationError("an issue needs at least one statement", field="statements")
-    if not issue.lists:
-        raise ValidationError("an issue needs at least one list", field="lists")
+    if not issue.lists and not issue.segments:
+        raise ValidationError("an issue needs at least one list or segment", field="lists")
     rendered = render_issue(issue)
     # Conditional on the status, so two clicks on "send" start one send.
     started = db.session.execute(

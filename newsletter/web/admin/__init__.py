@@ -22,6 +22,7 @@ from newsletter.web.admin import (  # noqa: F401
     issues,
     list_edit,
     outbox,
+    segments,
     statements,
     subscribers,
     tokens,

@@ -11,15 +11,13 @@ from werkzeug.wrappers import Response
 
 from newsletter.audience.models import (
     MailingList,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-    SubscriptionStatus,
 )
+from newsletter.audience.segments.service import list_segments
 from newsletter.content.issues import create_issue, get_issue, update_issue
 from newsletter.content.models import Issue, IssueStatus, Statement, Template
 from newsletter.delivery.control.progress import progress
 from newsletter.delivery.send.dispatcher import request_send
+from newsletter.delivery.send.snapshot import count_audience
 from newsletter.errors import IssueStateError, NewsletterError
 from newsletter.extensions import db
 from newsletter.mail.render import preview_issue
@@ -37,6 +35,7 @@ NOT_STARTED = (IssueStatus.DRAFT, IssueStatus.SCHEDULED)
 ERROR_FIELDS = {
     "statement_ids": "statements",
     "list_slugs": "lists",
+    "segment_ids": "segments",
     "template_id": "template",
 }
 
@@ -70,6 +69,7 @@ def _fill_choices(form: IssueForm, keep_lists: Collection[str] = ()) -> None:
         # archived lists only where the issue already targets them
         if lst.archived_at is None or lst.slug in keep_lists
     ]
+    form.segments.choices = [(segment.id, segment.name) for segment in list_segments()]
     form.template.choices = [("", "Default")] + [
         (str(template.id), template.name)
         for template in db.session.scalars(select(Template).order_by(Template.name))
@@ -100,6 +100,7 @@ def _issue_fields(form: IssueForm) -> dict[str, Any]:
         "sender_name": (form.sender_name.data or "").strip(),
         "statement_ids": _ordered_statement_ids(form),
         "list_slugs": list(form.lists.data or []),
+        "segment_ids": list(form.segments.data or []),
         "template_id": int(template) if template.isdigit() else None,
     }
 
@@ -175,6 +176,7 @@ def issue_edit(issue_id: int) -> str | Response | tuple[str, int]:
     if request.method == "GET":
         form.statements.data = [item.statement_id for item in issue.items]
         form.lists.data = [lst.slug for lst in issue.lists]
+        form.segments.data = [segment.id for segment in issue.segments]
         # The built-in template is what "Default" means.
         builtin = issue.template is None or issue.template.builtin
         form.template.data = "" if builtin else str(issue.template_id)
@@ -193,21 +195,11 @@ def issue_edit(issue_id: int) -> str | Response | tuple[str, int]:
 
 
 def _audience_size(issue: Issue) -> int:
-    """How many people a send would reach now: confirmed on a target list, not blocklisted,
-    each once."""
-    list_ids = [lst.id for lst in issue.lists]
-    if not list_ids:
+    """How many people a send would reach now: what the snapshot would write (confirmed on
+    a target list, narrowed by the segments, not blocklisted, each once)."""
+    if not issue.lists and not issue.segments:
         return 0
-    query = (
-        select(func.count(func.distinct(Subscription.subscriber_id)))
-        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(
-            Subscription.list_id.in_(list_ids),
-            Subscription.status == SubscriptionStatus.CONFIRMED,
-            Subscriber.status == SubscriberStatus.ACTIVE,
-        )
-    )
-    return db.session.scalar(query) or 0
+    return count_audience(issue.id)
 
 
 def _progress(issue: Issue) -> dict[str, Any]:
