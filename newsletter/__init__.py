@@ -12,6 +12,7 @@ from newsletter import broker, commands, tasks, web
 # Every model module, so the metadata (and Alembic) knows every table.
 from newsletter.audience import models as _audience_models  # noqa: F401
 from newsletter.audience import privacy_models as _privacy_models  # noqa: F401
+from newsletter.audience.segments import models as _segment_models  # noqa: F401
 from newsletter.auth import models as _auth_models  # noqa: F401
 from newsletter.config import configure, instance_path_from_env
 from newsletter.content import media as _media_models  # noqa: F401

@@ -21,6 +21,7 @@ from flask.cli import with_appcontext
 from werkzeug.serving import BaseWSGIServer, make_server, select_address_family
 
 from newsletter.audience import commands as audience_commands
+from newsletter.audience import export_commands as _export_commands  # noqa: F401 (registers)
 from newsletter.auth import commands as auth_commands
 from newsletter.auth.services import first_admin_setup_url, needs_first_admin
 from newsletter.bench import commands as bench_commands

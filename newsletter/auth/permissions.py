@@ -17,7 +17,8 @@ fails until the table names it).
 | ``ADMIN`` (lists, subscribers, deliveries, outbox, users, audit) | yes | no | no | no | no |
 
 Subscribers' addresses (the subscriber pages, the delivery log, the outbox, the API's
-subscriber and delivery calls) are for admins only: the people on the lists may be at risk.
+subscriber and delivery calls, segments, whose queries may name them, and the export) are
+for admins only: the people on the lists may be at risk.
 Pausing, cancelling or unscheduling a send needs only ``EDIT``: anyone who may edit an issue
 may stop it; starting one takes ``SEND``.
 """
@@ -123,6 +124,12 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.blocklist_page": ADMIN,
     "admin.blocklist_domain_remove": ADMIN,
     "admin.blocklist_address_remove": ADMIN,
+    "admin.subscribers_export": ADMIN,
+    "admin.segments": ADMIN,
+    "admin.segment_new": ADMIN,
+    "admin.segment_edit": ADMIN,
+    "admin.segment_delete": ADMIN,
+    "admin.segment_count": ADMIN,
     "admin.deliveries": ADMIN,
     "admin.outbox": ADMIN,
     "admin.outbox_message": ADMIN,
@@ -163,6 +170,11 @@ API_RULES: dict[str, Entry] = {
     f"{_ISSUE}/deliveries": ADMIN,
     f"{_API}/deliveries": ADMIN,
     f"{_API}/subscribers": ADMIN,
+    f"{_API}/subscribers/export": ADMIN,
+    # segments: a query may name addresses and counts people by them, so segments are for
+    # admins, like the subscribers (editors pick them by name in the compose form)
+    f"{_API}/segments": ADMIN,
+    f"{_API}/segments/<int:segment_id>": ADMIN,
     f"{_API}/subscribers/<int:subscriber_id>": ADMIN,
     f"{_API}/templates": {"GET": READ, "POST": EDIT},
     f"{_API}/templates/<int:template_id>": {"GET": READ, "PATCH": EDIT, "DELETE": EDIT},

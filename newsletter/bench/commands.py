@@ -61,6 +61,13 @@ def register(app: Flask) -> None:
     type=click.IntRange(min=1),
     help="Messages for the smtp-source run [default: recipients, 10,000 to 100,000].",
 )
+@click.option(
+    "--segment",
+    default=None,
+    metavar="QUERY",
+    help='Narrow the issue by a segment, e.g. \'attributes.city = "Madrid"\' (the seeded '
+    "subscribers get a city, one in ten Madrid, and a number n from 0 to 99).",
+)
 def send_command(
     recipients: int,
     connections: int,
@@ -68,6 +75,7 @@ def send_command(
     dkim: bool,
     keep: bool,
     raw_messages: int | None,
+    segment: str | None,
 ) -> None:
     """Seed RECIPIENTS subscribers, measure smtp-source against smtp-sink, then send a 20 KB
     issue to them through the configured database and broker and compare.
@@ -83,6 +91,7 @@ def send_command(
         dkim=dkim,
         keep=keep,
         raw_messages=raw_messages,
+        segment=segment,
     )
     try:
         result = run_bench(current_app.config, options, lambda line: click.echo(line, err=True))

@@ -24,13 +24,17 @@ import dramatiq
 from flask import Flask, current_app
 from sqlalchemy import create_engine, make_url, select, text
 
+from newsletter.audience.segments.query import SegmentQueryError
+from newsletter.audience.segments.service import create_segment
 from newsletter.bench import seed
 from newsletter.bench.sink import RawResult, Sink, SinkCounts, measure_raw
 from newsletter.bench.workers import WorkerProcesses, WorkerThreads, plan
 from newsletter.broker import QUEUES, is_embedded
 from newsletter.config import DEFAULTS, SETTINGS
+from newsletter.content.issues import update_issue
 from newsletter.content.models import Issue, IssueStatus
 from newsletter.delivery.send.dispatcher import progress, request_send
+from newsletter.delivery.send.snapshot import count_audience, refresh_statistics
 from newsletter.extensions import FACTORY_KEY, db
 from newsletter.mail.dkim import generate_key, sending_domain, signer_for
 from newsletter.models import utcnow
@@ -64,6 +68,8 @@ class BenchOptions:
     dkim: bool = False
     keep: bool = False
     raw_messages: int | None = None
+    #: a segment query the issue is narrowed by (the subscribers get attributes to match)
+    segment: str | None = None
 
 
 @dataclass
@@ -112,11 +118,12 @@ class BenchResult:
 
     def line(self) -> str:
         first = "nan" if self.first_message_s is None else f"{self.first_message_s:.2f}"
+        extra = "".join(f" {key}={value}" for key, value in self.extra.items())
         return (
             f"recipients={self.recipients} connections={self.connections} rate={self.rate:.0f} "
             f"raw_rate={self.raw.rate:.0f} ratio={self.ratio:.2f} first_message_s={first} "
             f"peak_rss_mb={self.peak_rss_kb / 1024:.0f} distinct={self.sink.distinct} "
-            f"dkim={'on' if self.dkim else 'off'}"
+            f"dkim={'on' if self.dkim else 'off'}{extra}"
         )
 
 
@@ -316,7 +323,12 @@ def _run_in_app(
     if not embedded:
         check_broker_idle(app.extensions["dramatiq"], own_brokers)
     upgrade_database()
-    issue_id, size = _seed(app, options.recipients, echo)
+    issue_id, size = _seed(app, options.recipients, echo, with_attributes=bool(options.segment))
+    audience, extra = options.recipients, {}
+    if options.segment:
+        audience = _narrow(issue_id, options.segment)
+        extra = {"seeded": str(options.recipients), "segment": "on"}
+        echo(f"segment {options.segment!r}: {audience} of {options.recipients} recipients")
 
     messages = options.raw_messages or min(
         max(options.recipients, RAW_MIN_MESSAGES), RAW_MAX_MESSAGES
@@ -343,10 +355,11 @@ def _run_in_app(
         workers.start()
         seconds, first = _send_and_wait(issue_id, options.recipients, sink, workers, echo)
         peak_kb = workers.sample()
-    counts = sink.wait_for_messages(options.recipients, timeout=10)
+    counts = sink.wait_for_messages(audience, timeout=10)
     sent, failed = _outcome(issue_id)
     return BenchResult(
-        recipients=options.recipients,
+        extra=extra,
+        recipients=audience,
         connections=options.connections,
         dkim=options.dkim,
         raw=raw,
@@ -361,10 +374,30 @@ def _run_in_app(
     )
 
 
-def _seed(app: Flask, recipients: int, echo: Echo) -> tuple[int, int]:
+def _narrow(issue_id: int, query: str) -> int:
+    """Narrow the bench issue by a new segment of ``query``; the audience it then holds.
+
+    :raises BenchError: the query is not valid.
+    """
+    try:
+        segment = create_segment("bench", query)
+    except SegmentQueryError as error:
+        raise BenchError(f"--segment: {error.message}") from None
+    update_issue(issue_id, segment_ids=[segment.id])
+    # Right after COPY the planner thinks the tables are empty: a count then takes minutes.
+    refresh_statistics("subscribers", "subscriptions")
+    audience = count_audience(issue_id)
+    if audience == 0:
+        raise BenchError(f"--segment: {query!r} matches none of the bench subscribers")
+    return audience
+
+
+def _seed(
+    app: Flask, recipients: int, echo: Echo, *, with_attributes: bool = False
+) -> tuple[int, int]:
     started = time.monotonic()
     list_id = seed.create_list()
-    seed.seed_subscribers(recipients, list_id)
+    seed.seed_subscribers(recipients, list_id, with_attributes=with_attributes)
     echo(f"seeded {recipients} subscribers in {time.monotonic() - started:.1f} s")
     issue_id, size = seed.create_issue(
         TARGET_MESSAGE_SIZE, lambda issue: seed.message_size(issue, app.config)

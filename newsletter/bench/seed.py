@@ -7,6 +7,7 @@ form the sink's counter recognises.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -45,25 +46,36 @@ STATEMENT_PLACES = (
 MAX_STATEMENTS = 40
 
 
+#: the cities given to bench subscribers with ``--segment`` (one in ten is in Madrid)
+CITIES = ("Madrid", "Lima", "Bogota", "Quito", "Sevilla", "Rosario", "Cusco", "Leon", "Cadiz",
+          "Oruro")
+
+
+def attributes_of(number: int) -> str:
+    """The JSON attributes of bench subscriber ``number`` when the bench has a segment."""
+    return json.dumps({"city": CITIES[number % len(CITIES)], "n": number % 100})
+
+
 def address(number: int) -> str:
     """The email address of bench subscriber ``number``."""
     return f"r{number}@b{number % 16}.example.net"
 
 
-def seed_subscribers(count: int, list_id: int) -> None:
-    """Insert subscribers 1..``count``, each confirmed on the list, in one transaction.
+def seed_subscribers(count: int, list_id: int, *, with_attributes: bool = False) -> None:
+    """Insert subscribers 1..``count``, each confirmed on the list, in one transaction
+    (``with_attributes``: each with a city and a number, see ``attributes_of``).
 
     The bench database is fresh (ids start at 1); the id sequence is moved past them.
     """
     if count <= 0:
         return
     if db.engine.dialect.name == "postgresql":
-        _copy_postgresql(count, list_id)
+        _copy_postgresql(count, list_id, with_attributes)
     else:
-        _executemany(count, list_id)
+        _executemany(count, list_id, with_attributes)
 
 
-def _copy_postgresql(count: int, list_id: int) -> None:
+def _copy_postgresql(count: int, list_id: int, with_attributes: bool) -> None:
     now = utcnow().isoformat()
     active = SubscriberStatus.ACTIVE.value
     confirmed, source = SubscriptionStatus.CONFIRMED.value, ConsentSource.IMPORT.value
@@ -77,7 +89,8 @@ def _copy_postgresql(count: int, list_id: int) -> None:
             ) as copy:
                 for first, last in _chunks(count):
                     copy.write("".join(
-                        f"{i}\t{address(i)}\tReader {i}\t{{}}\t{active}\t{now}\t{now}\n"
+                        f"{i}\t{address(i)}\tReader {i}\t"
+                        f"{attributes_of(i) if with_attributes else '{}'}\t{active}\t{now}\t{now}\n"
                         for i in range(first, last)
                     ))  # fmt: skip
             with cursor.copy(
@@ -95,7 +108,7 @@ def _copy_postgresql(count: int, list_id: int) -> None:
         raw.close()
 
 
-def _executemany(count: int, list_id: int) -> None:
+def _executemany(count: int, list_id: int, with_attributes: bool) -> None:
     subscribers: Table = Subscriber.__table__
     subscriptions: Table = Subscription.__table__
     now = utcnow()
@@ -113,7 +126,8 @@ def _executemany(count: int, list_id: int) -> None:
             cursor.executemany(
                 "INSERT INTO subscribers (id, email, name, attributes, status, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                ((i, address(i), f"Reader {i}", attributes, active, stamp, stamp)
+                ((i, address(i), f"Reader {i}",
+                  attributes_of(i) if with_attributes else attributes, active, stamp, stamp)
                  for i in range(first, last)),
             )  # fmt: skip
             cursor.executemany(

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from newsletter.audience.models import MailingList
+from newsletter.audience.segments.models import Segment
 from newsletter.content.models import Issue, IssueStatement, IssueStatus, Statement
 from newsletter.content.templates import default_template, get_template
 from newsletter.errors import IssueStateError, NotFound, ValidationError
@@ -19,7 +20,8 @@ from newsletter.models import get_or_raise
 MAX_SUBJECT = 300
 MAX_PREHEADER = 300
 _EDITABLE = {
-    "subject", "statement_ids", "list_slugs", "template_id", "preheader", "intro", "sender_name"
+    "subject", "statement_ids", "list_slugs", "segment_ids", "template_id", "preheader", "intro",
+    "sender_name",
 }
 MAX_SENDER_NAME = 200
 
@@ -33,11 +35,15 @@ def create_issue(
     preheader: str = "",
     intro: str = "",
     sender_name: str = "",
+    segment_ids: list[int] | None = None,
 ) -> Issue:
-    """Make a draft issue.
+    """Make a draft issue for lists, segments or both (segments narrow the lists' audience;
+    with no lists, they choose among everyone confirmed on some list).
 
-    :raises ValidationError: an empty subject, no statements or no lists (``field`` names it).
-    :raises NotFound: a statement, list or template that does not exist (``field`` names it).
+    :raises ValidationError: an empty subject, no statements, or neither lists nor segments
+        (``field`` names it).
+    :raises NotFound: a statement, list, segment or template that does not exist (``field``
+        names it).
     """
     issue = Issue(status=IssueStatus.DRAFT)
     _apply(
@@ -45,6 +51,7 @@ def create_issue(
         subject=subject,
         statement_ids=statement_ids,
         list_slugs=list_slugs,
+        segment_ids=segment_ids or [],
         template_id=template_id,
         preheader=preheader,
         intro=intro,
@@ -94,12 +101,19 @@ def _apply(issue: Issue, **fields: Any) -> None:
         values["statements"] = _statements(fields["statement_ids"])
     if "list_slugs" in fields:
         values["lists"] = _lists(fields["list_slugs"])
+    if "segment_ids" in fields:
+        values["segments"] = _segments(fields["segment_ids"])
+    if "lists" in values or "segments" in values:
+        lists = values.get("lists", issue.lists)
+        segments = values.get("segments", issue.segments)
+        if not lists and not segments:
+            raise ValidationError("Choose at least one list or segment.", field="lists")
     if "template_id" in fields:
         template_id = fields["template_id"]
         values["template"] = (
             default_template() if template_id is None else get_template(int(template_id))
         )
-    for name in ("subject", "preheader", "intro", "sender_name", "lists", "template"):
+    for name in ("subject", "preheader", "intro", "sender_name", "lists", "segments", "template"):
         if name in values:
             setattr(issue, name, values[name])
     if "statements" in values:
@@ -161,13 +175,29 @@ def _statements(statement_ids: list[int] | None) -> list[Statement]:
 def _lists(list_slugs: list[str] | None) -> list[MailingList]:
     slugs = list(dict.fromkeys(str(slug).strip() for slug in list_slugs or [] if str(slug).strip()))
     if not slugs:
-        raise ValidationError("Choose at least one list.", field="lists")
+        return []
     query = select(MailingList).where(MailingList.slug.in_(slugs))
     found = {lst.slug: lst for lst in db.session.scalars(query)}
     for slug in slugs:
         if slug not in found:
             raise _not_found("list", slug, "lists")
     return [found[slug] for slug in slugs]
+
+
+def _segments(segment_ids: list[int] | None) -> list[Segment]:
+    ids: list[int] = []
+    for value in segment_ids or []:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValidationError(f"{value!r} is not a segment id.", field="segments") from None
+        if number not in ids:
+            ids.append(number)
+    found = {s.id: s for s in db.session.scalars(select(Segment).where(Segment.id.in_(ids)))}
+    for number in ids:
+        if number not in found:
+            raise _not_found("segment", number, "segments")
+    return [found[number] for number in ids]
 
 
 def _set_statements(issue: Issue, statements: list[Statement]) -> None:

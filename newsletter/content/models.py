@@ -16,6 +16,7 @@ from newsletter.models import UTCDateTime, enum_column, utcnow
 
 if TYPE_CHECKING:
     from newsletter.audience.models import MailingList
+    from newsletter.audience.segments.models import Segment
 
 
 class Statement(db.Model):  # type: ignore[name-defined]
@@ -144,6 +145,8 @@ class Issue(db.Model):  # type: ignore[name-defined]
         cascade="all, delete-orphan",
     )
     lists: Mapped[list[MailingList]] = relationship(secondary=issue_lists)
+    #: narrow the audience: every segment must match (``audience/segments``)
+    segments: Mapped[list[Segment]] = relationship(secondary="issue_segments")
 
     @property
     def statements(self) -> list[Statement]:

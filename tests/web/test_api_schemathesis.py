@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from newsletter.audience.models import OptIn
+from newsletter.audience.segments.service import create_segment
 from newsletter.content.models import Template, TemplateKind
 from newsletter.delivery.send import dispatcher
 from newsletter.delivery.transactional import queue_message
@@ -51,6 +52,7 @@ SEEDED = {
     "slug": ["weekly", "alerts"],
     "list_id": [1, 2],
     "template_id": [5, 1],
+    "segment_id": [1, 2],
 }
 MJML = (
     "<mjml><mj-body><mj-section><mj-column><mj-text>Thanks, {{ to.name }}.</mj-text>"
@@ -72,6 +74,8 @@ GOOD_BODIES = {
     "POST /templates": {"name": "Thanks", "kind": "transactional", "mjml": MJML,
                         "text": "Thanks.\n"},
     "PATCH /templates/{template_id}": {"name": "Renamed"},
+    "POST /segments": {"name": "Weekly readers", "query": 'list = "weekly" and not bounced'},
+    "PATCH /segments/{segment_id}": {"query": 'attributes.city contains "mad"'},
 }
 
 
@@ -96,6 +100,8 @@ def seeded(app: Flask) -> None:
     make_issue(statements[1:], (alerts,), subject="Another draft")
     dispatcher.request_send(sending.id)
     dispatcher.start_issue(sending.id)
+    create_segment("Alerts", 'list = "alerts"')
+    create_segment("Ada", 'email = "ada@example.org" or attributes.age > 30')
     db.session.add(Template(name="Receipt", mjml=MJML, text="Thanks, {{ to.name }}.\n",
                             kind=TemplateKind.TRANSACTIONAL))
     db.session.commit()

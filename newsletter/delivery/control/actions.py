@@ -337,8 +337,8 @@ def _check_sendable(issue: Issue) -> None:
 
     if not issue.items:
         raise ValidationError("an issue needs at least one statement", field="statements")
-    if not issue.lists:
-        raise ValidationError("an issue needs at least one list", field="lists")
+    if not issue.lists and not issue.segments:
+        raise ValidationError("an issue needs at least one list or segment", field="lists")
     render_issue(issue)
 
 

@@ -77,8 +77,8 @@ def request_send(issue_id: int) -> None:
         raise IssueStateError(issue_id, issue.status.value, "send")
     if not issue.items:
         raise ValidationError("an issue needs at least one statement", field="statements")
-    if not issue.lists:
-        raise ValidationError("an issue needs at least one list", field="lists")
+    if not issue.lists and not issue.segments:
+        raise ValidationError("an issue needs at least one list or segment", field="lists")
     # The audience is the one of this moment, however long the queue takes.
     ceiling = snapshot.audience_ceiling()
     if not snapshot.has_recipients(issue_id, ceiling):

@@ -15,7 +15,7 @@ from select import select as wait_for_socket
 from typing import Any
 
 from psycopg import pq
-from sqlalchemy import Connection, bindparam, func, or_, select, update
+from sqlalchemy import Connection, bindparam, exists, func, or_, select, update
 
 from newsletter.audience.models import (
     Subscriber,
@@ -173,15 +173,21 @@ def load(issue_id: int, delivery_ids: Sequence[int]) -> list[Claimed]:
 
 def _first_confirmed_lists(issue_id: int, subscriber_ids: list[int]) -> dict[int, int]:
     """For each subscriber, the lowest-id target list of the issue they are confirmed on
-    (the list their unsubscribe link names); absent: on none of them any more."""
+    (the list their unsubscribe link names; any list for an issue with segments and no
+    lists); absent: on none of them any more."""
     if not subscriber_ids:
         return {}
     target_lists = select(issue_lists.c.list_id).where(issue_lists.c.issue_id == issue_id)
+    on_target = subscriptions.c.list_id.in_(target_lists.scalar_subquery())
+    # An issue with segments and no lists goes to people confirmed on any list. Asked
+    # apart: folded into the query as "OR NOT EXISTS" it makes PostgreSQL's plan 5x slower.
+    if not db.session.scalar(select(exists().where(issue_lists.c.issue_id == issue_id))):
+        on_target = subscriptions.c.list_id.is_not(None)
     rows = db.session.execute(
         select(subscriptions.c.subscriber_id, func.min(subscriptions.c.list_id))
         .where(
             subscriptions.c.subscriber_id.in_(subscriber_ids),
-            subscriptions.c.list_id.in_(target_lists.scalar_subquery()),
+            on_target,
             subscriptions.c.status == SubscriptionStatus.CONFIRMED,
         )
         .group_by(subscriptions.c.subscriber_id)

@@ -25,6 +25,7 @@ from newsletter.web.admin import (  # noqa: F401
     issues,
     list_edit,
     outbox,
+    segments,
     statements,
     subscribers,
     templates,

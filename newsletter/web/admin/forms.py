@@ -172,4 +172,15 @@ class IssueForm(FlaskForm):
     )
     statements = MultiCheckboxField("Statements", choices=[], coerce=int)
     lists = MultiCheckboxField("Send to lists", choices=[])
+    segments = SelectMultipleField(
+        "Narrow to segments",
+        choices=[],
+        coerce=int,
+        description=(
+            "Optional. With lists ticked, only their confirmed subscribers who match every "
+            "chosen segment get the issue. With segments and no lists, everyone confirmed on "
+            "at least one list who matches every segment gets it. Blocklisted and "
+            "unsubscribed people never do."
+        ),
+    )
     template = SelectField("Template", choices=[], coerce=str)

@@ -11,16 +11,14 @@ from werkzeug.wrappers import Response
 
 from newsletter.audience.models import (
     MailingList,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-    SubscriptionStatus,
 )
+from newsletter.audience.segments.service import list_segments
 from newsletter.content.issues import create_issue, get_issue, update_issue
 from newsletter.content.models import Issue, IssueStatus, Statement, TemplateKind
 from newsletter.content.templates import default_template, list_templates
 from newsletter.delivery.control.progress import progress
 from newsletter.delivery.send.dispatcher import request_send
+from newsletter.delivery.send.snapshot import count_audience
 from newsletter.errors import IssueStateError, NewsletterError
 from newsletter.extensions import db
 from newsletter.mail.render import preview_issue
@@ -38,6 +36,7 @@ NOT_STARTED = (IssueStatus.DRAFT, IssueStatus.SCHEDULED)
 ERROR_FIELDS = {
     "statement_ids": "statements",
     "list_slugs": "lists",
+    "segment_ids": "segments",
     "template_id": "template",
 }
 
@@ -71,6 +70,7 @@ def _fill_choices(form: IssueForm, keep_lists: Collection[str] = ()) -> None:
         # archived lists only where the issue already targets them
         if lst.archived_at is None or lst.slug in keep_lists
     ]
+    form.segments.choices = [(segment.id, segment.name) for segment in list_segments()]
     default = default_template()
     form.template.choices = [("", f"{default.name} (the default)")] + [
         (str(template.id), template.name)
@@ -102,6 +102,7 @@ def _issue_fields(form: IssueForm) -> dict[str, Any]:
         "sender_name": (form.sender_name.data or "").strip(),
         "statement_ids": _ordered_statement_ids(form),
         "list_slugs": list(form.lists.data or []),
+        "segment_ids": list(form.segments.data or []),
         "template_id": int(template) if template.isdigit() else None,
     }
 
@@ -177,6 +178,7 @@ def issue_edit(issue_id: int) -> str | Response | tuple[str, int]:
     if request.method == "GET":
         form.statements.data = [item.statement_id for item in issue.items]
         form.lists.data = [lst.slug for lst in issue.lists]
+        form.segments.data = [segment.id for segment in issue.segments]
         # The default template is what the empty choice means.
         default = issue.template is None or issue.template.id == default_template().id
         form.template.data = "" if default else str(issue.template_id)
@@ -195,21 +197,11 @@ def issue_edit(issue_id: int) -> str | Response | tuple[str, int]:
 
 
 def _audience_size(issue: Issue) -> int:
-    """How many people a send would reach now: confirmed on a target list, not blocklisted,
-    each once."""
-    list_ids = [lst.id for lst in issue.lists]
-    if not list_ids:
+    """How many people a send would reach now: what the snapshot would write (confirmed on
+    a target list, narrowed by the segments, not blocklisted, each once)."""
+    if not issue.lists and not issue.segments:
         return 0
-    query = (
-        select(func.count(func.distinct(Subscription.subscriber_id)))
-        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(
-            Subscription.list_id.in_(list_ids),
-            Subscription.status == SubscriptionStatus.CONFIRMED,
-            Subscriber.status == SubscriberStatus.ACTIVE,
-        )
-    )
-    return db.session.scalar(query) or 0
+    return count_audience(issue.id)
 
 
 def _progress(issue: Issue) -> dict[str, Any]:

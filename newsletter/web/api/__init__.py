@@ -13,6 +13,7 @@ from newsletter.web.api import (  # noqa: F401
     control,
     issues,
     lists,
+    segments,
     statements,
     subscribers,
     templates,

@@ -38,7 +38,9 @@ bp = Blueprint("api", __name__, description="Lists, subscribers, statements and 
 csrf.exempt(bp)
 
 #: what a NotFound raised while reading a request body means in terms of the body's fields
-_BODY_FIELD_FOR_KIND = {"list": "lists", "statement": "statements", "template": "template"}
+_BODY_FIELD_FOR_KIND = {
+    "list": "lists", "statement": "statements", "template": "template", "segment": "segments",
+}
 
 _ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -53,9 +55,14 @@ class ApiError(Exception):
         self.field = field
 
 
-def error_response(status: int, message: str, field: str | None = None) -> Response:
-    """The one error shape of the API."""
-    response = jsonify({"error": {"message": message, "field": field}})
+def error_response(
+    status: int, message: str, field: str | None = None, *, position: int | None = None
+) -> Response:
+    """The one error shape of the API (``position``: a segment query's column at fault)."""
+    detail: dict[str, Any] = {"message": message, "field": field}
+    if position is not None:
+        detail["position"] = position
+    response = jsonify({"error": detail})
     response.status_code = status
     return response
 
@@ -133,7 +140,7 @@ def _domain_error(error: NewsletterError) -> Response:
     # A service may fail half-way through its transaction; leave the session clean.
     db.session.rollback()
     status, field = _status_for(error)
-    return error_response(status, error.message, field)
+    return error_response(status, error.message, field, position=getattr(error, "position", None))
 
 
 def _status_for(error: NewsletterError) -> tuple[int, str | None]:

@@ -37,6 +37,10 @@ class IssueAnswer:
         return [lst.slug for lst in self.issue.lists]
 
     @property
+    def segment_ids(self) -> list[int]:
+        return [segment.id for segment in self.issue.segments]
+
+    @property
     def rate(self) -> float | None:
         return None if self.progress.rate is None else round(self.progress.rate, 1)
 
@@ -61,11 +65,14 @@ def issue_answer(issue_id: int) -> IssueAnswer:
 @bp.response(201, IssueSchema, description="the new draft")
 @errors(404)
 def create_issue(data: dict[str, Any]) -> tuple[IssueAnswer, int, dict[str, str]]:
-    """Compose a draft issue from statements (in order) for lists."""
+    """Compose a draft issue from statements (in order) for lists, segments or both: the
+    segments narrow the lists' confirmed members (every segment must match); with no lists,
+    the audience is everyone confirmed on some list who matches every segment."""
     issue = issue_service.create_issue(
         subject=data["subject"],
         statement_ids=data["statements"],
         list_slugs=data["lists"],
+        segment_ids=data["segments"],
         template_id=data["template"],
         preheader=data["preheader"],
         intro=data["intro"],

@@ -95,6 +95,13 @@ class ErrorDetailSchema(Answer):
     field = fields.String(
         allow_none=True, metadata={"description": "the request field at fault, when there is one"}
     )
+    position = fields.Integer(
+        required=False, validate=Range(min=1),
+        metadata={"description": "a segment query's error: the 1-based column at fault"},
+    )
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+        field_obj.required = field_name != "position"
 
 
 class ErrorSchema(Answer):
@@ -305,7 +312,15 @@ class IssueCreateSchema(Body):
         Id(), required=True, max_items=MAX_ITEMS,
         metadata={"description": "statement ids, in their order in the issue"},
     )
-    lists = UniqueList(_slug(), required=True, max_items=MAX_ITEMS)
+    lists = UniqueList(
+        _slug(), load_default=list, max_items=MAX_ITEMS, min_items=0,
+        metadata={"description": "list slugs; at least one list or one segment"},
+    )
+    segments = UniqueList(
+        Id(), load_default=list, max_items=MAX_ITEMS, min_items=0,
+        metadata={"description": "segment ids: the audience is narrowed by every one; with "
+                  "no lists, everyone confirmed on some list who matches them"},
+    )
     template = Id(
         load_default=None,
         metadata={"description": "template id; the built-in template when absent"},
@@ -337,6 +352,7 @@ class IssueSchema(Answer):
     counts = fields.Nested(CountsSchema, attribute="progress.counts")
     statements = fields.List(fields.Integer(), attribute="statement_ids")
     lists = fields.List(fields.String(), attribute="list_slugs")
+    segments = fields.List(fields.Integer(), attribute="segment_ids")
     send_at = fields.DateTime(attribute="issue.send_at", allow_none=True)
     slug = fields.String(
         attribute="issue.slug", allow_none=True,
@@ -541,3 +557,53 @@ class TransactionalSchema(Answer):
     created_at = fields.DateTime()
     next_attempt_at = fields.DateTime(allow_none=True)
     sent_at = fields.DateTime(allow_none=True)
+
+
+# --- segments -------------------------------------------------------------------------------
+
+MAX_QUERY = 4000
+
+
+class SegmentCreateSchema(Body):
+    name = Text(required=True, strip=True, not_blank=True, validate=Length(max=200))
+    query = Text(
+        required=True, strip=True, not_blank=True, validate=Length(max=MAX_QUERY),
+        metadata={"description": "the segment query language, e.g. "
+                  '`list = "news" and attributes.city = "Madrid" and not bounced`',
+                  "examples": ['attributes.city = "Madrid"']},
+    )
+
+
+class SegmentUpdateSchema(Body):
+    name = Text(strip=True, not_blank=True, validate=Length(max=200))
+    query = Text(strip=True, not_blank=True, validate=Length(max=MAX_QUERY))
+
+
+class SegmentSummarySchema(Answer):
+    id = fields.Integer()
+    name = fields.String()
+    query = fields.String()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class SegmentSchema(SegmentSummarySchema):
+    count = fields.Integer(
+        validate=Range(min=0),
+        metadata={"description": "how many subscribers (of any status) match now"},
+    )
+
+
+class SegmentPageSchema(Answer):
+    items = fields.List(fields.Nested(SegmentSummarySchema))
+
+
+class ExportQuerySchema(Query):
+    list = Text(
+        validate=Length(max=MAX_SLUG), allow_nul=True,  # no such list: 404
+        metadata={"description": "only the members of this list (any subscription status)"},
+    )
+    segment = QueryInt(
+        validate=Range(1, MAX_ID),
+        metadata={"description": "only the subscribers this segment matches"},
+    )
