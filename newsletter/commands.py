@@ -22,6 +22,7 @@ from werkzeug.serving import BaseWSGIServer, make_server, select_address_family
 
 from newsletter.audience import commands as audience_commands
 from newsletter.audience import export_commands as _export_commands  # noqa: F401 (registers)
+from newsletter.audience.import_jobs import recover_stalled as recover_stalled_imports
 from newsletter.auth import commands as auth_commands
 from newsletter.auth.services import first_admin_setup_url, needs_first_admin
 from newsletter.bench import commands as bench_commands
@@ -145,6 +146,9 @@ def _recover() -> None:
     waiting = recover_queued()  # the embedded queue died with the last process
     if waiting:
         click.echo(f"Queued again: {waiting} transactional messages.")
+    imports = recover_stalled_imports()
+    if imports:
+        click.echo(f"Resumed unfinished imports: {imports}.")
 
 
 def _announce_first_admin() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from newsletter.audience import confirmation, welcome
+from newsletter.audience import confirmation, import_jobs, welcome
 from newsletter.delivery import transactional
 from newsletter.delivery.send import dispatcher
 
@@ -45,6 +45,7 @@ def recover() -> None:
     """Re-enqueue whatever the database says is unfinished (after a crash or broker loss)."""
     dispatcher.recover_unfinished()
     transactional.recover_queued()
+    import_jobs.recover_stalled()
 
 
 # Its own queue, consumed in every worker process by a thread of its own (broker.py), so a
@@ -56,4 +57,14 @@ def send_transactional(tx_id: int) -> None:
     transactional.send(tx_id)
 
 
-ACTORS = (send_confirmation, send_welcome, start_issue, send_batch, recover, send_transactional)
+# An import commits chunk by chunk and resumes from its row: a retry goes on where it stopped.
+@dramatiq.actor(queue_name="default", max_retries=3, time_limit=6 * HOUR_MS)
+def run_import(job_id: int) -> None:
+    """Import an uploaded file (from where its job got to)."""
+    import_jobs.run_job(job_id)
+
+
+ACTORS = (
+    send_confirmation, send_welcome, start_issue, send_batch, recover, send_transactional,
+    run_import,
+)

@@ -10,9 +10,14 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from newsletter import audit
-from newsletter.audience.importer import ImportResult, import_csv
+from newsletter.audience.importer import (
+    ImportOptions,
+    ImportResult,
+    default_mode,
+    import_file,
+)
 from newsletter.audience.lists import create_list, list_lists
-from newsletter.audience.models import OptIn
+from newsletter.audience.models import ImportMode, OptIn
 from newsletter.errors import NewsletterError
 
 lists_cli = AppGroup("lists", help="Mailing lists.")
@@ -56,80 +61,121 @@ def list_lists_command() -> None:
 
 @subscribers_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--list", "list_slug", required=True, help="Slug of the list to subscribe to.")
-@click.option("--confirmed", is_flag=True, help="These people already agreed: confirm them.")
+@click.option("--list", "list_slug", default=None,
+              help="Slug of the list (required to subscribe; unsubscribe: every list if none).")
 @click.option(
-    "--send-confirmations",
-    is_flag=True,
-    help="On a double opt-in list, mail each new unconfirmed subscriber a confirmation link.",
+    "--mode",
+    type=click.Choice([mode.value for mode in ImportMode]),
+    default=None,
+    help="subscribe (confirmed), unconfirmed (and mail a confirmation link), unsubscribe or "
+    "blocklist [default: subscribe on a single opt-in list, else unconfirmed without mail].",
 )
-def import_command(file: Path, list_slug: str, confirmed: bool, send_confirmations: bool) -> None:
-    """Import subscribers from a CSV file with the header ``email,name[,…]``.
+@click.option("--confirmed", is_flag=True, help="The same as --mode subscribe.")
+@click.option(
+    "--send-confirmations/--no-send-confirmations",
+    default=None,
+    help="Mail unconfirmed rows a confirmation link [default: yes with --mode unconfirmed].",
+)
+@click.option("--overwrite/--keep", default=True, show_default=True,
+              help="Names and attributes in the file replace those of people we have, or not.")
+@click.option("--encoding", default=None, help="The file's encoding [default: detected].")
+@click.option("--delimiter", default=None,
+              help="The delimiter: , ; | or tab [default: detected].")
+def import_command(
+    file: Path,
+    list_slug: str | None,
+    mode: str | None,
+    confirmed: bool,
+    send_confirmations: bool | None,
+    overwrite: bool,
+    encoding: str | None,
+    delimiter: str | None,
+) -> None:
+    """Import subscribers from a CSV or TSV file with a header row.
 
-    Extra columns become subscriber attributes. Bad rows are listed and skipped; the good
-    ones are imported in one transaction. Exits 1 when any row was bad.
+    Columns: email (or Email Address), name (or First Name and Last Name), lists (slugs
+    separated by | or ;) and any others as attributes; listmonk's and Mailchimp's exports
+    work as they are. Bad rows are listed by line and skipped, the good ones imported. Exits
+    0 when the file was imported, 1 only when it was refused whole.
     """
     try:
-        result = _import_with_progress(file, list_slug, confirmed, send_confirmations)
+        options = _options(list_slug, mode, confirmed, send_confirmations, overwrite,
+                           encoding, delimiter)
+        result = _import_with_progress(file, options)
     except NewsletterError as error:
         raise click.ClickException(error.message) from None
-    except UnicodeDecodeError as error:
-        raise click.ClickException(f"{file} is not UTF-8 text ({error.reason})") from None
     audit.record_cli(
         "cli.subscribers_import",
-        target=f"slug={list_slug}",
-        detail={
-            "confirmed": confirmed,
-            "created": result.created,
-            "updated": result.updated,
-            "subscribed": result.subscribed,
-            "bad": len(result.bad_rows),
-        },
+        target=f"slug={list_slug or '-'}",
+        detail={"mode": options.mode.value, **result.counts()},
     )
     _report(result)
-    if result.bad_rows:
-        sys.exit(1)
 
 
-def _import_with_progress(
-    file: Path, list_slug: str, confirmed: bool, send_confirmations: bool
-) -> ImportResult:
-    # utf-8-sig: spreadsheets often start their CSV with a byte-order mark.
-    with file.open(newline="", encoding="utf-8-sig") as stream:
+def _options(
+    list_slug: str | None,
+    mode: str | None,
+    confirmed: bool,
+    send_confirmations: bool | None,
+    overwrite: bool,
+    encoding: str | None,
+    delimiter: str | None,
+) -> ImportOptions:
+    if mode is not None and confirmed and mode != ImportMode.SUBSCRIBE.value:
+        raise click.UsageError("--confirmed means --mode subscribe; choose one")
+    if mode is None and list_slug is None:
+        raise click.UsageError("choose the list with --list SLUG")
+    chosen = ImportMode(mode) if mode else default_mode(str(list_slug), confirmed)
+    if send_confirmations is None:
+        send_confirmations = mode == ImportMode.UNCONFIRMED.value
+    return ImportOptions(
+        list_slug=list_slug,
+        mode=chosen,
+        overwrite=overwrite,
+        send_confirmations=send_confirmations,
+        encoding=encoding,
+        delimiter=delimiter,
+    )
+
+
+def _import_with_progress(file: Path, options: ImportOptions) -> ImportResult:
+    def bad(line: int, reason: str, cells: list[str]) -> None:
+        click.echo(f"line {line}: {reason}", err=True)
+
+    with file.open("rb") as stream:
         if not sys.stdout.isatty():
-            return import_csv(
-                stream,
-                list_slug=list_slug,
-                confirmed=confirmed,
-                send_confirmations=send_confirmations,
-            )
-        with file.open(encoding="utf-8-sig") as counting:
-            rows = max(sum(1 for _ in counting) - 1, 0)
-        with click.progressbar(length=rows, label=f"Importing {file.name}") as bar:
-            return import_csv(
-                stream,
-                list_slug=list_slug,
-                confirmed=confirmed,
-                send_confirmations=send_confirmations,
-                progress=bar.update,
-            )
+            return import_file(stream, options, on_bad=bad)
+        size = file.stat().st_size
+        with click.progressbar(length=size, label=f"Importing {file.name}") as bar:
+            done = [0]
+
+            def advance(offset: int) -> None:
+                bar.update(offset - done[0])
+                done[0] = offset
+
+            return import_file(stream, options, on_bad=bad, progress=advance)
 
 
 def _report(result: ImportResult) -> None:
     click.echo(
-        f"created={result.created} updated={result.updated} subscribed={result.subscribed} "
-        f"already={result.already} kept_unsubscribed={result.kept_unsubscribed} "
-        f"awaiting_confirmation={result.awaiting_confirmation} bad={len(result.bad_rows)}"
+        f"rows={result.rows} imported={result.imported} bad={result.bad} "
+        f"created={result.created} updated={result.updated} merged={result.merged} "
+        f"subscribed={result.subscribed} already={result.already} "
+        f"kept_unsubscribed={result.kept_unsubscribed} "
+        f"awaiting_confirmation={result.awaiting_confirmation} "
+        f"unsubscribed={result.unsubscribed} blocklisted={result.blocklisted} "
+        f"not_found={result.not_found}"
     )
+    click.echo(f"Read as {result.encoding}, delimiter {result.delimiter!r}.")
+    if result.ignored_columns:
+        click.echo(f"Columns left out: {', '.join(result.ignored_columns)}.")
     if result.confirmations_queued:
         click.echo(f"Queued {result.confirmations_queued} confirmation mails.")
     elif result.awaiting_confirmation:
         click.echo(
             f"{result.awaiting_confirmation} subscriptions await confirmation and get no mail "
-            "until confirmed (use --confirmed if they already agreed, or --send-confirmations)."
+            "until confirmed (--mode subscribe if they already agreed, or --send-confirmations)."
         )
-    for line, reason in result.bad_rows:
-        click.echo(f"line {line}: {reason}", err=True)
 
 
 def register(app: Flask) -> None:

@@ -6,7 +6,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, false, func, text
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, String, Text, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.extensions import db
@@ -150,3 +150,62 @@ class Subscription(db.Model):  # type: ignore[name-defined]
 
     def __repr__(self) -> str:
         return f"<Subscription {self.subscriber_id}→{self.list_id} {self.status.value}>"
+
+
+class ImportMode(enum.Enum):
+    """What an import does to the addresses it reads."""
+
+    SUBSCRIBE = "subscribe"  # subscribed and confirmed: they agreed elsewhere
+    UNCONFIRMED = "unconfirmed"  # subscribed unconfirmed; a confirmation mail asks them
+    UNSUBSCRIBE = "unsubscribe"  # unsubscribed from the list (every list when none is named)
+    BLOCKLIST = "blocklist"  # never mailed again
+
+
+class ImportJobStatus(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # refused whole, or stopped by an error; ``error`` says which
+
+
+class ImportJob(db.Model):  # type: ignore[name-defined]
+    """An upload being imported by a worker, chunk by chunk.
+
+    ``offset``/``line`` say where the next chunk starts; they are committed in the same
+    transaction as the chunk before them, so a worker that dies resumes there.
+    """
+
+    __tablename__ = "import_jobs"
+    __table_args__ = (Index("ix_import_jobs_status", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file_path: Mapped[str] = mapped_column(String(500))
+    file_name: Mapped[str] = mapped_column(String(255), default="")
+    report_path: Mapped[str] = mapped_column(String(500), default="")
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id", ondelete="SET NULL"))
+    mode: Mapped[ImportMode] = mapped_column(enum_column(ImportMode))
+    #: overwrite, send_confirmations, encoding, delimiter
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[ImportJobStatus] = mapped_column(
+        enum_column(ImportJobStatus), default=ImportJobStatus.QUEUED
+    )
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes done
+    line: Mapped[int] = mapped_column(default=1)  # the number of the next line to read
+    report_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_done: Mapped[int] = mapped_column(default=0)
+    rows_total: Mapped[int | None] = mapped_column()  # known once the file is read
+    imported: Mapped[int] = mapped_column(default=0)
+    bad: Mapped[int] = mapped_column(default=0)
+    #: the importer's counts so far (created, updated, subscribed, …)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: a running job's worker renews this at every chunk; past it, recovery runs it again
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"<ImportJob {self.id} {self.mode.value} {self.status.value} line {self.line}>"

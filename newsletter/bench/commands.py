@@ -9,6 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from newsletter.bench.imports import run_import_bench
 from newsletter.bench.pages import BenchPagesError, PagesOptions, run_pages, summary_line
 from newsletter.bench.run import BenchError, BenchOptions, run_bench
 from newsletter.bench.sink import SinkError
@@ -125,3 +126,23 @@ def pages_command(
 
 
 bench_group.add_command(bench_subscribers)  # the admin's subscriber pages
+
+
+@bench_group.command("import")
+@click.option("--rows", "-n", required=True, type=click.IntRange(min=1),
+              help="Rows of the generated CSV file.")
+@click.option("--keep", is_flag=True, help="Leave the bench schemas in place afterwards.")
+def import_command(rows: int, keep: bool) -> None:
+    """Generate a CSV of ROWS rows (some repeated, some invalid), load it the pure-SQL way
+    with psql (\\copy, INSERT … SELECT DISTINCT … ON CONFLICT DO NOTHING, memberships),
+    then import it with every address validated, and compare.
+
+    PostgreSQL only; writes to schemas of its own. The last line is key=value pairs.
+    """
+    try:
+        result = run_import_bench(
+            current_app.config, rows, keep=keep, echo=lambda line: click.echo(line, err=True)
+        )
+    except BenchError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(result.line())

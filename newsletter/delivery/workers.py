@@ -20,6 +20,7 @@ from types import FrameType
 from flask import Flask
 
 from newsletter import audit
+from newsletter.audience import import_jobs
 from newsletter.broker import start_workers, stop_worker
 from newsletter.delivery.control import actions as control
 from newsletter.delivery.send.dispatcher import recover_unstarted
@@ -130,6 +131,7 @@ class Sweeper(threading.Thread):
                     control.sweep()  # scheduled issues: exactly once across every worker
                     self.stalls.check()  # sends whose queued jobs were lost
                     audit.purge_expired()  # audit events past NEWSLETTER_AUDIT_RETENTION_DAYS
+                    import_jobs.recover_stalled()  # imports whose worker died
                 except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeper
                     log.exception("sweep failed")
                 finally:

@@ -55,7 +55,7 @@ def test_subscribers_import_prints_counts_and_bad_rows(
         encoding="utf-8",
     )
     result = runner.invoke(args=["subscribers", "import", str(csv_file), "--list", "news"])
-    assert result.exit_code == 1  # some rows were bad
+    assert result.exit_code == 0, result.output  # imported, bad rows and all
     assert "created=2" in result.stdout
     assert "bad=1" in result.stdout
     assert "line 3:" in result.stderr and "nope" in result.stderr
@@ -86,6 +86,59 @@ def test_subscribers_import_explains_an_unknown_list(
     result = runner.invoke(args=["subscribers", "import", str(csv_file), "--list", "nope"])
     assert result.exit_code == 1
     assert "no list 'nope'" in result.output
+
+
+def test_subscribers_import_modes_and_exit_codes(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    make_list("news")
+    people = tmp_path / "people.tsv"
+    people.write_text("email\tname\nada@example.org\tAda\ngrace@example.org\tGrace\n")
+    imported = runner.invoke(
+        args=["subscribers", "import", str(people), "--list", "news", "--mode", "subscribe"]
+    )
+    assert imported.exit_code == 0, imported.output
+    assert "subscribed=2" in imported.stdout and "delimiter '\\t'" in imported.stdout
+
+    leaving = tmp_path / "leaving.csv"
+    leaving.write_text("email\nADA@example.org\nnobody@example.org\n")
+    result = runner.invoke(args=["subscribers", "import", str(leaving), "--mode", "unsubscribe"])
+    assert result.exit_code == 0, result.output
+    assert "unsubscribed=1" in result.stdout and "not_found=1" in result.stdout
+
+    result = runner.invoke(args=["subscribers", "import", str(leaving), "--mode", "blocklist"])
+    assert result.exit_code == 0, result.output
+    assert "blocklisted=2" in result.stdout
+    statuses = {s.email: s.status.value for s in db.session.query(Subscriber)}
+    assert statuses["ada@example.org"] == statuses["nobody@example.org"] == "blocklisted"
+    assert statuses["grace@example.org"] == "active"
+
+    binary = tmp_path / "photo.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)
+    refused = runner.invoke(args=["subscribers", "import", str(binary), "--list", "news"])
+    assert refused.exit_code == 1
+    assert "not a CSV or TSV file" in refused.output and "Traceback" not in refused.output
+
+    no_address = tmp_path / "names.csv"
+    no_address.write_text("name,city\nAda,London\n")
+    refused = runner.invoke(args=["subscribers", "import", str(no_address), "--list", "news"])
+    assert refused.exit_code == 1 and "no address column" in refused.output
+
+    both = runner.invoke(args=["subscribers", "import", str(people), "--list", "news",
+                               "--confirmed", "--mode", "unsubscribe"])
+    assert both.exit_code == 2
+
+
+def test_subscribers_import_takes_a_chosen_encoding_and_delimiter(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    make_list("news")
+    people = tmp_path / "people.csv"
+    people.write_bytes("email;name\nzoe@example.org;Zoë\n".encode("cp1252"))
+    result = runner.invoke(args=["subscribers", "import", str(people), "--list", "news",
+                                 "--confirmed", "--encoding", "latin-1", "--delimiter", ";"])
+    assert result.exit_code == 0, result.output
+    assert db.session.query(Subscriber).one().name == "Zoë"
 
 
 def test_every_command_has_help(app: Flask, runner: FlaskCliRunner) -> None:

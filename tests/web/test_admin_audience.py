@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable
 
@@ -136,40 +135,4 @@ def test_subscribers_are_searchable_and_paged(client: FlaskClient) -> None:
     assert "ada@example.org" in second
 
 
-def test_csv_import_shows_counts_and_bad_rows(client: FlaskClient) -> None:
-    make_list("news", optin=OptIn.SINGLE)
-    make_subscriber("known@example.org", name="Known")
-    csv = (
-        "email,name,city\n"
-        "new@example.org,New One,Berlin\n"
-        "known@example.org,Known Again,\n"
-        "not-an-address,Bad,\n"
-    )
-    response = client.post(
-        "/admin/subscribers/import",
-        data={"csrf_token": token_for(client, "/admin/subscribers/import"),
-              "file": (io.BytesIO(csv.encode()), "people.csv"), "list_slug": "news"},
-        content_type="multipart/form-data",
-    )
-    assert response.status_code == 200
-    page = response.get_data(as_text=True)
-    assert "Import finished" in page
-    assert "<b>1</b> new subscribers" in page
-    assert "<b>1</b> updated" in page
-    assert "<b>2</b> subscribed to the list" in page
-    assert "<b>1</b> bad rows" in page
-    assert "not-an-address" in page or "4</td>" in page
-    emails = set(db.session.scalars(select(Subscriber.email)))
-    assert emails == {"new@example.org", "known@example.org"}
-
-
-def test_csv_import_without_an_email_column_says_so(client: FlaskClient) -> None:
-    make_list("news")
-    response = client.post(
-        "/admin/subscribers/import",
-        data={"csrf_token": token_for(client, "/admin/subscribers/import"),
-              "file": (io.BytesIO(b"name\nAda\n"), "people.csv"), "list_slug": "news"},
-        content_type="multipart/form-data",
-    )
-    assert response.status_code == 422
-    assert 'class="field-error"' in response.get_data(as_text=True)
+# The import pages: tests/web/test_admin_imports.py

@@ -21,6 +21,7 @@ from newsletter.web.admin import (  # noqa: F401
     embed,
     factors,
     formatting,
+    imports,
     issue_desk,
     issues,
     list_edit,

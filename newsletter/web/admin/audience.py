@@ -1,8 +1,8 @@
-"""Lists and subscribers: tables, the create-list and add-subscriber forms, CSV import."""
+"""Lists and subscribers: tables, the create-list and add-subscriber forms (imports:
+``imports.py``)."""
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from newsletter.audience.consent import admin_consent
-from newsletter.audience.importer import import_csv
 from newsletter.audience.lists import create_list
 from newsletter.audience.models import (
     ConsentSource,
@@ -24,7 +23,7 @@ from newsletter.audience.subscriptions import subscribe
 from newsletter.errors import NewsletterError
 from newsletter.extensions import db
 from newsletter.web.admin.blueprint import bp
-from newsletter.web.admin.forms import ImportForm, ListForm, SubscriberForm
+from newsletter.web.admin.forms import ListForm, SubscriberForm
 
 
 def _all_lists() -> list[MailingList]:
@@ -108,30 +107,3 @@ def subscriber_new() -> str | Response | tuple[str, int]:
                 return redirect(url_for("admin.subscriber", subscriber_id=subscriber.id))
     status = 422 if form.errors else 200
     return render_template("admin/subscriber_new.html", form=form), status
-
-
-@bp.route("/subscribers/import", methods=["GET", "POST"])
-def subscribers_import() -> str | tuple[str, int]:
-    """Import a CSV file into a list and show what happened, bad rows included."""
-
-    form = ImportForm()
-    form.list_slug.choices = _list_choices()
-    result = None
-    if form.validate_on_submit():
-        upload = form.file.data
-        # utf-8-sig: spreadsheets often start their CSV with a byte-order mark.
-        stream = io.TextIOWrapper(upload.stream, encoding="utf-8-sig", newline="")
-        try:
-            result = import_csv(
-                stream,
-                list_slug=form.list_slug.data or "",
-                confirmed=bool(form.confirmed.data),
-                send_confirmations=bool(form.send_confirmations.data),
-            )
-        except UnicodeDecodeError:
-            form.file.errors = ["The file is not UTF-8 text."]
-        except NewsletterError as error:
-            show_error(form, error, "file")
-    status = 422 if form.errors else 200
-    return render_template("admin/subscribers_import.html", form=form, result=result), status
-

@@ -25,7 +25,7 @@ bp = Blueprint("admin", __name__)
 
 #: Endpoints polled by scripts: they answer 401/403 in JSON rather than with pages, and
 #: polling does not count as using the session (it must not keep an idle session alive).
-JSON_ENDPOINTS = frozenset({"admin.issue_progress"})
+JSON_ENDPOINTS = frozenset({"admin.issue_progress", "admin.import_progress"})
 
 
 @bp.record_once

@@ -115,18 +115,51 @@ class SubscriberForm(FlaskForm):
 
 class ImportForm(FlaskForm):
     file = FileField(
-        "CSV file",
+        "CSV or TSV file",
         validators=[
             FileRequired("Choose a CSV file."),
-            FileAllowed(["csv", "txt"], "A .csv file, please."),
+            FileAllowed(["csv", "tsv", "txt"], "A .csv, .tsv or .txt file, please."),
             FileSize(MAX_UPLOAD_BYTES * 4),
         ],
-        description="Header row email,name; further columns are kept as attributes.",
+        description="A header row with an email column (or Email Address); name (or First "
+        "Name and Last Name), lists (slugs separated by | or ;) and any other columns as "
+        "attributes. Exports from listmonk and Mailchimp work as they are.",
     )
-    list_slug = SelectField("Into list", choices=[], validators=[DataRequired()])
-    confirmed = BooleanField("Already confirmed (they opted in elsewhere; no mail is sent)")
-    send_confirmations = BooleanField(
-        "Otherwise, mail a confirmation link to new rows on a double opt-in list"
+    list_slug = SelectField("List", choices=[], validators=[Optional()])
+    mode = RadioField(
+        "What to do",
+        choices=choices([
+            ("subscribe", "Subscribe as confirmed (they opted in elsewhere; no mail)"),
+            ("unconfirmed", "Subscribe unconfirmed and mail each a confirmation link"),
+            ("unsubscribe", "Unsubscribe them (from every list when none is chosen)"),
+            ("blocklist", "Blocklist them (never mailed again)"),
+        ]),
+        default="subscribe",
+        validators=[DataRequired()],
+    )
+    overwrite = RadioField(
+        "People already here",
+        choices=choices([
+            ("overwrite", "Update their name and attributes from the file"),
+            ("keep", "Keep their name and attributes"),
+        ]),
+        default="overwrite",
+        validators=[DataRequired()],
+    )
+    encoding = SelectField(
+        "Encoding",
+        choices=choices([
+            ("", "Detect"), ("utf-8", "UTF-8"), ("cp1252", "Windows-1252 / Latin-1"),
+            ("utf-16", "UTF-16 (Excel “Unicode text”)"),
+        ]),
+        validators=[Optional()],
+    )
+    delimiter = SelectField(
+        "Delimiter",
+        choices=choices([
+            ("", "Detect"), (",", "Comma"), (";", "Semicolon"), ("tab", "Tab"), ("|", "Pipe"),
+        ]),
+        validators=[Optional()],
     )
 
 
