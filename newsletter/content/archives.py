@@ -23,7 +23,7 @@ from typing import IO
 
 from flask import current_app
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import ValidationError
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/x-zip")
@@ -32,7 +32,7 @@ _CHUNK = 64 * 1024
 MAX_INCLUDE_BYTES = 256 * 1024
 
 
-class UnsafeArchive(NewsletterError):
+class UnsafeArchive(ValidationError):
     """A zip file that is refused whole: nothing in it is imported."""
 
     def __init__(self, source: str, reason: str) -> None:
