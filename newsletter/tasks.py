@@ -5,6 +5,7 @@ from __future__ import annotations
 import dramatiq
 
 from newsletter.audience import confirmation
+from newsletter.content import feeds
 from newsletter.delivery import transactional
 from newsletter.delivery.send import dispatcher
 
@@ -50,4 +51,12 @@ def send_transactional(tx_id: int) -> None:
     transactional.send(tx_id)
 
 
-ACTORS = (send_confirmation, start_issue, send_batch, recover, send_transactional)
+# A failed poll is recorded on the feed with its own backoff (feeds.poll_feed), so Dramatiq
+# does not retry it as well.
+@dramatiq.actor(queue_name="default", max_retries=0)
+def poll_feed(feed_id: int) -> None:
+    """Poll one feed: its new entries become statements (and maybe draft issues)."""
+    feeds.poll_feed(feed_id)
+
+
+ACTORS = (send_confirmation, start_issue, send_batch, recover, send_transactional, poll_feed)

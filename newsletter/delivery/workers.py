@@ -21,6 +21,7 @@ from flask import Flask
 
 from newsletter import audit
 from newsletter.broker import start_workers, stop_worker
+from newsletter.content import feeds
 from newsletter.delivery.control import actions as control
 from newsletter.delivery.send.dispatcher import recover_unstarted
 from newsletter.delivery.send.stalls import STALL_SECONDS, StallWatch
@@ -130,6 +131,7 @@ class Sweeper(threading.Thread):
                     control.sweep()  # scheduled issues: exactly once across every worker
                     self.stalls.check()  # sends whose queued jobs were lost
                     audit.purge_expired()  # audit events past NEWSLETTER_AUDIT_RETENTION_DAYS
+                    feeds.enqueue_due()  # RSS/Atom feeds due for a poll: once across workers
                 except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeper
                     log.exception("sweep failed")
                 finally:
