@@ -78,6 +78,7 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.statements": {"GET": READ, "POST": EDIT},
     "admin.lists": {"GET": READ, "POST": ADMIN},
     "admin.media_library": {"GET": READ, "POST": EDIT},
+    "admin.feeds": {"GET": READ, "POST": EDIT},  # turning on auto-send also takes SEND
     # composing
     "admin.issue_new": EDIT,
     "admin.issue_edit": EDIT,
@@ -94,6 +95,9 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.issue_test_send": EDIT,  # a proof reaches editors and admins, never a list
     "admin.issue_delete": EDIT,
     "admin.issue_hide": EDIT,
+    "admin.feed_edit": EDIT,
+    "admin.feed_delete": EDIT,
+    "admin.feed_poll": EDIT,
     # sending to lists
     "admin.issue_send": SEND,
     "admin.issue_schedule": SEND,

@@ -18,6 +18,7 @@ from newsletter.web.admin import (  # noqa: F401
     dashboard,
     desk,
     factors,
+    feeds,
     issue_desk,
     issues,
     list_edit,
