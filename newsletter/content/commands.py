@@ -40,7 +40,7 @@ def import_command(paths: tuple[Path, ...]) -> None:
     for result in report.results:
         verb, _, rest = result.describe().partition(" ")
         title = f"  {result.statement.title}" if result.created else ""
-        click.echo(f"{verb:<9}{rest}{title}")
+        click.echo(f"{verb:<8} {rest}{title}")
     for source, warning in report.warnings:
         click.echo(f"warning  {source}: {warning}", err=True)
     for source, reason in report.errors:

@@ -85,10 +85,12 @@ PostFinder = Callable[[str], str | None]
 
 
 def categories_of(front_matter: Mapping[str, Any]) -> list[str]:
-    """The post's categories: ``categories`` (a list or words) or ``category``."""
-    value = front_matter.get("categories", front_matter.get("category"))
+    """The post's categories: ``categories`` (a list, or words split on spaces) or
+    ``category`` (one, spaces and all), as Jekyll reads them."""
+    value = front_matter.get("categories")
     if value is None:
-        return []
+        single = front_matter.get("category")
+        return [str(single)] if single is not None and str(single).strip() else []
     items = value if isinstance(value, list) else str(value).split()
     return [str(item) for item in items if str(item).strip()]
 

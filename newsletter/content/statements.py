@@ -397,7 +397,10 @@ def _changes(statement: Statement, data: StatementData) -> list[str]:
         if getattr(statement, name) != getattr(data, name)
     ]  # fmt: skip
     old, new = statement.front_matter or {}, data.front_matter
-    keys = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
+    keys = sorted(
+        key for key in set(old) | set(new)
+        if old.get(key) != new.get(key) and key not in changes  # title: said once
+    )  # fmt: skip
     if keys:
         changes.append(f"front matter ({', '.join(keys)})")
     return changes
