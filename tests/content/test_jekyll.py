@@ -85,7 +85,9 @@ def test_an_include_from_the_import_is_rendered_with_its_parameters() -> None:
 def test_an_include_the_import_lacks_is_removed_with_a_warning() -> None:
     text, warnings = liquid("a {% include missing.html %} b")
     assert text == "a  b"
-    assert warnings == ["{% include missing.html %} removed: the import has no _includes/missing.html"]
+    assert warnings == [
+        "{% include missing.html %} removed: the import has no _includes/missing.html"
+    ]
 
 
 def test_an_unknown_tag_is_removed_never_shown_and_warned_about() -> None:
@@ -170,7 +172,7 @@ def test_the_fixture_post_renders_footnotes_tables_code_and_absolute_links(app: 
     base = "https://tenants.example.org/union/news/housing/2021/06/15/"
     assert 'src="https://tenants.example.org/assets/img/march.jpg"' in html
     assert f'href="{base}photos/"' in html
-    assert 'href="https://tenants.example.org/union/news/housing/2021/05/01/strike-diary.html"' in html
+    assert f'href="{base[:-3]}05/01/strike-diary.html"' in html
     assert 'href="https://tenants.example.org/union/demands/"' in html
     assert "The strike began in June 2021 and Tenants' Union kept" in html
     assert any("'seo'" in warning for warning in result.warnings)
