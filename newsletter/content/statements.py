@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from newsletter.content import archives
 from newsletter.content.archives import Bundle, PostSource
-from newsletter.content.jekyll import Site, page_variables, post_url, render_liquid
+from newsletter.content.jekyll import Site, page_variables, post_path, post_url, render_liquid
 from newsletter.content.markdown import html_to_text, render_markdown
 from newsletter.content.models import Statement
 from newsletter.errors import InvalidStatement
@@ -337,8 +337,11 @@ def site() -> Site:
     return Site.from_address(current_app.config.get("SITE_URL"), current_app.config["SITE_NAME"])
 
 
-def _find_post_path(name: str) -> str | None:
-    """``{% post_url 2020-11-03-slug %}``: the path of the statement imported from that post."""
+def _find_post_path(name: str, known: dict[str, str] | None = None) -> str | None:
+    """``{% post_url 2020-11-03-slug %}``: the path of that post among those imported with
+    this one (``known``, by file name), else of the statement imported from it before."""
+    if known and name in known:
+        return known[name]
     stem = _JEKYLL_NAME.match(name)
     slug = slugify(stem.group(4) if stem else name)
     found = db.session.scalar(select(Statement).where(Statement.slug == slug))
@@ -349,16 +352,25 @@ def _find_post_path(name: str) -> str | None:
     return address[len(root):] if root and address.startswith(root) else None
 
 
-def resolve_liquid(data: StatementData, includes: dict[str, str] | None = None) -> list[str]:
+def resolve_liquid(
+    data: StatementData,
+    includes: dict[str, str] | None = None,
+    known_posts: dict[str, str] | None = None,
+) -> list[str]:
     """Resolve the Liquid in ``data.body`` in place (unless ``render_with_liquid: false``);
-    the warnings: tags removed and why, relative links that cannot be resolved."""
+    the warnings: tags removed and why, relative links that cannot be resolved.
+
+    :param known_posts: the paths of the posts imported together, by Jekyll file name
+        (without ``.md``), for ``{% post_url %}``.
+    """
     where = site()
     warnings: list[str] = []
     if data.front_matter.get("render_with_liquid", True) is not False:
         page = page_variables(where, data.front_matter, data.slug, data.title, data.date)
         data.body, warnings = render_liquid(
-            data.body, site=where, page=page, includes=includes, find_post=_find_post_path
-        )
+            data.body, site=where, page=page, includes=includes,
+            find_post=lambda name: _find_post_path(name, known_posts),
+        )  # fmt: skip
         if "\x00" in data.body:
             raise InvalidStatement(data.slug, "an include holds NUL characters")
     if not post_url(where, data.front_matter, data.slug, data.date) and _RELATIVE.search(
@@ -407,7 +419,11 @@ def _changes(statement: Statement, data: StatementData) -> list[str]:
 
 
 def import_post(
-    text: str, filename: str | None = None, *, includes: dict[str, str] | None = None
+    text: str,
+    filename: str | None = None,
+    *,
+    includes: dict[str, str] | None = None,
+    known_posts: dict[str, str] | None = None,
 ) -> ImportResult:
     """Parse a post, resolve its Liquid and store it, updating the statement with the same
     slug (or, failing that, the same ``permalink``); the result says what changed.
@@ -415,7 +431,7 @@ def import_post(
     :raises InvalidStatement: see ``parse_statement``.
     """
     data = parse_statement(text, filename)
-    warnings = resolve_liquid(data, includes)
+    warnings = resolve_liquid(data, includes, known_posts)
     statement = _existing(data)
     if statement is None:
         statement = Statement(
@@ -452,10 +468,11 @@ def import_bundle(
     """Import the posts of a bundle (files, folders, zips), each on its own: a bad one is
     reported in ``errors`` and the rest still import."""
     report = ImportReport(errors=list(bundle.errors))
+    known = _post_paths(bundle)
     for post in bundle.posts:
         try:
             text = post.read().decode("utf-8-sig")
-            result = import_post(text, post.name, includes=bundle.includes)
+            result = import_post(text, post.name, includes=bundle.includes, known_posts=known)
         except InvalidStatement as error:
             db.session.rollback()
             report.errors.append((post.source, error.reason))
@@ -470,6 +487,20 @@ def import_bundle(
         if progress is not None:
             progress(post)
     return report
+
+
+def _post_paths(bundle: Bundle) -> dict[str, str]:
+    """Each post's path on the site by its file name, so that ``{% post_url %}`` finds a post
+    imported in the same go whatever the order (bad files are left to the import to report)."""
+    paths: dict[str, str] = {}
+    for post in bundle.posts:
+        try:
+            data = parse_statement(post.read().decode("utf-8-sig"), post.name)
+        except (InvalidStatement, UnicodeDecodeError, OSError):
+            continue
+        stem = re.sub(r"\.(md|markdown)$", "", post.name, flags=re.IGNORECASE)
+        paths[stem] = post_path(data.front_matter, data.slug, data.date)
+    return paths
 
 
 def import_paths(
