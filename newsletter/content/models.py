@@ -201,6 +201,7 @@ class FeedEntry(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     feed: Mapped[Feed] = relationship(back_populates="entries")
+    statement: Mapped[Statement | None] = relationship()
 
     def __repr__(self) -> str:
         return f"<FeedEntry {self.id} feed={self.feed_id} {self.guid!r}>"
