@@ -9,7 +9,7 @@
   became and the issue it opened.
 
 Revision ID: 0011
-Revises: 0005
+Revises: 0012
 Create Date: 2026-12-01 11:30:00
 
 """
@@ -18,7 +18,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0011"
-down_revision = "0005"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
