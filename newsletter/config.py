@@ -104,6 +104,20 @@ DEFAULTS: dict[str, Any] = {
     "ARCHIVE_IMAGE_MAX_BYTES": 5 * 1024 * 1024,
     "ARCHIVE_IMAGE_TIMEOUT": 5,
     "ARCHIVE_IMAGE_ALLOW_PRIVATE": False,
+    # The Jekyll site statements come from, e.g. "https://example.org/blog": its origin is
+    # `site.url`, its path `site.baseurl`; relative links and images resolve against it.
+    "SITE_URL": None,
+    # Zip files of posts (CLI, admin, API): caps checked on the headers and while reading.
+    "IMPORT_ZIP_MAX_BYTES": 20 * 1024 * 1024,  # all the files read, unpacked
+    "IMPORT_ZIP_MAX_FILE_BYTES": 1024 * 1024,  # one file, unpacked
+    "IMPORT_ZIP_MAX_FILES": 2000,  # entries in the zip, folders included
+    # Feeds (RSS/Atom) that become statements.
+    "FEEDS_ALLOW_PRIVATE": False,  # on: feeds may be on loopback and private addresses
+    "FEEDS_TIMEOUT": 10,  # seconds for each connect/read, and twice that for a whole fetch
+    "FEEDS_MAX_BYTES": 5 * 1024 * 1024,  # a feed longer than this is refused
+    "FEEDS_INTERVAL": 3600,  # seconds between polls of a new feed
+    "FEEDS_RETRY_SECONDS": 300,  # first wait after a failed poll; doubles with each failure
+    "FEEDS_MAX_BACKOFF": 24 * 3600,
 }
 
 CONSENT_IP_MODES = ("off", "truncated", "full")
@@ -143,6 +157,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     _check_broker(app)
     _check_smtp(app)
     _check_base_url(app)
+    _check_site_url(app)
     _check_from_address(app)
     _complete_site_name(app)
     _check_lease(app)
@@ -401,6 +416,20 @@ def _check_signup(app: Flask) -> None:
         value = app.config[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"NEWSLETTER_{name}", f"{value!r} is not a positive whole number")
+
+
+def _check_site_url(app: Flask) -> None:
+    """NEWSLETTER_SITE_URL is an absolute http(s) address (a path is the site's baseurl)."""
+    value = app.config.get("SITE_URL")
+    if not value:
+        app.config["SITE_URL"] = None
+        return
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            "SITE_URL", f"{value!r} is not an http(s) address like https://example.org/blog"
+        )
+    app.config["SITE_URL"] = str(value).rstrip("/")
 
 
 def _complete_site_name(app: Flask) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dramatiq
 
 from newsletter.audience import confirmation, import_jobs, welcome
+from newsletter.content import feeds
 from newsletter.delivery import transactional
 from newsletter.delivery.send import dispatcher
 
@@ -64,7 +65,15 @@ def run_import(job_id: int) -> None:
     import_jobs.run_job(job_id)
 
 
+# A failed poll is recorded on the feed with its own backoff (feeds.poll_feed), so Dramatiq
+# does not retry it as well.
+@dramatiq.actor(queue_name="default", max_retries=0)
+def poll_feed(feed_id: int) -> None:
+    """Poll one feed: its new entries become statements (and maybe draft issues)."""
+    feeds.poll_feed(feed_id)
+
+
 ACTORS = (
     send_confirmation, send_welcome, start_issue, send_batch, recover, send_transactional,
-    run_import,
+    run_import, poll_feed,
 )

@@ -83,6 +83,7 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.lists": {"GET": READ, "POST": ADMIN},
     "admin.media_library": {"GET": READ, "POST": EDIT},
     "admin.list_signup": {"GET": READ, "POST": ADMIN},  # the embeddable form, welcome mail
+    "admin.feeds": {"GET": READ, "POST": EDIT},  # turning on auto-send also takes SEND
     # composing
     "admin.issue_new": EDIT,
     "admin.issue_edit": EDIT,
@@ -103,6 +104,9 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.template_copy": EDIT,
     "admin.template_delete": EDIT,
     "admin.issue_kept_out": EDIT,
+    "admin.feed_edit": EDIT,
+    "admin.feed_delete": EDIT,
+    "admin.feed_poll": EDIT,
     # sending to lists
     "admin.issue_send": SEND,
     "admin.issue_schedule": SEND,

@@ -63,12 +63,16 @@ def expand_placeholders(html: str, values: dict[str, str]) -> str:
     return "".join(out)
 
 
-def render_body(source: str, values: dict[str, str]) -> tuple[str, str]:
+def render_body(
+    source: str, values: dict[str, str], *, base_url: str | None = None
+) -> tuple[str, str]:
     """A statement's or an intro's Markdown as mail shows it: (cleaned HTML, plain text).
 
     The one rendering step for the mail, the issue preview and the editor's live preview.
+    ``base_url``: a statement's address on its site, which relative links resolve against
+    (``statements.statement_url``); without it they are dropped.
     """
-    html = expand_placeholders(render_markdown(source), values)
+    html = expand_placeholders(render_markdown(source, base_url=base_url), values)
     return html, html_to_text(html)
 
 

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Callable
 from functools import lru_cache
 from html.parser import HTMLParser
+from urllib.parse import urljoin
 
 import nh3
 from markdown_it import MarkdownIt
+from mdit_py_plugins.footnote import footnote_plugin
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5",
     "h6", "hr", "i", "img", "li", "ol", "p", "pre", "s", "small", "strong", "sub", "sup",
     "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul", "figure", "figcaption",
-    "span", "div", "dl", "dt", "dd", "cite", "q", "mark", "kbd",
+    "span", "div", "dl", "dt", "dd", "cite", "q", "mark", "kbd", "section",
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {
-    "a": {"href", "title"},
+    "a": {"href", "title", "id"},
+    "li": {"id"},
     "img": {"src", "alt", "title", "width", "height"},
     "td": {"align", "colspan", "rowspan"},
     "th": {"align", "colspan", "rowspan"},
@@ -32,40 +36,66 @@ ALLOWED_ATTRIBUTES = {
 URL_SCHEMES = {"http", "https", "mailto"}
 _ABSOLUTE_URL = re.compile(r"^\s*(https?://|mailto:)", re.IGNORECASE)
 _URL_ATTRIBUTES = {"href", "src"}
+#: the ids footnotes link between (``#fn1`` ↔ ``#fnref1``, ``#fnref1:2`` for a second
+#: reference); no other id survives, so a statement cannot clobber the page's own elements
+_FOOTNOTE_ID = re.compile(r"^fn(ref)?\d{1,4}(:\d{1,4})?$")
+_FOOTNOTE_HREF = re.compile(r"^#fn(ref)?\d{1,4}(:\d{1,4})?$")
 
 
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
-    # CommonMark plus tables and ~~strike~~; linkify stays off so plain text is never rewritten.
-    return MarkdownIt("commonmark", {"html": True, "linkify": False}).enable(
-        ["table", "strikethrough"]
+    # CommonMark plus tables, ~~strike~~ and footnotes ([^1]); linkify stays off so plain
+    # text is never rewritten.
+    return (
+        MarkdownIt("commonmark", {"html": True, "linkify": False})
+        .enable(["table", "strikethrough"])
+        .use(footnote_plugin)
     )
 
 
-def _keep_absolute_urls(tag: str, attribute: str, value: str) -> str | None:
-    """Drop relative URLs: in an inbox they point nowhere (nh3 checks the schemes)."""
-    if attribute in _URL_ATTRIBUTES and not _ABSOLUTE_URL.match(value):
-        return None
-    return value
+def _url_filter(base_url: str | None) -> Callable[[str, str, str], str | None]:
+    """nh3's attribute filter: relative URLs are made absolute against ``base_url`` when
+    there is one, and dropped otherwise (in an inbox they point nowhere); nh3 then checks
+    the schemes. Footnote anchors (``#fn1``) stay: they point within the message."""
+
+    def keep(tag: str, attribute: str, value: str) -> str | None:
+        if attribute == "id":
+            return value if _FOOTNOTE_ID.match(value) else None
+        if attribute in _URL_ATTRIBUTES and not _ABSOLUTE_URL.match(value):
+            if _FOOTNOTE_HREF.match(value.strip()):
+                return value.strip()
+            if base_url and value.strip():
+                return urljoin(base_url, value.strip())
+            return None
+        return value
+
+    return keep
 
 
-def clean_html(html: str) -> str:
-    """Clean an HTML fragment: formatting tags only, absolute http(s)/mailto URLs only."""
+def clean_html(html: str, *, base_url: str | None = None) -> str:
+    """Clean an HTML fragment: formatting tags only, absolute http(s)/mailto URLs only.
+
+    :param base_url: the address relative links and images are resolved against (a
+        statement's page on its site); without it they are dropped.
+    """
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,
         clean_content_tags={"script", "style"},
         attributes=ALLOWED_ATTRIBUTES,
-        attribute_filter=_keep_absolute_urls,
+        attribute_filter=_url_filter(base_url),
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
 
 
-def render_markdown(source: str) -> str:
-    """Render Markdown (raw HTML allowed) to cleaned HTML, safe to insert in pages and mail."""
-    return clean_html(_parser().render(source))
+def render_markdown(source: str, *, base_url: str | None = None) -> str:
+    """Render Markdown (raw HTML allowed) to cleaned HTML, safe to insert in pages and mail.
+
+    :param base_url: see ``clean_html``.
+    """
+    return clean_html(_parser().render(source), base_url=base_url)
 
 
 def markdown_to_text(source: str, *, width: int = 78) -> str:

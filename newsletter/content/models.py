@@ -6,7 +6,18 @@ import enum
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Column, Date, ForeignKey, Integer, String, Table, Text, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy import false as sa_false
 from sqlalchemy.ext.orderinglist import ordering_list
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -155,3 +166,64 @@ class Issue(db.Model):  # type: ignore[name-defined]
 
     def __repr__(self) -> str:
         return f"<Issue {self.id} {self.status.value} {self.subject!r}>"
+
+
+feed_lists = Table(
+    "feed_lists",
+    db.metadata,
+    Column("feed_id", Integer, ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True),
+    Column("list_id", Integer, ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Feed(db.Model):  # type: ignore[name-defined]
+    """An RSS or Atom feed the workers poll; each new entry becomes a statement."""
+
+    __tablename__ = "feeds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    # What the last answer said, sent back as If-None-Match / If-Modified-Since.
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    interval: Mapped[int] = mapped_column(default=3600)  # seconds between polls
+    failures: Mapped[int] = mapped_column(default=0)  # polls failed in a row (the backoff)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    auto_open_draft: Mapped[bool] = mapped_column(default=False)
+    # Sending stays an editor's act unless this is turned on for the feed.
+    auto_send: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    lists: Mapped[list[MailingList]] = relationship(secondary=feed_lists)
+    entries: Mapped[list[FeedEntry]] = relationship(
+        back_populates="feed", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"<Feed {self.id} {self.url}>"
+
+
+class FeedEntry(db.Model):  # type: ignore[name-defined]
+    """An entry of a feed already seen (by its guid), and the statement it became."""
+
+    __tablename__ = "feed_entries"
+    __table_args__ = (UniqueConstraint("feed_id", "guid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
+    guid: Mapped[str] = mapped_column(String(500))
+    statement_id: Mapped[int | None] = mapped_column(
+        ForeignKey("statements.id", ondelete="SET NULL")
+    )
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    feed: Mapped[Feed] = relationship(back_populates="entries")
+    statement: Mapped[Statement | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<FeedEntry {self.id} feed={self.feed_id} {self.guid!r}>"

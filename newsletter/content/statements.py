@@ -13,19 +13,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path, PurePath
-from typing import Any
+from typing import IO, Any
 
 import frontmatter
 import yaml
+from flask import current_app
 from sqlalchemy import select
 
-from newsletter.content.markdown import render_markdown
+from newsletter.content import archives
+from newsletter.content.archives import Bundle, PostSource
+from newsletter.content.jekyll import Site, page_variables, post_path, post_url, render_liquid
+from newsletter.content.markdown import html_to_text, render_markdown
 from newsletter.content.models import Statement
 from newsletter.errors import InvalidStatement
 from newsletter.extensions import db
 from newsletter.models import get_or_raise
 
-MARKDOWN_SUFFIXES = (".md", ".markdown")
+MARKDOWN_SUFFIXES = archives.MARKDOWN_SUFFIXES
 _JEKYLL_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
 _LEADING_DATE = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
 # The opening of an ATX heading and the rest of the line; the closing #s are taken off in
@@ -95,6 +99,10 @@ class ImportReport:
     created: list[Statement] = field(default_factory=list)
     updated: list[Statement] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    #: each post imported, in order, with what changed
+    results: list[ImportResult] = field(default_factory=list)
+    #: (source, warning): Liquid tags removed, links that cannot be resolved
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
 
 def slugify(value: str) -> str:
@@ -305,65 +313,228 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+@dataclass
+class ImportResult:
+    """One post imported: the statement, whether it is new, what changed, and warnings."""
+
+    statement: Statement
+    created: bool
+    changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line: ``created SLUG``, ``updated SLUG: title, body`` or ``unchanged SLUG``."""
+        slug = self.statement.slug
+        if self.created:
+            return f"created {slug}"
+        if not self.changes:
+            return f"unchanged {slug}"
+        return f"updated {slug}: {', '.join(self.changes)}"
+
+
+def site() -> Site:
+    """The site statements come from (``NEWSLETTER_SITE_URL``)."""
+    return Site.from_address(current_app.config.get("SITE_URL"), current_app.config["SITE_NAME"])
+
+
+def _find_post_path(name: str, known: dict[str, str] | None = None) -> str | None:
+    """``{% post_url 2020-11-03-slug %}``: the path of that post among those imported with
+    this one (``known``, by file name), else of the statement imported from it before."""
+    if known and name in known:
+        return known[name]
+    stem = _JEKYLL_NAME.match(name)
+    slug = slugify(stem.group(4) if stem else name)
+    found = db.session.scalar(select(Statement).where(Statement.slug == slug))
+    if found is None:
+        return None
+    address = statement_url(found)
+    root = site().root
+    return address[len(root):] if root and address.startswith(root) else None
+
+
+def resolve_liquid(
+    data: StatementData,
+    includes: dict[str, str] | None = None,
+    known_posts: dict[str, str] | None = None,
+) -> list[str]:
+    """Resolve the Liquid in ``data.body`` in place (unless ``render_with_liquid: false``);
+    the warnings: tags removed and why, relative links that cannot be resolved.
+
+    :param known_posts: the paths of the posts imported together, by Jekyll file name
+        (without ``.md``), for ``{% post_url %}``.
+    """
+    where = site()
+    warnings: list[str] = []
+    if data.front_matter.get("render_with_liquid", True) is not False:
+        page = page_variables(where, data.front_matter, data.slug, data.title, data.date)
+        data.body, warnings = render_liquid(
+            data.body, site=where, page=page, includes=includes,
+            find_post=lambda name: _find_post_path(name, known_posts),
+        )  # fmt: skip
+        if "\x00" in data.body:
+            raise InvalidStatement(data.slug, "an include holds NUL characters")
+    if not post_url(where, data.front_matter, data.slug, data.date) and _RELATIVE.search(
+        data.body
+    ):
+        warnings.append(
+            "relative links and images are left out of mail: set NEWSLETTER_SITE_URL "
+            "(or give the post an absolute permalink)"
+        )
+    return warnings
+
+
+_RELATIVE = re.compile(
+    r"\]\(\s*<?(?!https?:|mailto:|#)[^)\s]|(?:src|href)\s*=\s*[\"']?(?!https?:|mailto:|#)[^\s>]",
+    re.IGNORECASE,
+)
+
+
+def _existing(data: StatementData) -> Statement | None:
+    """The statement this post updates: the same slug, else the same permalink."""
+    found = db.session.scalar(select(Statement).where(Statement.slug == data.slug))
+    permalink = data.front_matter.get("permalink")
+    if found is None and isinstance(permalink, str) and permalink.strip():
+        found = db.session.scalars(
+            select(Statement)
+            .where(Statement.front_matter["permalink"].as_string() == permalink)
+            .order_by(Statement.id)
+        ).first()
+    return found
+
+
+def _changes(statement: Statement, data: StatementData) -> list[str]:
+    """What an update changes, by name: title, author, date, body, front matter (keys)."""
+    changes = [
+        name for name in ("title", "author", "date", "body")
+        if getattr(statement, name) != getattr(data, name)
+    ]  # fmt: skip
+    old, new = statement.front_matter or {}, data.front_matter
+    keys = sorted(
+        key for key in set(old) | set(new)
+        if old.get(key) != new.get(key) and key not in changes  # title: said once
+    )  # fmt: skip
+    if keys:
+        changes.append(f"front matter ({', '.join(keys)})")
+    return changes
+
+
+def import_post(
+    text: str,
+    filename: str | None = None,
+    *,
+    includes: dict[str, str] | None = None,
+    known_posts: dict[str, str] | None = None,
+) -> ImportResult:
+    """Parse a post, resolve its Liquid and store it, updating the statement with the same
+    slug (or, failing that, the same ``permalink``); the result says what changed.
+
+    :raises InvalidStatement: see ``parse_statement``.
+    """
+    data = parse_statement(text, filename)
+    warnings = resolve_liquid(data, includes, known_posts)
+    statement = _existing(data)
+    if statement is None:
+        statement = Statement(
+            slug=data.slug, title=data.title, author=data.author, date=data.date,
+            body=data.body, front_matter=data.front_matter,
+        )  # fmt: skip
+        db.session.add(statement)
+        db.session.commit()
+        return ImportResult(statement, True, [], warnings)
+    changes = _changes(statement, data)
+    if changes:  # an unchanged post leaves updated_at alone
+        statement.title = data.title
+        statement.author = data.author
+        statement.date = data.date
+        statement.body = data.body
+        statement.front_matter = data.front_matter
+    db.session.commit()
+    return ImportResult(statement, False, changes, warnings)
+
+
 def import_statement(text: str, filename: str | None = None) -> tuple[Statement, bool]:
     """Parse and store a statement, updating the one with the same slug.
 
     :returns: the statement and whether it was created (False: updated).
     :raises InvalidStatement: see ``parse_statement``.
     """
-    data = parse_statement(text, filename)
-    statement = db.session.scalar(select(Statement).where(Statement.slug == data.slug))
-    created = statement is None
-    if statement is None:
-        statement = Statement(slug=data.slug)
-        db.session.add(statement)
-    statement.title = data.title
-    statement.author = data.author
-    statement.date = data.date
-    statement.body = data.body
-    statement.front_matter = data.front_matter
-    db.session.commit()
-    return statement, created
+    result = import_post(text, filename)
+    return result.statement, result.created
+
+
+def import_bundle(
+    bundle: Bundle, *, progress: Callable[[PostSource], None] | None = None
+) -> ImportReport:
+    """Import the posts of a bundle (files, folders, zips), each on its own: a bad one is
+    reported in ``errors`` and the rest still import."""
+    report = ImportReport(errors=list(bundle.errors))
+    known = _post_paths(bundle)
+    for post in bundle.posts:
+        try:
+            text = post.read().decode("utf-8-sig")
+            result = import_post(text, post.name, includes=bundle.includes, known_posts=known)
+        except InvalidStatement as error:
+            db.session.rollback()
+            report.errors.append((post.source, error.reason))
+        except UnicodeDecodeError:
+            report.errors.append((post.source, "not UTF-8 text"))
+        except OSError as error:
+            report.errors.append((post.source, error.strerror or str(error)))
+        else:
+            (report.created if result.created else report.updated).append(result.statement)
+            report.results.append(result)
+            report.warnings.extend((post.source, warning) for warning in result.warnings)
+        if progress is not None:
+            progress(post)
+    return report
+
+
+def _post_paths(bundle: Bundle) -> dict[str, str]:
+    """Each post's path on the site by its file name, so that ``{% post_url %}`` finds a post
+    imported in the same go whatever the order (bad files are left to the import to report)."""
+    paths: dict[str, str] = {}
+    for post in bundle.posts:
+        try:
+            data = parse_statement(post.read().decode("utf-8-sig"), post.name)
+        except (InvalidStatement, UnicodeDecodeError, OSError):
+            continue
+        stem = re.sub(r"\.(md|markdown)$", "", post.name, flags=re.IGNORECASE)
+        paths[stem] = post_path(data.front_matter, data.slug, data.date)
+    return paths
 
 
 def import_paths(
     paths: list[Path], *, progress: Callable[[Path], None] | None = None
 ) -> ImportReport:
-    """Import Markdown files and folders of them (``*.md`` / ``*.markdown``, recursively).
+    """Import Markdown files, folders of them (``*.md`` / ``*.markdown``, recursively; only
+    ``_posts`` when there is one) and zip files of Jekyll sites.
 
     Each file stands alone: a bad one is reported in ``errors`` and the rest still import.
     ``progress`` is called after each file (the CLI draws its progress bar with it).
+
+    :raises UnsafeArchive: a zip is refused; nothing at all is imported then.
     """
-    report = ImportReport()
-    files, report.errors = markdown_files(paths)
-    for file in files:
-        try:
-            text = file.read_text(encoding="utf-8-sig")
-            statement, created = import_statement(text, file.name)
-        except InvalidStatement as error:
-            db.session.rollback()
-            report.errors.append((str(file), error.reason))
-        except UnicodeDecodeError:
-            report.errors.append((str(file), "not UTF-8 text"))
-        except OSError as error:
-            report.errors.append((str(file), error.strerror or str(error)))
-        else:
-            (report.created if created else report.updated).append(statement)
-        if progress is not None:
-            progress(file)
-    return report
+    bundle = archives.from_paths(paths)
+    step = (lambda post: progress(Path(post.source))) if progress is not None else None
+    return import_bundle(bundle, progress=step)
+
+
+def import_zip(handle: IO[bytes], source: str = "upload.zip") -> ImportReport:
+    """Import the posts of a zip file (an upload, an API body).
+
+    :raises UnsafeArchive: the zip is refused whole; nothing is imported.
+    """
+    return import_bundle(archives.read_zip(handle, source, limits=archives.Limits.from_config()))
 
 
 def markdown_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """The files an import of ``paths`` reads, and the paths that name nothing to import."""
+    """The files an import of ``paths`` reads (zips counted as one), and the paths that
+    name nothing to import."""
     files: list[Path] = []
     errors: list[tuple[str, str]] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(
-                item for item in path.rglob("*")
-                if item.is_file() and item.suffix.lower() in MARKDOWN_SUFFIXES
-            )  # fmt: skip
+            found = [post.path for post in archives.from_folder(path).posts if post.path]
             if not found:
                 errors.append((str(path), "no .md or .markdown files in this folder"))
             files.extend(found)
@@ -390,6 +561,18 @@ def get_statement(statement_id: int) -> Statement:
     return get_or_raise(Statement, statement_id, "statement")
 
 
+def statement_url(statement: Statement) -> str:
+    """The statement's address on its site: an absolute ``permalink``, else the site's
+    address and the post's path (Jekyll's default permalink); "" when the site is unknown."""
+    return post_url(site(), statement.front_matter or {}, statement.slug, statement.date)
+
+
 def statement_html(statement: Statement) -> str:
-    """The statement's body as cleaned HTML."""
-    return render_markdown(statement.body)
+    """The statement's body as cleaned HTML; relative links and images made absolute
+    against its address on the site."""
+    return render_markdown(statement.body, base_url=statement_url(statement) or None)
+
+
+def statement_text(statement: Statement, *, width: int = 78) -> str:
+    """The statement's body as plain text for the text part of a mail."""
+    return html_to_text(statement_html(statement), width=width)

@@ -22,6 +22,7 @@ from flask import Flask
 from newsletter import audit
 from newsletter.audience import import_jobs
 from newsletter.broker import start_workers, stop_worker
+from newsletter.content import feeds
 from newsletter.delivery.control import actions as control
 from newsletter.delivery.send.dispatcher import recover_unstarted
 from newsletter.delivery.send.stalls import STALL_SECONDS, StallWatch
@@ -132,6 +133,7 @@ class Sweeper(threading.Thread):
                     self.stalls.check()  # sends whose queued jobs were lost
                     audit.purge_expired()  # audit events past NEWSLETTER_AUDIT_RETENTION_DAYS
                     import_jobs.recover_stalled()  # imports whose worker died
+                    feeds.enqueue_due()  # RSS/Atom feeds due for a poll: once across workers
                 except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeper
                     log.exception("sweep failed")
                 finally:

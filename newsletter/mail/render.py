@@ -26,6 +26,7 @@ from newsletter.content.archive import archive_url as issue_archive_url
 from newsletter.content.archive import meant_for_public
 from newsletter.content.compose import render_body
 from newsletter.content.models import Issue, Template
+from newsletter.content.statements import statement_url
 from newsletter.content.templates import default_template
 from newsletter.errors import TemplateError
 
@@ -200,7 +201,9 @@ def issue_context(issue: Issue) -> dict[str, Any]:
     values = body_values(issue, list_name=list_name, archive_url=archive_url)
     statements = []
     for statement in issue.statements:
-        html, text = render_body(statement.body, values)
+        # relative links and images resolve against the post's address on its site
+        base = statement_url(statement) or None
+        html, text = render_body(statement.body, values, base_url=base)
         statements.append({
             "title": statement.title,
             "author": statement.author or "",

@@ -337,7 +337,7 @@ def test_cli_imports_and_exits_1_on_errors(runner: FlaskCliRunner, tmp_path: Pat
 
     result = runner.invoke(args=["statements", "import", str(tmp_path)])
     assert result.exit_code == 1
-    assert "updated  good" in result.output
+    assert "unchanged good" in result.output
     assert f"error    {bad}: no title" in result.output
     assert "0 created, 1 updated, 1 error" in result.output
 

@@ -20,6 +20,7 @@ from newsletter.web.admin import (  # noqa: F401
     desk,
     embed,
     factors,
+    feeds,
     formatting,
     imports,
     issue_desk,

@@ -163,13 +163,17 @@ class ImportForm(FlaskForm):
     )
 
 
+#: a zip of a Jekyll site's posts may be larger than one file (its caps apply unpacked)
+MAX_ZIP_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
 class StatementImportForm(FlaskForm):
     file = FileField(
-        "Markdown file",
+        "Markdown or zip file",
         validators=[
             Optional(),
-            FileAllowed(["md", "markdown", "txt"], "A .md file, please."),
-            FileSize(MAX_UPLOAD_BYTES),
+            FileAllowed(["md", "markdown", "txt", "zip"], "A .md or .zip file, please."),
+            FileSize(MAX_ZIP_UPLOAD_BYTES),
         ],
     )
     markdown = TextAreaField(

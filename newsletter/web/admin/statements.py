@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from flask import redirect, render_template, url_for
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
@@ -11,12 +11,13 @@ from werkzeug.wrappers import Response
 
 from newsletter.auth.permissions import may_open
 from newsletter.content.models import Statement
-from newsletter.content.statements import get_statement, import_statement, statement_html
+from newsletter.content.statements import get_statement, statement_html
 from newsletter.content.writing import mark_previewed
 from newsletter.errors import NewsletterError
 from newsletter.extensions import db
 from newsletter.web.admin.blueprint import bp
 from newsletter.web.admin.forms import ActionForm, StatementImportForm
+from newsletter.web.admin.statement_import import import_upload, is_zip
 
 
 def _newest_first() -> list[Statement]:
@@ -45,16 +46,18 @@ def statements() -> str | Response | tuple[str, int]:
     form = StatementImportForm()
     if form.validate_on_submit():
         try:
+            if is_zip(form.file.data):
+                # a zip of posts: a summary of what each did, on the list of statements
+                import_upload(form.file.data)
+                return redirect(url_for("admin.statements"))
             text, filename = _read_upload(form)
-            statement, created = import_statement(text, filename)
+            statement = import_upload(text, filename)
         except UnicodeDecodeError:
             form.file.errors = ["The file is not UTF-8 text."]
         except NewsletterError as error:
             target = form.file if form.file.data else form.markdown
             target.errors = [*target.errors, error.message]
         else:
-            verb = "imported" if created else "updated"
-            flash(f"Statement “{statement.title}” {verb}.", "success")
             return redirect(url_for("admin.statement", statement_id=statement.id))
     status = 422 if form.errors else 200
     return render_template("admin/statements.html", form=form, statements=_newest_first()), status

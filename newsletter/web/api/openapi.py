@@ -16,7 +16,7 @@ from flask import Flask, Response, current_app, jsonify
 from flask_smorest.spec.plugins import FlaskPlugin
 
 from newsletter.web.api.blueprint import bp
-from newsletter.web.api.schemas import ErrorSchema
+from newsletter.web.api.schemas import ErrorSchema, StatementZipImportSchema
 
 PREFIX = "/api/v1"
 JSON = "application/json"
@@ -106,6 +106,8 @@ def register(app: Flask) -> None:
                 "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}
             }
         api.spec.components.response(name, response)
+    # named in POST /statements' oneOf answer, so it must be a component of its own
+    api.spec.components.schema("StatementZipImport", schema=StatementZipImportSchema)
     api.register_blueprint(bp, url_prefix=PREFIX)
     app.extensions["newsletter_api"] = api
 

@@ -299,6 +299,30 @@ class StatementSchema(StatementSummarySchema):
     front_matter = JsonObject()
 
 
+class StatementImportSchema(StatementSchema):
+    changes = fields.List(
+        fields.String(),
+        metadata={"description": "what an update changed: title, author, date, body, "
+                                 "front matter (its keys); empty when created or unchanged"},
+    )
+    warnings = fields.List(
+        fields.String(),
+        metadata={"description": "Liquid tags removed and why, links that cannot be resolved"},
+    )
+
+
+class ImportErrorSchema(Answer):
+    source = fields.String(metadata={"description": "the file in the zip"})
+    reason = fields.String()
+
+
+class StatementZipImportSchema(Answer):
+    items = fields.List(fields.Nested(StatementImportSchema))
+    created = fields.Integer(metadata={"description": "how many statements are new"})
+    updated = fields.Integer(metadata={"description": "how many existed (changed or not)"})
+    errors = fields.List(fields.Nested(ImportErrorSchema))
+
+
 class StatementPageSchema(Answer):
     items = fields.List(fields.Nested(StatementSummarySchema))
 
