@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import ColumnElement, and_, select
@@ -105,3 +106,22 @@ def _base_url() -> str:
     if has_app_context():
         return str(current_app.config.get("BASE_URL") or "http://localhost").rstrip("/")
     return "http://localhost"
+
+
+def contents_as_sent(issue: Issue) -> dict[str, Any]:
+    """The intro and statements (their Markdown and what the page shows of them), to keep
+    with the issue when sending starts: the archive page of a sent issue shows what was
+    sent, whatever becomes of its statements later."""
+    return {
+        "intro": issue.intro or "",
+        "statements": [
+            {
+                "title": statement.title,
+                "slug": statement.slug,
+                "author": statement.author or "",
+                "date": statement.date.isoformat() if statement.date else None,
+                "body": statement.body,
+            }
+            for statement in issue.statements
+        ],
+    }

@@ -137,6 +137,10 @@ class Issue(db.Model):  # type: ignore[name-defined]
     rendered_subject: Mapped[str | None] = mapped_column(String(300))
     rendered_html: Mapped[str | None] = mapped_column(Text)
     rendered_text: Mapped[str | None] = mapped_column(Text)
+    # What the archive page shows, fixed with the rendering: the intro and statements as
+    # sent (``content/archive.py``), so editing or deleting a statement later changes no
+    # sent issue's page.
+    archived_contents: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     total_count: Mapped[int] = mapped_column(default=0)
     # The archive: the permalink's slug (made from the subject when sending starts, then
     # never changed), and an editor's choice to keep a public issue out of it.

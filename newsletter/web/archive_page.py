@@ -8,11 +8,13 @@ or proxied (``content/remote_images.py``), so the page makes no request to anoth
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask import Response, current_app, url_for
 from markupsafe import Markup
 
+from newsletter.content.archive import contents_as_sent
 from newsletter.content.markdown import render_markdown
 from newsletter.content.models import Issue
 from newsletter.content.remote_images import (
@@ -42,20 +44,27 @@ def _safe_html(markdown: str) -> Markup:
 
 
 def contents(issue: Issue) -> dict[str, Any]:
-    """What ``public/archive_issue.html`` shows of the issue."""
+    """What ``public/archive_issue.html`` shows of the issue: its contents as sent (kept
+    when sending started), or as they are now for an issue sent before they were kept."""
+    kept = issue.archived_contents or contents_as_sent(issue)
+    intro = str(kept.get("intro") or "")
     return {
-        "intro_html": _safe_html(issue.intro) if (issue.intro or "").strip() else None,
+        "intro_html": _safe_html(intro) if intro.strip() else None,
         "statements": [
             {
-                "title": statement.title,
-                "slug": statement.slug,
-                "author": statement.author or "",
-                "date": format_date(statement.date),
-                "html": _safe_html(statement.body),
+                "title": statement["title"],
+                "slug": statement["slug"],
+                "author": statement["author"],
+                "date": format_date(_date(statement.get("date"))),
+                "html": _safe_html(statement["body"]),
             }
-            for statement in issue.statements
+            for statement in kept.get("statements", [])
         ],
     }
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
 
 
 def proxy_image(url: str, given_signature: str) -> Response:

@@ -225,3 +225,21 @@ def test_the_proxy_refuses_private_addresses_unless_allowed(image_server: str) -
 
 def test_the_image_route_is_closed_in_link_mode(client: FlaskClient) -> None:
     assert client.get("/archive/image?u=http://x/y.png&s=abc").status_code == 404
+
+
+def test_a_sent_issues_page_keeps_what_was_sent_when_its_statement_changes_or_goes(
+    client: FlaskClient, run_jobs: Callable[[], None]
+) -> None:
+    from newsletter.content.writing import delete_statement, update_statement
+
+    issue = sent("As it was", run_jobs=run_jobs, title="Our statement",
+                 body="The words we *sent*.")
+    statement = issue.statements[0]
+    update_statement(statement.id, title="Rewritten", body="Other words entirely.")
+    shown = page(client.get(f"/archive/{issue.slug}"))
+    assert "Our statement" in shown and "The words we <em>sent</em>." in shown
+    assert "Rewritten" not in shown and "Other words" not in shown
+
+    delete_statement(statement.id)
+    still = page(client.get(f"/archive/{issue.slug}"))
+    assert "Our statement" in still and "The words we <em>sent</em>." in still

@@ -25,7 +25,7 @@ from sqlalchemy import func, select, update
 
 from newsletter import queue
 from newsletter.audience.models import MailingList
-from newsletter.content.archive import assign_slug
+from newsletter.content.archive import assign_slug, contents_as_sent
 from newsletter.content.models import Issue, IssueStatus, issue_lists
 from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.delivery.send import outcomes, snapshot
@@ -97,6 +97,7 @@ def request_send(issue_id: int) -> None:
             rendered_subject=rendered.subject,
             rendered_html=rendered.html,
             rendered_text=rendered.text,
+            archived_contents=contents_as_sent(issue),
             max_subscriber_id=ceiling,
             slug=slug,
             send_error=None,
@@ -165,7 +166,7 @@ def _complete_audience(issue_id: int) -> None:
             .values(
                 status=IssueStatus.DRAFT, started_at=None, finished_at=None, total_count=0,
                 max_subscriber_id=None, rendered_subject=None, rendered_html=None,
-                rendered_text=None, send_error=EMPTY_AT_SNAPSHOT,
+                rendered_text=None, archived_contents=None, send_error=EMPTY_AT_SNAPSHOT,
             )
         )
         db.session.commit()
