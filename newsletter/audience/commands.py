@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -81,6 +82,9 @@ def list_lists_command() -> None:
 @click.option("--encoding", default=None, help="The file's encoding [default: detected].")
 @click.option("--delimiter", default=None,
               help="The delimiter: , ; | or tab [default: detected].")
+@click.option("--label", default="",
+              help="How these people consented; kept with the file's name in each new "
+                   "subscription's record of consent.")
 def import_command(
     file: Path,
     list_slug: str | None,
@@ -90,6 +94,7 @@ def import_command(
     overwrite: bool,
     encoding: str | None,
     delimiter: str | None,
+    label: str,
 ) -> None:
     """Import subscribers from a CSV or TSV file with a header row.
 
@@ -99,8 +104,11 @@ def import_command(
     0 when the file was imported, 1 only when it was refused whole.
     """
     try:
-        options = _options(list_slug, mode, confirmed, send_confirmations, overwrite,
-                           encoding, delimiter)
+        options = replace(
+            _options(list_slug, mode, confirmed, send_confirmations, overwrite, encoding,
+                     delimiter),
+            file_name=file.name, label=label,
+        )
         result = _import_with_progress(file, options)
     except NewsletterError as error:
         raise click.ClickException(error.message) from None

@@ -86,6 +86,7 @@ def create_job(
         list_id=list_id,
         mode=options.mode,
         options={
+            "label": options.label,
             "overwrite": options.overwrite,
             "send_confirmations": options.send_confirmations,
             "encoding": options.encoding,
@@ -141,6 +142,8 @@ def _options(job: ImportJob) -> ImportOptions:
         send_confirmations=bool(stored.get("send_confirmations", True)),
         encoding=stored.get("encoding"),
         delimiter=stored.get("delimiter"),
+        file_name=job.file_name,
+        label=str(stored.get("label") or ""),
     )
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from newsletter import queue
 from newsletter.audience import csvsource, gate
 from newsletter.audience.addresses import MAX_LENGTH, normalise_email
+from newsletter.audience.consent import import_consent
 from newsletter.audience.csvsource import FileRefused
 from newsletter.audience.lists import get_list_by_slug
 from newsletter.audience.models import (
@@ -76,6 +77,8 @@ class ImportOptions:
     :param send_confirmations: in ``unconfirmed`` mode, mail each a confirmation link.
     :param encoding: the file's encoding, or None to detect it.
     :param delimiter: the file's delimiter, or None to detect it.
+    :param file_name: the file's name and ``label`` what the importer said about how its
+        people consented: both go into each new subscription's record of consent.
     """
 
     list_slug: str | None
@@ -84,6 +87,8 @@ class ImportOptions:
     send_confirmations: bool = True
     encoding: str | None = None
     delimiter: str | None = None
+    file_name: str = ""
+    label: str = ""
 
 
 @dataclass
@@ -718,11 +723,12 @@ class _ChunkWriter:
                               now: Any) -> None:
         status = SubscriptionStatus.CONFIRMED if confirmed else SubscriptionStatus.UNCONFIRMED
         source = ConsentSource.IMPORT
+        detail = import_consent(self.options.file_name, self.options.label)["consent_detail"]
         if self.postgresql:
             statement = text(
                 "INSERT INTO subscriptions (subscriber_id, list_id, status, consent_source, "
-                "created_at, confirmed_at) "
-                "SELECT subscriber_id, list_id, :status, :source, :now, :confirmed_at "
+                "consent_detail, created_at, confirmed_at) "
+                "SELECT subscriber_id, list_id, :status, :source, :detail, :now, :confirmed_at "
                 "FROM import_pairs ON CONFLICT DO NOTHING"
             ).bindparams(
                 bindparam("now", type_=UTCDateTime()),
@@ -734,6 +740,7 @@ class _ChunkWriter:
                 {
                     "status": status.value,
                     "source": source.value,
+                    "detail": detail,
                     "now": now,
                     "confirmed_at": now if confirmed else None,
                 },
@@ -743,7 +750,8 @@ class _ChunkWriter:
             Subscription.__table__.insert().prefix_with("OR IGNORE"),
             [
                 {"subscriber_id": s, "list_id": lst, "status": status, "consent_source": source,
-                 "created_at": now, "confirmed_at": now if confirmed else None}
+                 "consent_detail": detail, "created_at": now,
+                 "confirmed_at": now if confirmed else None}
                 for s, lst in pairs
             ],
         )

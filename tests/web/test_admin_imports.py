@@ -201,3 +201,29 @@ def test_a_running_job_with_a_live_lease_is_left_alone(app: Flask) -> None:
     import_jobs.run_job(job.id)  # another worker holds it
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+def consent_of(email: str) -> str | None:
+    db.session.remove()
+    return db.session.scalar(
+        select(Subscription.consent_detail).join(Subscriber).where(Subscriber.email == email)
+    )
+
+
+def test_an_imports_subscriptions_record_the_file_and_the_label_as_their_consent(
+    client: FlaskClient, app: Flask, run_jobs: Callable[[], None], tmp_path: Any
+) -> None:
+    make_list("news", optin=OptIn.SINGLE)
+    upload(client, b"email\nfair@example.org\n", name="fair-2026.csv",
+           label="signed up on paper at the fair")
+    run_jobs()
+    expected = "import of fair-2026.csv: signed up on paper at the fair"
+    assert consent_of("fair@example.org") == expected
+
+    people = tmp_path / "newsletter-list.csv"
+    people.write_text("email\ncli@example.org\n")
+    result = app.test_cli_runner().invoke(args=[
+        "subscribers", "import", str(people), "--list", "news", "--label", "old mailing list",
+    ])
+    assert result.exit_code == 0, result.output
+    assert consent_of("cli@example.org") == "import of newsletter-list.csv: old mailing list"

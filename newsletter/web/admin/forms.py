@@ -146,6 +146,12 @@ class ImportForm(FlaskForm):
         default="overwrite",
         validators=[DataRequired()],
     )
+    label = StringField(
+        "How did these people consent?",
+        description="Kept with each new subscription's record of consent, with the file's "
+        "name (for example: signed up on paper at the 2026 fair).",
+        validators=[Optional(), Length(max=200)],
+    )
     encoding = SelectField(
         "Encoding",
         choices=choices([

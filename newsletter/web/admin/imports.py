@@ -42,6 +42,8 @@ def subscribers_import() -> str | Response | tuple[str, int]:
             send_confirmations=True,
             encoding=form.encoding.data or None,
             delimiter=form.delimiter.data or None,
+            file_name=upload.filename or "",
+            label=(form.label.data or "").strip(),
         )
         try:
             job = import_jobs.create_job(
