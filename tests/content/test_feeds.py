@@ -21,7 +21,7 @@ from newsletter.content.statements import statement_html
 from newsletter.errors import ValidationError
 from newsletter.extensions import db
 from newsletter.models import utcnow
-from tests.factories import make_list
+from tests.factories import make_list, make_subscriber
 from tests.feed_server import Document, FeedServer, atom, rss
 
 ETAG = '"v1"'
@@ -149,7 +149,7 @@ def test_a_new_entry_opens_a_draft_issue_and_is_not_sent_by_default(
 
 
 def test_automatic_sending_only_when_turned_on(app: Flask, server: FeedServer) -> None:
-    make_list("news")
+    make_subscriber(lists=(make_list("news"),))  # someone to send to
     with pytest.raises(ValidationError) as refused:
         feeds.add_feed(server.url("/x.xml"), list_slugs=["news"], auto_send=True)
     assert refused.value.field == "auto_send"

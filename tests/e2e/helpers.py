@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from playwright.sync_api import ConsoleMessage, Page
+    from playwright.sync_api import ConsoleMessage, Page, Request
 
 
 @dataclass
@@ -47,10 +47,14 @@ class Console:
         self.complaints: list[str] = []
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.complaints.append(f"page error: {error}"))
-        page.on(
-            "requestfailed",
-            lambda request: self.complaints.append(f"failed: {request.url} {request.failure}"),
-        )
+        page.on("requestfailed", self._failed)
+
+    def _failed(self, request: Request) -> None:
+        # The browser drops the favicon's request when the page it was for is left at
+        # once (a quick click or submit): not a failure of the site.
+        if request.failure == "net::ERR_ABORTED" and request.url.endswith("/favicon.svg"):
+            return
+        self.complaints.append(f"failed: {request.url} {request.failure}")
 
     def _console(self, message: ConsoleMessage) -> None:
         if message.type in {"error", "warning"}:

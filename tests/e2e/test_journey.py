@@ -142,6 +142,12 @@ def test_statement_reaches_a_confirmed_reader_once_and_stops_after_one_click_uns
     assert subscription_status() == SubscriptionStatus.UNSUBSCRIBED
 
     mailbox.reset()
+    # Someone else still reads the list (an issue to nobody is refused before it starts).
+    from newsletter.audience.lists import get_list_by_slug
+    from tests.factories import make_subscriber
+
+    make_subscriber("other@example.org", lists=(get_list_by_slug("news"),))
     next_issue = compose_and_send(runner, statement_id, run_jobs, "The next issue")
     assert get_issue(next_issue).status == IssueStatus.SENT
     assert mailbox.to(READER) == []
+    assert len(mailbox.to("other@example.org")) == 1
