@@ -53,6 +53,9 @@ def init_extensions(app: Flask) -> None:
     login.login_view = "admin.login"
     login.login_message_category = "info"
     csrf.init_app(app)
+    # Flask-Limiter keeps the first app's RATELIMIT_KEY_PREFIX for every later one; each app
+    # (several in one process: tests, benches) counts under its own REDIS_PREFIX instead.
+    limiter._key_prefix = ""  # noqa: SLF001 - the one place the extension keeps it
     limiter.init_app(app)
     i18n.init_app(app)  # Flask-Babel: public pages and subscribers' mail
 
