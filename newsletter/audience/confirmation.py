@@ -52,11 +52,7 @@ def send_confirmation(subscriber_id: int, list_id: int) -> None:
     with _one_at_a_time:
         # Locked until queue_message commits: a job for the same subscription in another
         # process waits here, then sees this one's row.
-        subscription = db.session.scalars(
-            select(Subscription)
-            .where(Subscription.subscriber_id == subscriber_id, Subscription.list_id == list_id)
-            .with_for_update()
-        ).first()
+        subscription = locked_subscription(subscriber_id, list_id)
         if (
             subscription is None
             or subscription.status is not SubscriptionStatus.UNCONFIRMED
@@ -101,3 +97,13 @@ def _queued(tag: str) -> bool:
         .limit(1)
     )
     return found is not None
+
+
+def locked_subscription(subscriber_id: int, list_id: int) -> Subscription | None:
+    """The subscription, row-locked (``FOR UPDATE``) until this transaction ends: the one
+    look-up of the jobs that mail a subscription at most once."""
+    return db.session.scalars(
+        select(Subscription)
+        .where(Subscription.subscriber_id == subscriber_id, Subscription.list_id == list_id)
+        .with_for_update()
+    ).first()

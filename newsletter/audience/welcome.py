@@ -22,6 +22,7 @@ from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import select
 
+from newsletter.audience.confirmation import locked_subscription
 from newsletter.audience.models import SubscriberStatus, Subscription, SubscriptionStatus
 from newsletter.audience.tokens import manage_url
 from newsletter.delivery.transactional import (
@@ -61,11 +62,7 @@ def send_welcome(subscriber_id: int, list_id: int) -> None:
         row is failed, so the retry queues a new one).
     """
     with _one_at_a_time:
-        subscription = db.session.scalars(
-            select(Subscription)
-            .where(Subscription.subscriber_id == subscriber_id, Subscription.list_id == list_id)
-            .with_for_update()
-        ).first()
+        subscription = locked_subscription(subscriber_id, list_id)
         if (
             subscription is None
             or subscription.status is not SubscriptionStatus.CONFIRMED
