@@ -59,6 +59,11 @@ class Subscriber(db.Model):  # type: ignore[name-defined]
     confirmations_that_day: Mapped[int] = mapped_column(default=0, server_default="0")
     #: the language of the pages and mail the person gets from us ("en", "es"); None: unknown
     language: Mapped[str | None] = mapped_column(String(16))
+    #: the soft-bounce score, as Mailman keeps it (``delivery/bounces``): at most one point a
+    #: day, reset when the last bounce is stale; at the threshold the address stops receiving
+    bounce_score: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: the UTC day of the last soft bounce counted in ``bounce_score``
+    bounce_score_day: Mapped[date | None] = mapped_column(Date())
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan"
