@@ -1,0 +1,85 @@
+"""Bounces that are not DSNs (Exim, qmail, old Postfix and Exchange, …), through flufl.bounce.
+
+flufl.bounce (Mailman's detectors) tells permanent from temporary failures by the form of
+the report; its "temporary" ones are warnings that the MTA is still trying. A permanent one
+is then read like a DSN's diagnostic: the status code or the words near the address decide
+hard or soft (a full mailbox is soft whatever the form).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.message import Message
+
+from flufl.bounce import all_failures
+
+from newsletter.delivery.bounces import reading
+from newsletter.delivery.bounces.dsn import Failure
+from newsletter.delivery.bounces.status import severity, status_code
+
+#: the bytes of a report the detectors read: some run ~50 patterns over every line
+MAX_SCANNED = 256 * 1024
+_ADDRESS = re.compile(r"^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$")
+#: where a plain-text bounce starts quoting the returned message
+_COPY_STARTS = re.compile(
+    r"^\s*-{2,}.*(copy of|original message|returned (?:mail|message)|undelivered message)"
+    r"|^\s*(?:original message follows|below this line is a copy)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the detectors found."""
+
+    failures: tuple[Failure, ...]
+    #: addresses only warned about (the MTA is still trying)
+    warned: tuple[str, ...]
+
+
+def scan(raw: bytes) -> Result:
+    """Run flufl.bounce over ``raw`` (its first :data:`MAX_SCANNED` bytes)."""
+    message = reading.parse_lenient(raw[:MAX_SCANNED])
+    temporary, permanent = all_failures(message)
+    notice = _notice(message)
+    failures = []
+    for address in sorted(_decoded(permanent)):
+        diagnostic = _diagnostic(notice, address)
+        status = status_code(diagnostic)
+        failures.append(Failure(address, severity(status, diagnostic), status, diagnostic))
+    return Result(tuple(failures), tuple(sorted(_decoded(temporary))))
+
+
+def _decoded(addresses: frozenset[bytes]) -> set[str]:
+    found = set()
+    for address in list(addresses)[:100]:
+        text = address.decode("ascii", errors="replace").strip().strip("<>").lower()
+        if _ADDRESS.match(text):
+            found.add(text)
+    return found
+
+
+def _notice(message: Message) -> str:
+    """The report's own words, up to where it quotes the returned message."""
+    text = reading.first_text(message)[: 64 * 1024]
+    if match := _COPY_STARTS.search(text):
+        text = text[: match.start()]
+    return text
+
+
+def _diagnostic(notice: str, address: str) -> str:
+    """The lines of ``notice`` about ``address``: from its first mention to the next blank
+    line (at most 6 lines), else the first lines carrying a status code."""
+    lines = notice.splitlines()
+    for index, line in enumerate(lines):
+        if address in line.lower():
+            about: list[str] = []
+            for following in lines[index : index + 6]:
+                if about and not following.strip():
+                    break
+                about.append(following.strip())
+            if status_code(" ".join(about)) or len(about) > 1:
+                return " ".join(about)[:1000]
+    coded = [line.strip() for line in lines if status_code(line)]
+    return " ".join(coded[:3])[:1000] or " ".join(line.strip() for line in lines if line)[:300]
