@@ -21,6 +21,7 @@ _ADDRESS = re.compile(r"^[^\s@<>\[\]*]+@[^\s@<>]+\.[^\s@<>]+$")
 _JMRP_SENDERS = re.compile(
     r"staff@hotmail\.com|@(?:[a-z0-9-]+\.)*(?:outlook|hotmail)\.com", re.IGNORECASE
 )
+_BRACKETED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 _JMRP_RECIPIENT = "X-HmXmrOriginalRecipient"
 
 
@@ -99,10 +100,16 @@ def _jmrp(message: Message, returned: tuple[Message, ...]) -> Feedback | None:
 
 def _addresses(values: list[str]) -> tuple[str, ...]:
     found: list[str] = []
-    for _name, address in getaddresses([value[: reading.MAX_HEADER] for value in values[:50]]):
-        address = address.strip().lower()
-        if _ADDRESS.match(address) and address not in found:
-            found.append(address)
+    for value in values[:50]:
+        value = value[: reading.MAX_HEADER]
+        try:
+            pairs = getaddresses([value])
+        except Exception:  # noqa: BLE001 - nested comments can exhaust the parser's recursion
+            pairs = [("", address) for address in _BRACKETED.findall(value)]
+        for _name, address in pairs:
+            address = address.strip().lower()
+            if _ADDRESS.match(address) and address not in found:
+                found.append(address)
     return tuple(found)
 
 

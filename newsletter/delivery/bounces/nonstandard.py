@@ -18,8 +18,10 @@ from newsletter.delivery.bounces import reading
 from newsletter.delivery.bounces.dsn import Failure
 from newsletter.delivery.bounces.status import severity, status_code
 
-#: the bytes of a report the detectors read: some run ~50 patterns over every line
-MAX_SCANNED = 256 * 1024
+#: the bytes and lines of a report the detectors read: some run ~50 patterns over every
+#: line, and an MTA's notice comes first
+MAX_SCANNED = 64 * 1024
+MAX_SCANNED_LINES = 2000
 _ADDRESS = re.compile(r"^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$")
 #: where a plain-text bounce starts quoting the returned message
 _COPY_STARTS = re.compile(
@@ -39,8 +41,9 @@ class Result:
 
 
 def scan(raw: bytes) -> Result:
-    """Run flufl.bounce over ``raw`` (its first :data:`MAX_SCANNED` bytes)."""
-    message = reading.parse_lenient(raw[:MAX_SCANNED])
+    """Run flufl.bounce over ``raw`` (its first :data:`MAX_SCANNED` bytes, up to
+    :data:`MAX_SCANNED_LINES` lines)."""
+    message = reading.parse_lenient(raw, MAX_SCANNED, MAX_SCANNED_LINES)
     temporary, permanent = all_failures(message)
     notice = _notice(message)
     failures = []

@@ -17,9 +17,18 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
 
-#: the bytes of a message read at all: a report says what it has to say well before this
-#: (the intake caps what it accepts; this bounds the work whatever an intake does)
-MAX_BYTES = 4 * 1024 * 1024
+#: the bytes of a message read at all: a report says what it has to say well before this,
+#: the returned message coming last (the intake caps what it accepts; this bounds the work
+#: whatever an intake does)
+MAX_BYTES = 1024 * 1024
+#: the lines read: the parser builds objects per line (a header, a block of a delivery
+#: status), and a megabyte of one-character lines is a bomb
+MAX_LINES = 20_000
+#: the lines that may be MIME boundaries read: a report has a dozen; thousands are a bomb
+#: (each one a part for the parser to build, or a level of nesting to recurse into)
+MAX_BOUNDARY_LINES = 200
+#: the headers of one part kept: every look-up of a header walks them all
+MAX_HEADERS = 500
 #: the parts walked in one message (nested ones included)
 MAX_PARTS = 200
 #: the characters of one header value read
@@ -30,9 +39,37 @@ MAX_TEXT = 256 * 1024
 _WHITESPACE = re.compile(r"\s+")
 
 
-def parse_lenient(raw: bytes) -> Message:
-    """``raw`` (cut at :data:`MAX_BYTES`) parsed with the ``compat32`` policy."""
-    return email.message_from_bytes(raw[:MAX_BYTES], policy=email.policy.compat32)
+_BOUNDARY_LINE = re.compile(rb"^--", re.MULTILINE)
+
+
+def cut(raw: bytes, limit: int, lines: int) -> bytes:
+    """The first ``limit`` bytes of ``raw``, and of those the first ``lines`` lines."""
+    raw = raw[:limit]
+    end = -1
+    for _line in range(lines):
+        end = raw.find(b"\n", end + 1)
+        if end < 0:
+            return raw
+    return raw[: end + 1]
+
+
+def parse_lenient(raw: bytes, limit: int = MAX_BYTES, lines: int = MAX_LINES) -> Message:
+    """``raw`` parsed with the ``compat32`` policy, cut at ``limit`` bytes, ``lines`` lines
+    and before its :data:`MAX_BOUNDARY_LINES`-th boundary-like line; each part keeps its
+    first :data:`MAX_HEADERS` headers."""
+    raw = cut(raw, limit, lines)
+    for count, match in enumerate(_BOUNDARY_LINE.finditer(raw)):
+        if count == MAX_BOUNDARY_LINES:
+            raw = raw[: match.start()]
+            break
+    message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    for part in parts(message):
+        # compat32's Message keeps its headers in this list; trimming it is the one way to
+        # bound what every later look-up costs.
+        kept = getattr(part, "_headers", None)
+        if isinstance(kept, list) and len(kept) > MAX_HEADERS:
+            del kept[MAX_HEADERS:]
+    return message
 
 
 def parts(message: Message) -> Iterator[Message]:
