@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.message import Message
+from email.utils import getaddresses
 
 from flufl.bounce import all_failures
 
@@ -44,7 +45,11 @@ def scan(raw: bytes) -> Result:
     """Run flufl.bounce over ``raw`` (its first :data:`MAX_SCANNED` bytes, up to
     :data:`MAX_SCANNED_LINES` lines)."""
     message = reading.parse_lenient(raw, MAX_SCANNED, MAX_SCANNED_LINES)
-    temporary, permanent = all_failures(message)
+    _plain_headers(message)
+    try:
+        temporary, permanent = all_failures(message)
+    except Exception:  # noqa: BLE001 - one detector tripping over garbage stops them all
+        return Result((), ())
     notice = _notice(message)
     failures = []
     for address in sorted(_decoded(permanent)):
@@ -52,6 +57,19 @@ def scan(raw: bytes) -> Result:
         status = status_code(diagnostic)
         failures.append(Failure(address, severity(status, diagnostic), status, diagnostic))
     return Result(tuple(failures), tuple(sorted(_decoded(temporary))))
+
+
+def _plain_headers(message: Message) -> None:
+    """Make ``message`` safe for the detectors, which expect every header to be a ``str``
+    (compat32 gives an ``email.header.Header`` for raw 8-bit bytes) and a ``From`` with an
+    address in it (Yale's detector indexes the first one, and crashes on none)."""
+    for part in reading.parts(message, limit=reading.MAX_BOUNDARY_LINES * 2):
+        kept = getattr(part, "_headers", None)
+        if isinstance(kept, list):
+            kept[:] = [(name, reading.plain(value)) for name, value in kept]
+    if not getaddresses([str(message.get("From", ""))]):
+        del message["From"]
+        message["From"] = "unknown@invalid"
 
 
 def _decoded(addresses: frozenset[bytes]) -> set[str]:

@@ -13,7 +13,7 @@ import email
 import email.policy
 import re
 from collections.abc import Iterator
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
 
@@ -72,11 +72,11 @@ def parse_lenient(raw: bytes, limit: int = MAX_BYTES, lines: int = MAX_LINES) ->
     return message
 
 
-def parts(message: Message) -> Iterator[Message]:
-    """``message`` and the parts in it, depth first, at most :data:`MAX_PARTS` of them."""
+def parts(message: Message, limit: int = MAX_PARTS) -> Iterator[Message]:
+    """``message`` and the parts in it, depth first, at most ``limit`` of them."""
     stack = [message]
     seen = 0
-    while stack and seen < MAX_PARTS:
+    while stack and seen < limit:
         part = stack.pop()
         seen += 1
         yield part
@@ -98,6 +98,10 @@ def headers(message: Message, name: str) -> list[str]:
 
 def decoded(value: object) -> str:
     """A header value (a string or an ``email.header.Header``) as one capped line of text."""
+    if isinstance(value, Header):
+        # Raw 8-bit bytes in a header (no RFC 2047): compat32 wraps them as unknown-8bit;
+        # they are UTF-8 nearly always, else Latin-1.
+        value = _eight_bit(value)
     text = str(value)[:MAX_HEADER]
     if "=?" in text:
         try:
@@ -105,6 +109,43 @@ def decoded(value: object) -> str:
         except Exception:  # noqa: BLE001 - a broken encoded word stays as it came
             pass
     return _WHITESPACE.sub(" ", text).strip()
+
+
+def plain(value: object) -> str:
+    """A header value as a ``str`` without the surrogates compat32 keeps raw 8-bit bytes
+    as (what code expecting plain strings can handle)."""
+    if isinstance(value, Header):
+        return _eight_bit(value)
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", errors="surrogateescape")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    return text
+
+
+def _eight_bit(value: Header) -> str:
+    chunks = []
+    for chunk, charset in decode_header(value):
+        if isinstance(chunk, str):
+            chunks.append(chunk)
+            continue
+        name = str(charset or "ascii")
+        if name in ("unknown-8bit", "ascii", "us-ascii"):
+            try:
+                chunks.append(chunk.decode("utf-8"))
+            except UnicodeDecodeError:
+                chunks.append(chunk.decode("latin-1"))
+        else:
+            try:
+                chunks.append(chunk.decode(name, errors="replace"))
+            except LookupError:
+                chunks.append(chunk.decode("latin-1"))
+    return "".join(chunks)
 
 
 def text_of(part: Message, limit: int = MAX_TEXT) -> str:
