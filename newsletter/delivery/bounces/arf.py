@@ -85,15 +85,16 @@ def _fields(part: Message) -> dict[str, list[str]]:
 
 
 def _jmrp(message: Message, returned: tuple[Message, ...]) -> Feedback | None:
-    """Microsoft's feedback-loop report: the complained-of message attached, its reader in
-    ``X-HmXmrOriginalRecipient``."""
-    named = [address for inner in returned for address in reading.headers(inner, _JMRP_RECIPIENT)]
-    sender = reading.header(message, "From")
-    if not named and not (
-        _JMRP_SENDERS.search(sender)
-        and reading.header(message, "Subject").lower().startswith("complaint about message")
+    """Microsoft's feedback-loop report: from its staff address, the complained-of message
+    attached, its reader in ``X-HmXmrOriginalRecipient``. Told by the sender and subject,
+    not by that header alone: Outlook's own bounces return messages that carry it too."""
+    subject = reading.header(message, "Subject").lower()
+    if not returned or not (
+        _JMRP_SENDERS.search(reading.header(message, "From"))
+        and subject.startswith("complaint about message")
     ):
         return None
+    named = [address for inner in returned for address in reading.headers(inner, _JMRP_RECIPIENT)]
     recipients = _addresses(named) or _returned_to(returned)
     return Feedback("abuse", recipients, "", "Microsoft JMRP", returned)
 

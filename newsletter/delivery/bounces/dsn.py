@@ -18,6 +18,8 @@ from newsletter.delivery.bounces.status import Severity, severity, status_code
 _STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 #: one recipient block per recipient; a report naming more is cut here
 MAX_RECIPIENTS = 100
+#: the actions that say a message is on its way, or arrived
+_ON_ITS_WAY = frozenset({"delayed", "delivered", "relayed", "expanded"})
 _ADDRESS = re.compile(r"^[^\s@<>]+@[^\s@<>]+$")
 
 
@@ -64,9 +66,11 @@ def _report(per_message: dict[str, str], per_recipient: list[dict[str, str]]) ->
     others: list[str] = []
     for fields in per_recipient:
         action = fields.get("action", "").split("(")[0].strip().lower()
-        if action != "failed":
-            others.append(action or "unknown")
+        if action in _ON_ITS_WAY:
+            others.append(action)
             continue
+        if action != "failed":
+            continue  # no action, or one RFC 3464 does not know: nothing to go on
         recipient = _address(fields.get("original-recipient", "")) or _address(
             fields.get("final-recipient", "")
         )

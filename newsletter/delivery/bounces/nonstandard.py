@@ -90,9 +90,11 @@ def _notice(message: Message) -> str:
 
 
 def _diagnostic(notice: str, address: str) -> str:
-    """The lines of ``notice`` about ``address``: from its first mention to the next blank
-    line (at most 6 lines), else the first lines carrying a status code."""
+    """The lines of ``notice`` about ``address``: from a mention of it to the next blank line
+    (at most 6 lines), the first mention that carries a status code, else the first one;
+    else the first lines that carry a status code."""
     lines = notice.splitlines()
+    mentions = []
     for index, line in enumerate(lines):
         if address in line.lower():
             about: list[str] = []
@@ -100,7 +102,11 @@ def _diagnostic(notice: str, address: str) -> str:
                 if about and not following.strip():
                     break
                 about.append(following.strip())
-            if status_code(" ".join(about)) or len(about) > 1:
-                return " ".join(about)[:1000]
-    coded = [line.strip() for line in lines if status_code(line)]
-    return " ".join(coded[:3])[:1000] or " ".join(line.strip() for line in lines if line)[:300]
+            mentions.append(" ".join(about)[:1000])
+            if status_code(mentions[-1]) or len(mentions) == 5:
+                break
+    coded = [mention for mention in mentions if status_code(mention)]
+    if coded or mentions:
+        return (coded or mentions)[0]
+    with_code = [line.strip() for line in lines if status_code(line)]
+    return " ".join(with_code[:3])[:1000]
