@@ -37,8 +37,6 @@ MAX_HEADER = 4000
 MAX_TEXT = 256 * 1024
 
 _WHITESPACE = re.compile(r"\s+")
-
-
 _BOUNDARY_LINE = re.compile(rb"^--", re.MULTILINE)
 
 
