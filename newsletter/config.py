@@ -80,6 +80,26 @@ DEFAULTS: dict[str, Any] = {
     # Logs never show an address or a token unless this is turned on, to debug.
     "LOG_SENSITIVE": False,
     "DNS_RESOLVER": None,  # newsletter doctor asks these host[:port] servers; None: the system's
+    # Bounce intake by provider webhooks (POST /api/v1/bounces/<provider>): each provider
+    # is off until its secret is set (delivery/bounces/providers/).
+    "BOUNCE_SES_TOPICS": None,  # SNS topic ARNs whose SES notifications are taken
+    "BOUNCE_SNS_CERT_HOSTS": None,  # None: sns.<region>.amazonaws.com only (regexes)
+    "BOUNCE_SNS_CA_FILE": None,  # None: the system's CAs, for the certificate fetch
+    "BOUNCE_SNS_AUTO_CONFIRM": True,  # off: a subscription's confirm URL is only logged
+    "BOUNCE_POSTMARK_USER": "postmark",  # basic auth in the webhook URL Postmark calls
+    "BOUNCE_POSTMARK_PASSWORD": None,
+    "BOUNCE_SENDGRID_PUBLIC_KEY": None,  # the Event Webhook's verification key (base64)
+    "BOUNCE_MAILGUN_SIGNING_KEY": None,  # the HTTP webhook signing key
+    "BOUNCE_WEBHOOK_MAX_AGE": 3600,  # seconds: a signed request older than this is refused
+    "BOUNCE_WEBHOOK_TIMEOUT": 5,  # seconds for fetching SNS's certificate
+    # The bounce mailbox poller (delivery/bounces/poller.py), on the workers' sweep: an
+    # IMAP mailbox over TLS (imaps://user:pass@host:993/INBOX) or a Maildir folder.
+    "BOUNCE_IMAP_URL": None,
+    "BOUNCE_IMAP_CA_FILE": None,  # None: the system's CAs
+    "BOUNCE_IMAP_DONE_FOLDER": None,  # None: taken messages are deleted; else moved there
+    "BOUNCE_MAILDIR": None,
+    "BOUNCE_POLL_SECONDS": 300,  # between two polls of the mailbox
+    "BOUNCE_POLL_MAX_MESSAGES": 500,  # taken per poll (the rest wait for the next one)
     # The media library (content/media.py): images in the instance folder, or in an
     # S3-compatible bucket when MEDIA_S3_BUCKET is set.
     "MEDIA_PATH": None,  # None: "media" in the instance folder

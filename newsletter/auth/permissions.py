@@ -187,6 +187,11 @@ API_RULES: dict[str, Entry] = {
     f"{_API}/templates/<int:template_id>": {"GET": READ, "PATCH": EDIT, "DELETE": EDIT},
     f"{_API}/templates/<int:template_id>/copy": EDIT,
     f"{_API}/tx": ADMIN,
+    # provider webhooks: no token, the provider signs (web/api/bounce_hooks.py)
+    f"{_API}/bounces/ses": PUBLIC,
+    f"{_API}/bounces/postmark": PUBLIC,
+    f"{_API}/bounces/sendgrid": PUBLIC,
+    f"{_API}/bounces/mailgun": PUBLIC,
     f"{_API}/tx/<int:tx_id>": ADMIN,
 }
 
