@@ -138,6 +138,11 @@ DEFAULTS: dict[str, Any] = {
     "FEEDS_INTERVAL": 3600,  # seconds between polls of a new feed
     "FEEDS_RETRY_SECONDS": 300,  # first wait after a failed poll; doubles with each failure
     "FEEDS_MAX_BACKOFF": 24 * 3600,
+    # Bounces (delivery/bounces): the return path, when set, is LOCAL+TOKEN@DOMAIN of it.
+    "BOUNCE_ADDRESS": None,  # None: the envelope sender is the From address
+    "BOUNCE_SCORE_THRESHOLD": 5,  # soft bounces (one a day at most) that stop an address
+    "BOUNCE_STALE_DAYS": 7,  # a soft bounce older than this no longer counts
+    "BOUNCE_MAX_BYTES": 2 * 1024 * 1024,  # a message to the bounce address larger is refused
 }
 
 CONSENT_IP_MODES = ("off", "truncated", "full")
