@@ -148,7 +148,7 @@ def receive(provider: str, request: WebhookRequest, *, handler: Handler | None =
         raise ProviderNotConfigured(provider)
     module, source = entry
     received: Received = module.receive(request, config)
-    sink = handler or record_report
+    sink = handler if handler is not None else record_report
     try:
         for report in received.reports:
             sink(report, source)
