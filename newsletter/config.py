@@ -192,6 +192,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     _check_consent_ip(app)
     _check_archive_images(app)
     _check_signup(app)
+    _check_bounce_mailbox(app)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
@@ -464,6 +465,14 @@ def _complete_site_name(app: Flask) -> None:
     if not app.config.get("SITE_NAME"):
         display, _ = parseaddr(str(app.config["FROM_ADDRESS"]))
         app.config["SITE_NAME"] = display or "Newsletter"
+
+
+def _check_bounce_mailbox(app: Flask) -> None:
+    """A bounce mailbox URL that cannot work stops start-up (``delivery/bounces/poller``)."""
+    if app.config.get("BOUNCE_IMAP_URL"):
+        from newsletter.delivery.bounces.poller import parse_imap_url
+
+        parse_imap_url(str(app.config["BOUNCE_IMAP_URL"]))
 
 
 def _limiter_storage(app: Flask) -> str:
