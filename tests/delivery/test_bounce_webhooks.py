@@ -120,7 +120,8 @@ def test_a_signed_ses_bounce_is_taken_with_either_signature_version(
     )  # fmt: skip
     sns_post(body, handler)
     assert handler.kinds() == [
-        ("gone@example.com", BounceKind.HARD), ("dead@example.net", BounceKind.HARD),
+        ("gone@example.com", BounceKind.HARD),
+        ("dead@example.net", BounceKind.HARD),
     ]
     report, source = handler[0]
     assert source is BounceSource.SES
@@ -139,7 +140,8 @@ def test_transient_bounces_are_soft_and_complaints_complaints(
                                    message=json.dumps(notification))  # fmt: skip
         sns_post(body, handler)
     assert handler.kinds() == [
-        ("full@example.com", BounceKind.SOFT), ("angry@example.com", BounceKind.COMPLAINT),
+        ("full@example.com", BounceKind.SOFT),
+        ("angry@example.com", BounceKind.COMPLAINT),
     ]
     assert sns.requests == [CERT_PATH]  # the certificate was fetched once, then kept
 
@@ -251,9 +253,12 @@ def test_a_message_whose_handling_failed_is_taken_when_sns_sends_it_again(
 def test_a_subscription_is_confirmed_by_a_get_of_its_subscribe_url(
     app: Flask, sns: HttpsServer, signing: Certificate, handler: Collected
 ) -> None:
-    body = samples.sns_message("SubscriptionConfirmation", cert_url=sns.url(CERT_PATH),
-                               key=signing.key,
-                               subscribe_url=sns.url("/confirm?Action=ConfirmSubscription&Token=t"))
+    body = samples.sns_message(
+        "SubscriptionConfirmation",
+        cert_url=sns.url(CERT_PATH),
+        key=signing.key,
+        subscribe_url=sns.url("/confirm?Action=ConfirmSubscription&Token=t"),
+    )
     received = sns_post(body, handler)
     assert "confirmed" in received.note
     assert sns.requests == [CERT_PATH, "/confirm?Action=ConfirmSubscription&Token=t"]
@@ -263,8 +268,12 @@ def test_a_subscription_is_confirmed_by_a_get_of_its_subscribe_url(
 def test_a_subscribe_url_off_the_sns_hosts_is_not_followed(
     app: Flask, sns: HttpsServer, signing: Certificate, handler: Collected
 ) -> None:
-    body = samples.sns_message("SubscriptionConfirmation", cert_url=sns.url(CERT_PATH),
-                               key=signing.key, subscribe_url="https://evil.example/confirm")
+    body = samples.sns_message(
+        "SubscriptionConfirmation",
+        cert_url=sns.url(CERT_PATH),
+        key=signing.key,
+        subscribe_url="https://evil.example/confirm",
+    )
     with pytest.raises(WebhookRefused, match="SubscribeURL"):
         sns_post(body, handler)
     assert sns.requests == [CERT_PATH]
@@ -274,8 +283,12 @@ def test_auto_confirm_off_leaves_the_url_to_an_admin(
     app: Flask, sns: HttpsServer, signing: Certificate, handler: Collected
 ) -> None:
     app.config["BOUNCE_SNS_AUTO_CONFIRM"] = False
-    body = samples.sns_message("SubscriptionConfirmation", cert_url=sns.url(CERT_PATH),
-                               key=signing.key, subscribe_url=sns.url("/confirm?Token=t"))
+    body = samples.sns_message(
+        "SubscriptionConfirmation",
+        cert_url=sns.url(CERT_PATH),
+        key=signing.key,
+        subscribe_url=sns.url("/confirm?Token=t"),
+    )
     assert "left to an admin" in sns_post(body, handler).note
     assert sns.requests == [CERT_PATH]
 

@@ -124,8 +124,9 @@ def test_a_signed_ses_bounce_stops_the_address_and_names_its_issue(
 def test_a_wrongly_signed_ses_message_is_refused_and_changes_nothing(
     client: FlaskClient, readers: dict[str, Subscriber], sns: HttpsServer, tls: Certificate
 ) -> None:
+    message = json.dumps(samples.ses_bounce("ada@example.com"))
     body = samples.sns_message("Notification", cert_url=sns.url(CERT_PATH), key=tls.key,
-                               message=json.dumps(samples.ses_bounce("ada@example.com")))  # fmt: skip
+                               message=message)  # fmt: skip
     response = post(client, "ses", *samples.sns_request(body))
     assert_error(response, 403, None)
     assert events() == []
