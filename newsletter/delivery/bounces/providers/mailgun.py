@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from newsletter.delivery.bounces.models import BounceKind
-from newsletter.delivery.bounces.providers import (
+from newsletter.delivery.bounces.providers import replay
+from newsletter.delivery.bounces.providers.base import (
     ProviderReport,
     Received,
     WebhookMalformed,
@@ -26,9 +27,10 @@ from newsletter.delivery.bounces.providers import (
     WebhookRequest,
     clean_address,
     clean_reason,
-    replay,
+    json_body,
+    mapping,
+    text,
 )
-from newsletter.delivery.bounces.providers.common import json_body, mapping, text
 
 NAME = "mailgun"
 

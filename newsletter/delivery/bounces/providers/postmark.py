@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from newsletter.delivery.bounces.models import BounceKind
-from newsletter.delivery.bounces.providers import (
+from newsletter.delivery.bounces.providers.base import (
     ProviderReport,
     Received,
     WebhookMalformed,
@@ -24,8 +24,9 @@ from newsletter.delivery.bounces.providers import (
     WebhookRequest,
     clean_address,
     clean_reason,
+    json_body,
+    text,
 )
-from newsletter.delivery.bounces.providers.common import json_body, text
 
 NAME = "postmark"
 DEFAULT_USER = "postmark"

@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from newsletter.delivery.bounces.models import BounceKind
-from newsletter.delivery.bounces.providers import (
+from newsletter.delivery.bounces.providers import replay
+from newsletter.delivery.bounces.providers.base import (
     ProviderReport,
     Received,
     WebhookMalformed,
@@ -33,9 +34,9 @@ from newsletter.delivery.bounces.providers import (
     WebhookRequest,
     clean_address,
     clean_reason,
-    replay,
+    json_body,
+    text,
 )
-from newsletter.delivery.bounces.providers.common import json_body, text
 
 NAME = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"

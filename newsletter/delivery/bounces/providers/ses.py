@@ -38,7 +38,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from newsletter.delivery.bounces.models import BounceKind
-from newsletter.delivery.bounces.providers import (
+from newsletter.delivery.bounces.providers import replay
+from newsletter.delivery.bounces.providers.base import (
     ProviderReport,
     Received,
     WebhookMalformed,
@@ -46,9 +47,10 @@ from newsletter.delivery.bounces.providers import (
     WebhookRequest,
     clean_address,
     clean_reason,
-    replay,
+    mapping,
+    text,
+    words,
 )
-from newsletter.delivery.bounces.providers.common import mapping
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ def configured(config: Mapping[str, Any]) -> bool:
 
 def topics(config: Mapping[str, Any]) -> frozenset[str]:
     """The topic ARNs whose notifications are taken (``BOUNCE_SES_TOPICS``)."""
-    return frozenset(_words(config.get("BOUNCE_SES_TOPICS")))
+    return frozenset(words(config.get("BOUNCE_SES_TOPICS")))
 
 
 def receive(request: WebhookRequest, config: Mapping[str, Any]) -> Received:
@@ -200,17 +202,17 @@ def forget_certificates() -> None:
         _certs.clear()
 
 
-def parse_notification(text: str) -> list[ProviderReport]:
+def parse_notification(message: str) -> list[ProviderReport]:
     """The reports of an SES notification (SNS's ``Message``): one per bounced or
     complaining recipient; other notifications (deliveries, sends) report nothing.
 
     :raises WebhookMalformed: the message is not an SES notification.
     """
-    body = _json_object(text.encode("utf-8"))
+    body = _json_object(message.encode("utf-8"))
     kind = body.get("notificationType") or body.get("eventType")
     mail = mapping(body.get("mail"))
-    message_id = _text(mail.get("messageId")) or None
-    source = _text(mail.get("source")) or None
+    message_id = text(mail.get("messageId")) or None
+    source = text(mail.get("source")) or None
     if kind == "Bounce":
         return _bounces(body.get("bounce"), message_id, source)
     if kind == "Complaint":
@@ -221,7 +223,7 @@ def parse_notification(text: str) -> list[ProviderReport]:
 def _bounces(bounce: Any, message_id: str | None, source: str | None) -> list[ProviderReport]:
     if not isinstance(bounce, dict):
         raise WebhookMalformed(NAME, "a Bounce notification without its bounce")
-    bounce_type = _text(bounce.get("bounceType"))
+    bounce_type = text(bounce.get("bounceType"))
     # Permanent: the address is dead. Transient (a full mailbox) and Undetermined: scored.
     kind = BounceKind.HARD if bounce_type == "Permanent" else BounceKind.SOFT
     reports = []
@@ -230,7 +232,7 @@ def _bounces(bounce: Any, message_id: str | None, source: str | None) -> list[Pr
         if address is None:
             continue
         reason = clean_reason(
-            f"SES {bounce_type}/{_text(bounce.get('bounceSubType'))}",
+            f"SES {bounce_type}/{text(bounce.get('bounceSubType'))}",
             recipient.get("status"), recipient.get("diagnosticCode"),
         )  # fmt: skip
         reports.append(ProviderReport(address, kind, reason, message_id, source))
@@ -240,7 +242,7 @@ def _bounces(bounce: Any, message_id: str | None, source: str | None) -> list[Pr
 def _complaints(complaint: Any, message_id: str | None, source: str | None) -> list[ProviderReport]:
     if not isinstance(complaint, dict):
         raise WebhookMalformed(NAME, "a Complaint notification without its complaint")
-    feedback = _text(complaint.get("complaintFeedbackType")) or "complaint"
+    feedback = text(complaint.get("complaintFeedbackType")) or "complaint"
     reason = clean_reason("SES complaint:", feedback, complaint.get("complaintSubType"))
     reports = []
     for recipient in _list(complaint.get("complainedRecipients")):
@@ -282,7 +284,7 @@ def _check_url(url: str, config: Mapping[str, Any], name: str) -> None:
         raise WebhookRefused(NAME, f"{name} is not a URL") from None
     if parts.scheme != "https" or parts.username is not None or not host:
         raise WebhookRefused(NAME, f"{name} is not an https URL")
-    patterns = _words(config.get("BOUNCE_SNS_CERT_HOSTS") or DEFAULT_CERT_HOSTS)
+    patterns = words(config.get("BOUNCE_SNS_CERT_HOSTS") or DEFAULT_CERT_HOSTS)
     if not any(re.fullmatch(pattern, host) for pattern in patterns):
         raise WebhookRefused(NAME, f"{name} is not on a host of SNS")
 
@@ -327,18 +329,5 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def _words(value: Any) -> list[str]:
-    """A comma- or space-separated setting (or a list) as its words."""
-    if not value:
-        return []
-    if isinstance(value, list | tuple | set | frozenset):
-        return [str(item).strip() for item in value if str(item).strip()]
-    return [word for word in re.split(r"[,\s]+", str(value)) if word]
-
-
 def _list(value: Any) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
