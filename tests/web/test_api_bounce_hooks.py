@@ -217,6 +217,9 @@ def test_a_body_past_the_cap_is_refused_before_it_is_read(
 def test_a_malformed_body_is_a_400(client: FlaskClient) -> None:
     response = post(client, "postmark", b"not json", samples.basic_auth("postmark", PASSWORD))
     assert_error(response, 400, None)
+    odd = json.dumps({"Type": "Notification", "TopicArn": ["a", "list"]}).encode()
+    assert_error(post(client, "ses", odd, {"Content-Type": "text/plain"}), 403, None)
+    assert_error(post(client, "ses", b"[1, 2]", {"Content-Type": "text/plain"}), 400, None)
 
 
 def test_webhooks_leave_no_audit_rows(client: FlaskClient, readers: dict[str, Subscriber]) -> None:

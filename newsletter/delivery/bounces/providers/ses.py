@@ -112,7 +112,7 @@ def receive(request: WebhookRequest, config: Mapping[str, Any]) -> Received:
     kind = message.get("Type")
     if kind not in SIGNED_FIELDS:
         raise WebhookMalformed(NAME, f"unknown SNS message type {str(kind)[:40]!r}")
-    if message.get("TopicArn") not in topics(config):
+    if text(message.get("TopicArn")) not in topics(config):
         raise WebhookRefused(NAME, "not one of the topics in BOUNCE_SES_TOPICS")
     max_age = int(config.get("BOUNCE_WEBHOOK_MAX_AGE") or 3600)
     _check_age(message.get("Timestamp"), request.now, max_age)
