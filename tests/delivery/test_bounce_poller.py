@@ -8,6 +8,7 @@ the policy.
 from __future__ import annotations
 
 import mailbox
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from newsletter.audience.models import Subscriber, SubscriberStatus
 from newsletter.delivery.bounces import poller
 from newsletter.delivery.bounces.models import BounceEvent, BounceKind, BounceSource
+from newsletter.delivery.workers import start_sweeper
 from newsletter.extensions import db
 from tests.factories import make_list, make_subscriber
 from tests.imap_server import ImapServer
@@ -196,6 +198,33 @@ def test_the_sweep_queues_one_poll_and_the_poll_records_the_bounces(
         "ada@example.com": SubscriberStatus.BLOCKLISTED, "bo@example.com": SubscriberStatus.ACTIVE,
     }  # fmt: skip
     assert imap.messages() == []
+
+
+def test_the_workers_sweep_polls_the_mailbox(
+    app: Flask, maildir: mailbox.Maildir, readers: dict[str, Subscriber],
+    run_jobs: Callable[[], None], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    maildir.add(dsn("ada@example.com"))
+    queued = threading.Event()
+    real_enqueue_due = poller.enqueue_due
+
+    def enqueue_and_tell() -> bool:
+        if real_enqueue_due():
+            queued.set()
+            return True
+        return False
+
+    monkeypatch.setattr(poller, "enqueue_due", enqueue_and_tell)
+    app.config["SWEEP_SECONDS"] = 0.05
+    sweeper = start_sweeper(app, unstarted=False)
+    try:
+        assert queued.wait(10), "the sweep never queued a poll of the bounce mailbox"
+    finally:
+        sweeper.stop()
+        sweeper.join(5)
+    run_jobs()
+    assert db.session.scalars(select(BounceEvent.kind)).all() == [BounceKind.HARD]
+    assert list(maildir.iterkeys()) == []
 
 
 def test_nothing_is_queued_without_a_mailbox(app: Flask) -> None:
