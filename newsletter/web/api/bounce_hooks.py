@@ -37,7 +37,11 @@ _DOCUMENTED = {
     404: "NotFound",
     413: "PayloadTooLarge",
 }
-_JSON_BODY: dict[str, Any] = {"application/json": {"schema": {}}}
+#: the body each provider posts, as far as the document can say (the provider's own shape)
+_JSON_BODY: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
+_JSON_ARRAY: dict[str, Any] = {
+    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}}
+}
 
 
 def webhook(
@@ -81,7 +85,7 @@ def receive_postmark_bounces() -> Response:
 
 
 @bp.post("/bounces/sendgrid")
-@webhook()
+@webhook(body=_JSON_ARRAY)
 def receive_sendgrid_bounces() -> Response:
     """SendGrid's signed Event Webhook (bounce, dropped, spamreport), checked with
     ``NEWSLETTER_BOUNCE_SENDGRID_PUBLIC_KEY``."""
