@@ -1,0 +1,103 @@
+"""The return path: each issue message's envelope sender is ``bounces+TOKEN@domain``, the
+token signed and naming the delivery; and the headers feedback loops and list tools read."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from newsletter.delivery.bounces.returnpath import (
+    ReturnPath,
+    delivery_of,
+    make_token,
+    read_token,
+)
+from newsletter.delivery.send import dispatcher
+from tests.delivery.helpers import Audience, deliveries_by_email, make_sendable_issue
+from tests.smtp import CapturingSMTPServer
+
+SECRET = "test-secret-key"
+
+
+@pytest.mark.parametrize("delivery_id", [1, 255, 256, 70_000, 2**40 + 3])
+def test_a_token_names_its_delivery(delivery_id: int) -> None:
+    token = make_token(delivery_id, SECRET)
+    assert re.fullmatch(r"[a-z2-7]{18,32}", token)
+    assert read_token(token, SECRET) == delivery_id
+    # MTAs and mailboxes may change the case of a local part
+    assert read_token(token.upper(), SECRET) == delivery_id
+
+
+def test_a_tampered_or_foreign_token_is_refused() -> None:
+    token = make_token(42, SECRET)
+    other = "a" if token[3] != "a" else "b"
+    assert read_token(token[:3] + other + token[4:], SECRET) is None
+    assert read_token(token, "another installation's key") is None
+    assert read_token(token[:-2], SECRET) is None
+    assert read_token(make_token(43, SECRET)[:10] + token[10:], SECRET) is None
+    for junk in ("", "!!!", "a" * 200, "unsubscribe", "ab"):
+        assert read_token(junk, SECRET) is None
+
+
+def test_the_return_path_holds_only_the_token() -> None:
+    address = ReturnPath("Bounces <bounces@example.org>", SECRET).for_delivery(7)
+    local, _, domain = address.partition("@")
+    assert domain == "example.org"
+    assert local == "bounces+" + make_token(7, SECRET)
+    assert delivery_of(address, None, SECRET) == 7
+    assert delivery_of("bounces@example.org", None, SECRET) is None
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    return {**app_config, "BOUNCE_ADDRESS": "bounces@example.org"}
+
+
+def test_each_message_goes_out_with_its_own_signed_return_path(
+    audience: Audience, mailbox: CapturingSMTPServer, run_jobs: Callable[[], None]
+) -> None:
+    issue_id = make_sendable_issue(audience.news, audience.events).id
+    dispatcher.request_send(issue_id)
+    run_jobs()
+
+    rows = deliveries_by_email(issue_id)
+    assert len(mailbox.messages) == len(audience.emails)
+    for captured in mailbox.messages:
+        [recipient] = captured.recipients
+        local, _, domain = captured.mail_from.partition("@")
+        assert domain == "example.org" and local.startswith("bounces+")
+        token = local.removeprefix("bounces+")
+        assert recipient.split("@")[0] not in token
+        assert read_token(token, SECRET) == rows[recipient].id
+        # the From the reader sees is unchanged
+        assert captured.message["From"] == "Example News <news@example.org>"
+
+
+def test_issue_messages_carry_feedback_id_list_archive_and_list_help(
+    audience: Audience, mailbox: CapturingSMTPServer, run_jobs: Callable[[], None]
+) -> None:
+    issue_id = make_sendable_issue(audience.news, audience.events).id
+    dispatcher.request_send(issue_id)
+    run_jobs()
+
+    for captured in mailbox.messages:
+        message = captured.message
+        assert message["List-Archive"] == "<https://news.example.org/archive>"
+        assert message["List-Help"] == "<mailto:news@example.org?subject=help>"
+        campaign, list_part, kind, sender = message["Feedback-ID"].split(":")
+        assert (campaign, kind, sender) == (str(issue_id), "issue", "example.org")
+        assert list_part.startswith("news.")
+
+
+def test_without_a_bounce_address_the_envelope_sender_is_the_from_address(
+    app_config: dict[str, Any], audience: Audience, mailbox: CapturingSMTPServer,
+    run_jobs: Callable[[], None], app: Any,
+) -> None:  # fmt: skip
+    app.config["BOUNCE_ADDRESS"] = None
+    issue_id = make_sendable_issue(audience.news, audience.events).id
+    dispatcher.request_send(issue_id)
+    run_jobs()
+    assert {m.mail_from for m in mailbox.messages} == {"news@example.org"}
