@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from newsletter.audience.models import Subscriber, SubscriberStatus, SubscriptionStatus
 from newsletter.auth.models import Role
@@ -18,7 +18,6 @@ from newsletter.extensions import db
 from tests.delivery.bounce_samples import dsn, unreadable
 from tests.factories import make_list, make_subscriber
 from tests.web.api_client import API, Api, assert_error
-
 
 
 def post_raw(api: Api, data: bytes | str, content_type: str = "message/rfc822") -> TestResponse:

@@ -4,19 +4,19 @@ With ``NEWSLETTER_BOUNCE_ADDRESS=bounces@example.org`` each issue message's enve
 is ``bounces+TOKEN@example.org``. A bounce comes back to that address, so its TOKEN names the
 delivery (hence the issue and the subscriber) whatever the bounce itself says.
 
-TOKEN is opaque and signed, and never contains the address: the delivery's id and a
-truncated HMAC-SHA256 under a key derived from ``SECRET_KEY``, in lower-case base32 without
-padding (MTAs and mailboxes may fold the case of a local part; base32 survives that). A
-token costs one HMAC and one base32 encoding per message: a microsecond or two.
+TOKEN is opaque and signed, and never contains the address: a kind byte, the delivery's id
+(big-endian, as few bytes as it needs) and the first 80 bits of an HMAC-SHA256 of them under a
+key derived from ``SECRET_KEY``, in lower-case hex (MTAs and mailboxes may fold the case of a
+local part; hex survives that, and ``bytes.hex`` is C where ``base64.b32encode`` is a Python
+loop). The HMAC's keyed state is made once per key and copied per token: a token costs about
+a microsecond, and an id of 4 bytes makes a token of 30 characters.
 """
 
 from __future__ import annotations
 
-import binascii
 import functools
 import hashlib
 import hmac
-from base64 import b32decode, b32encode
 from email.utils import parseaddr
 
 from newsletter.audience.addresses import ascii_address
@@ -30,20 +30,22 @@ MAX_TOKEN = 64
 
 
 @functools.lru_cache(maxsize=8)
-def _key(secret_key: str) -> bytes:
+def _keyed(secret_key: str) -> hmac.HMAC:
     # A key of its own: a return-path token can never be replayed as any other signature.
-    return hashlib.sha256(b"newsletter.returnpath\x00" + secret_key.encode("utf-8")).digest()
+    key = hashlib.sha256(b"newsletter.returnpath\x00" + secret_key.encode("utf-8")).digest()
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
-def _mac(key: bytes, body: bytes) -> bytes:
-    return hmac.digest(key, body, "sha256")[:MAC_BYTES]
+def _mac(secret_key: str, body: bytes) -> bytes:
+    mac = _keyed(secret_key).copy()
+    mac.update(body)
+    return mac.digest()[:MAC_BYTES]
 
 
 def make_token(delivery_id: int, secret_key: str) -> str:
     """The signed token naming ``delivery_id``."""
     body = KIND_DELIVERY + delivery_id.to_bytes((delivery_id.bit_length() + 7) // 8 or 1, "big")
-    signed = body + _mac(_key(secret_key), body)
-    return b32encode(signed).decode("ascii").rstrip("=").lower()
+    return (body + _mac(secret_key, body)).hex()
 
 
 def read_token(token: str, secret_key: str) -> int | None:
@@ -53,13 +55,13 @@ def read_token(token: str, secret_key: str) -> int | None:
     if not token or len(token) > MAX_TOKEN:
         return None
     try:
-        signed = b32decode(token.upper() + "=" * (-len(token) % 8))
-    except (binascii.Error, ValueError):
+        signed = bytes.fromhex(token)
+    except ValueError:
         return None
     body, mac = signed[:-MAC_BYTES], signed[-MAC_BYTES:]
     if len(body) < 2 or body[:1] != KIND_DELIVERY:
         return None
-    if not hmac.compare_digest(mac, _mac(_key(secret_key), body)):
+    if not hmac.compare_digest(mac, _mac(secret_key, body)):
         return None
     return int.from_bytes(body[1:], "big")
 
