@@ -256,3 +256,17 @@ def test_bounces_to_the_return_paths_stop_the_next_issue_api_complaint(
                       issue_id=delivery.issue_id, delivery_id=delivery_id)  # fmt: skip
 
     answer_and_send_again(app, runner, tmp_path, audience, mailbox, run_jobs, api_complaint)
+
+
+def test_serve_says_when_it_cannot_listen(app: Flask, runner: FlaskCliRunner) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(args=["bounces", "serve", "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    help_text = runner.invoke(args=["bounces", "serve", "--help"]).output
+    assert "--host" in help_text and "--port" in help_text and "--protocol" in help_text
