@@ -8,7 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from newsletter.audience.models import Subscriber, SubscriberStatus
 from newsletter.delivery.bounces.returnpath import (
     ReturnPath,
     delivery_of,
@@ -101,3 +103,39 @@ def test_without_a_bounce_address_the_envelope_sender_is_the_from_address(
     dispatcher.request_send(issue_id)
     run_jobs()
     assert {m.mail_from for m in mailbox.messages} == {"news@example.org"}
+
+
+def test_transactional_mail_has_a_return_path_of_its_own_and_its_bounce_is_found(
+    app: Any, mailbox: CapturingSMTPServer, run_jobs: Callable[[], None]
+) -> None:
+    from newsletter.content.models import Template, TemplateKind
+    from newsletter.delivery import transactional
+    from newsletter.delivery.bounces import policy
+    from newsletter.delivery.bounces.models import BounceSource
+    from newsletter.extensions import db
+    from tests.delivery.bounce_samples import dsn
+    from tests.factories import make_list, make_subscriber
+
+    make_subscriber("reader@example.net", lists=(make_list("news"),))
+    mjml = "<mjml><mj-body><mj-text>{{ data.code }}</mj-text></mj-body></mjml>"
+    db.session.add(Template(name="Code", kind=TemplateKind.TRANSACTIONAL,
+                            text="{{ data.code }}", mjml=mjml))  # fmt: skip
+    db.session.commit()
+    row = transactional.create(to="reader@example.net", template="Code", subject="Your code",
+                               data={"code": "1"})  # fmt: skip
+    run_jobs()
+
+    [sent] = mailbox.messages
+    token = sent.mail_from.partition("@")[0].removeprefix("bounces+")
+    assert read_token(token, SECRET) is None  # not a delivery's token
+    outcome = policy.take_message(dsn("forwarded@elsewhere.example"), BounceSource.LMTP,
+                                  envelope_recipient=sent.mail_from)  # fmt: skip
+    assert (outcome.kind, outcome.recipient) == ("hard", "reader@example.net")
+    db.session.expire_all()
+    reader = db.session.scalars(
+        select(Subscriber).where(Subscriber.email == "reader@example.net")
+    ).one()
+    [event] = policy.events_of(reader.id)
+    assert (event.issue_id, event.delivery_id) == (None, None)
+    assert reader.status is SubscriberStatus.BLOCKLISTED
+    assert row.id is not None

@@ -23,8 +23,9 @@ from newsletter.audience.addresses import ascii_address
 
 #: bytes of the MAC kept: 80 bits, far beyond guessing a delivery's token by trial
 MAC_BYTES = 10
-#: the first byte says what the id is (only deliveries for now; room for transactional)
+#: the first byte says what the id is: a delivery of an issue, or a transactional message
 KIND_DELIVERY = b"d"
+KIND_TRANSACTIONAL = b"t"
 #: the longest token read (anything longer is not one of ours)
 MAX_TOKEN = 64
 
@@ -42,15 +43,17 @@ def _mac(secret_key: str, body: bytes) -> bytes:
     return mac.digest()[:MAC_BYTES]
 
 
-def make_token(delivery_id: int, secret_key: str) -> str:
-    """The signed token naming ``delivery_id``."""
-    body = KIND_DELIVERY + delivery_id.to_bytes((delivery_id.bit_length() + 7) // 8 or 1, "big")
+def make_token(delivery_id: int, secret_key: str, *, kind: bytes = KIND_DELIVERY) -> str:
+    """The signed token naming ``delivery_id`` (or, with ``kind=KIND_TRANSACTIONAL``, a
+    transactional message's id)."""
+    body = kind + delivery_id.to_bytes((delivery_id.bit_length() + 7) // 8 or 1, "big")
     return (body + _mac(secret_key, body)).hex()
 
 
-def read_token(token: str, secret_key: str) -> int | None:
-    """The delivery id a token made by :func:`make_token` names; None when the token is
-    malformed or its signature does not match (tampered, or another installation's)."""
+def read_token(token: str, secret_key: str, *, kind: bytes = KIND_DELIVERY) -> int | None:
+    """The id a token made by :func:`make_token` with this ``kind`` names; None when the
+    token is malformed, of another kind, or its signature does not match (tampered, or
+    another installation's)."""
     token = token.strip()
     if not token or len(token) > MAX_TOKEN:
         return None
@@ -59,7 +62,7 @@ def read_token(token: str, secret_key: str) -> int | None:
     except ValueError:
         return None
     body, mac = signed[:-MAC_BYTES], signed[-MAC_BYTES:]
-    if len(body) < 2 or body[:1] != KIND_DELIVERY:
+    if len(body) < 2 or body[:1] != kind:
         return None
     if not hmac.compare_digest(mac, _mac(secret_key, body)):
         return None
@@ -82,6 +85,11 @@ class ReturnPath:
         """``LOCAL+TOKEN@DOMAIN`` for this delivery."""
         return self._prefix + make_token(delivery_id, self._secret_key) + self._suffix
 
+    def for_transactional(self, tx_id: int) -> str:
+        """``LOCAL+TOKEN@DOMAIN`` for this transactional message."""
+        token = make_token(tx_id, self._secret_key, kind=KIND_TRANSACTIONAL)
+        return self._prefix + token + self._suffix
+
 
 def from_config(config: object) -> ReturnPath | None:
     """The return path the settings ask for, or None when ``BOUNCE_ADDRESS`` is unset (the
@@ -93,16 +101,23 @@ def from_config(config: object) -> ReturnPath | None:
     return ReturnPath(str(address), str(get("SECRET_KEY")))
 
 
-def delivery_of(envelope_recipient: str | None, token: str | None, secret_key: str) -> int | None:
-    """The delivery named by ``token``, or else by the ``+TOKEN`` of ``envelope_recipient``
-    (the return path the bounce came back to); None when neither holds a valid token."""
+def delivery_of(
+    envelope_recipient: str | None,
+    token: str | None,
+    secret_key: str,
+    *,
+    kind: bytes = KIND_DELIVERY,
+) -> int | None:
+    """The delivery (or, with ``kind``, the transactional message) named by ``token``, or
+    else by the ``+TOKEN`` of ``envelope_recipient`` (the return path the bounce came back
+    to); None when neither holds a valid token."""
     candidates = [token] if token else []
     if envelope_recipient:
         local = envelope_recipient.strip().strip("<>").rpartition("@")[0]
         if "+" in local:
             candidates.append(local.split("+", 1)[1])
     for candidate in candidates:
-        found = read_token(candidate, secret_key)
+        found = read_token(candidate, secret_key, kind=kind)
         if found is not None:
             return found
     return None
