@@ -48,7 +48,7 @@ def status_of(email: str) -> Subscriber:
 
 
 @contextmanager
-def lmtp_server(app: Flask) -> Iterator[int]:
+def lmtp_server(app: Flask, protocol: str = "lmtp") -> Iterator[int]:
     """``bounces serve`` on a free loopback port, in a thread of its own; yields the port."""
     loop = asyncio.new_event_loop()
     bound: list[int] = []
@@ -58,7 +58,7 @@ def lmtp_server(app: Flask) -> Iterator[int]:
         bound.append(port)
         ready.set()
 
-    task = loop.create_task(intake.serve(app, "127.0.0.1", 0, ready=note))
+    task = loop.create_task(intake.serve(app, "127.0.0.1", 0, protocol=protocol, ready=note))
 
     def run() -> None:
         try:
@@ -150,6 +150,15 @@ def test_serve_takes_bounces_over_lmtp_with_the_rcpt_as_envelope_recipient(app: 
     )
     [kept] = policy.unread()
     assert kept.source is BounceSource.LMTP
+
+
+def test_serve_speaks_smtp_too(app: Flask) -> None:
+    make_subscriber("reader@example.net", lists=(make_list("news"),))
+    with lmtp_server(app, protocol="smtp") as port:
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.sendmail("", ["bounces@example.org"], dsn("reader@example.net"))
+    [event] = policy.events_of(status_of("reader@example.net").id)
+    assert (event.kind, event.source) == (BounceKind.HARD, BounceSource.LMTP)
 
 
 def test_serve_refuses_mail_for_other_addresses(app: Flask) -> None:

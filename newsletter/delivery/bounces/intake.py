@@ -146,9 +146,12 @@ async def serve(app: Flask, host: str, port: int, *, protocol: str = "lmtp",
     handler = BounceHandler(app)
     limit = int(app.config["BOUNCE_MAX_BYTES"])
     server_class = LMTP if protocol == "lmtp" else SMTP
+    # The name in the greeting: the address listened on, unless it is every address (and
+    # not aiosmtpd's default, a DNS look-up of our own name).
+    greeting_name = "localhost" if host in ("", "0.0.0.0", "::") else host
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: server_class(handler, data_size_limit=limit, hostname=host or "localhost"),
+        lambda: server_class(handler, data_size_limit=limit, hostname=greeting_name),
         host=host,
         port=port,
     )
