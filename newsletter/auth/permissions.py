@@ -149,6 +149,11 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.user_active": ADMIN,
     "admin.site_settings": ADMIN,
     "admin.audit_log": ADMIN,
+    # bounces: the addresses that bounced or complained, the policy, unread reports
+    "admin.bounces": ADMIN,
+    "admin.bounce_unread": ADMIN,
+    "admin.bounce_unread_resolve": ADMIN,
+    "admin.subscriber_reinstate": ADMIN,
 }
 
 _API = "/api/v1"
@@ -193,6 +198,7 @@ API_RULES: dict[str, Entry] = {
     f"{_API}/bounces/sendgrid": PUBLIC,
     f"{_API}/bounces/mailgun": PUBLIC,
     f"{_API}/tx/<int:tx_id>": ADMIN,
+    f"{_API}/bounces": ADMIN,  # changes subscribers (stops, unsubscribes)
 }
 
 

@@ -36,6 +36,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses
 from typing import Any
 
 from flask import current_app
@@ -58,6 +61,8 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 #: the most of an unreadable message kept for an editor
 MAX_KEPT_BYTES = 256 * 1024
+#: the most of a message's start read for the headers an MTA adds on delivery
+MAX_HEAD_BYTES = 64 * 1024
 #: the most of a reply or a report's diagnostic kept on an event
 MAX_REASON = 1000
 #: the hidden attribute the blocklist keeps its record in (``audience/blocklist.py``)
@@ -99,16 +104,14 @@ def take_message(
         return _keep(raw, source, "", f"the classifier failed: {type(error).__name__}")
     if found.kind == "unreadable":
         return _keep(raw, source, found.subject, found.reason or "not a report we can read")
-    delivery = _delivery(envelope_recipient, found)
+    named = _named(envelope_recipient, found, raw)
     if found.kind == "ignored":
-        who = _email_of(delivery.subscriber_id) if delivery and delivery.subscriber_id else None
-        return Outcome("ignored", who or _first(found.recipients), reason=found.reason)
+        return Outcome("ignored", named.email or _first(found.recipients), reason=found.reason)
     kind = BounceKind(found.kind)
-    if delivery is not None and delivery.subscriber_id is not None:
-        event = record(delivery.subscriber_id, kind, found.reason, source,
-                       issue_id=delivery.issue_id, delivery_id=delivery.id)  # fmt: skip
-        return Outcome(kind.value, _email_of(delivery.subscriber_id), reason=found.reason) \
-            if event is not None else Outcome(kind.value, None, reason=found.reason)
+    if named.email is not None:
+        record(named.subscriber_id or named.email, kind, found.reason, source,
+               issue_id=named.issue_id, delivery_id=named.delivery_id)  # fmt: skip
+        return Outcome(kind.value, named.email, reason=found.reason)
     if not found.recipients:
         # A bounce about nobody we can name: an editor may know better.
         return _keep(raw, source, found.subject, f"a {kind.value} report naming no recipient")
@@ -285,11 +288,53 @@ def _keep(raw: bytes, source: BounceSource, subject: str, problem: str) -> Outco
     return Outcome("ignored", None, kept=True, unread_id=message.id, reason=message.problem)
 
 
-def _delivery(envelope_recipient: str | None, found: Classification) -> Delivery | None:
-    delivery_id = returnpath.delivery_of(
-        envelope_recipient, found.token, str(current_app.config["SECRET_KEY"])
+@dataclass(frozen=True)
+class _Named:
+    """Whom a return-path token names: a delivery's subscriber (and its issue), or a
+    transactional message's recipient; all None when no valid token was found."""
+
+    email: str | None = None
+    subscriber_id: int | None = None
+    issue_id: int | None = None
+    delivery_id: int | None = None
+
+
+def _named(envelope_recipient: str | None, found: Classification, raw: bytes) -> _Named:
+    """Who the return-path token names: the classifier's token, the envelope recipient's,
+    or (a message read from a mailbox or a file, whose envelope is gone) that of the headers
+    an MTA writes on delivery (``X-Original-To``, ``Delivered-To``) or ``To``."""
+    secret = str(current_app.config["SECRET_KEY"])
+    candidates: list[str | None] = (
+        [envelope_recipient] if envelope_recipient else [*_delivered_to(raw)] or [None]
     )
-    return db.session.get(Delivery, delivery_id) if delivery_id is not None else None
+    for index, candidate in enumerate(candidates):
+        token = found.token if index == 0 else None
+        delivery_id = returnpath.delivery_of(candidate, token, secret)
+        if delivery_id is not None:
+            delivery = db.session.get(Delivery, delivery_id)
+            if delivery is not None and delivery.subscriber_id is not None:
+                email = _email_of(delivery.subscriber_id)
+                return _Named(email, delivery.subscriber_id, delivery.issue_id, delivery.id)
+        tx_id = returnpath.delivery_of(candidate, token, secret, kind=returnpath.KIND_TRANSACTIONAL)
+        if tx_id is not None:
+            # By table, not model: the transactional module imports the send's outcomes,
+            # which import this policy.
+            table = db.metadata.tables["transactional_messages"]
+            address = db.session.scalar(select(table.c.to_address).where(table.c.id == tx_id))
+            if address:
+                return _Named(str(address).lower())
+    return _Named()
+
+
+def _delivered_to(raw: bytes) -> list[str]:
+    head = BytesHeaderParser(policy=compat32).parsebytes(raw[:MAX_HEAD_BYTES], headersonly=True)
+    found = []
+    for name in ("X-Original-To", "Delivered-To", "To"):
+        for value in head.get_all(name) or []:
+            for _, address in getaddresses([str(value)]):
+                if "+" in address:
+                    found.append(address)
+    return found
 
 
 def _subscriber(who: str | int | Subscriber) -> Subscriber | None:
