@@ -18,6 +18,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from newsletter.audience.models import Subscriber, SubscriberStatus
+from newsletter.auth.counters import counters
 from newsletter.delivery.bounces import poller
 from newsletter.delivery.bounces.models import BounceEvent, BounceKind, BounceSource
 from newsletter.delivery.workers import start_sweeper
@@ -59,6 +60,12 @@ class Taken(list[bytes]):
         if self.fail_on is not None and self.fail_on in raw:
             raise RuntimeError("the policy failed")
         self.append(raw)
+
+
+@pytest.fixture(autouse=True)
+def no_poll_claimed(app: Flask) -> None:
+    """Each test starts with no poll claimed (Redis keeps claims across tests)."""
+    counters().reset(poller.CLAIM_KEY)
 
 
 @pytest.fixture(scope="module")

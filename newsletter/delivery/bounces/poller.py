@@ -49,7 +49,8 @@ DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 IMAP_TIMEOUT = 30
 #: the actor the sweep queues (``tasks.poll_bounce_mailbox``)
 ACTOR = "poll_bounce_mailbox"
-_CLAIM_KEY = "bounce-poll"
+#: the shared counters' key of the claim on the next poll
+CLAIM_KEY = "bounce-poll"
 
 #: called with each message and its source; returns when the message is taken
 MessageHandler = Callable[[bytes, BounceSource], Any]
@@ -128,7 +129,7 @@ def enqueue_due() -> bool:
     if not configured(config):
         return False
     interval = int(config.get("BOUNCE_POLL_SECONDS") or 300)
-    if not counters().claim(_CLAIM_KEY, interval):
+    if not counters().claim(CLAIM_KEY, interval):
         return False
     queue.enqueue(ACTOR)
     return True
