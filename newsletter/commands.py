@@ -31,6 +31,7 @@ from newsletter.checks import check_services
 from newsletter.config import follow_served_address, http_url, listens_everywhere
 from newsletter.content import commands as content_commands
 from newsletter.delivery import commands as delivery_commands
+from newsletter.delivery.bounces import commands as bounce_commands
 from newsletter.delivery.send.dispatcher import recover_unfinished
 from newsletter.delivery.transactional import recover_queued
 from newsletter.delivery.workers import run_workers, start_sweeper
@@ -176,7 +177,8 @@ def register(app: Flask) -> None:
     app.cli.add_command(worker_command)
 
     before = set(app.cli.commands)
-    for module in (audience_commands, auth_commands, content_commands, delivery_commands):
+    for module in (audience_commands, auth_commands, content_commands, delivery_commands,
+                   bounce_commands):
         module.register(app)
     for name in set(app.cli.commands) - before:
         app.cli.commands[name] = _schema_first(app.cli.commands[name])

@@ -80,6 +80,26 @@ DEFAULTS: dict[str, Any] = {
     # Logs never show an address or a token unless this is turned on, to debug.
     "LOG_SENSITIVE": False,
     "DNS_RESOLVER": None,  # newsletter doctor asks these host[:port] servers; None: the system's
+    # Bounce intake by provider webhooks (POST /api/v1/bounces/<provider>): each provider
+    # is off until its secret is set (delivery/bounces/providers/).
+    "BOUNCE_SES_TOPICS": None,  # SNS topic ARNs whose SES notifications are taken
+    "BOUNCE_SNS_CERT_HOSTS": None,  # None: sns.<region>.amazonaws.com only (regexes)
+    "BOUNCE_SNS_CA_FILE": None,  # None: the system's CAs, for the certificate fetch
+    "BOUNCE_SNS_AUTO_CONFIRM": True,  # off: a subscription's confirm URL is only logged
+    "BOUNCE_POSTMARK_USER": "postmark",  # basic auth in the webhook URL Postmark calls
+    "BOUNCE_POSTMARK_PASSWORD": None,
+    "BOUNCE_SENDGRID_PUBLIC_KEY": None,  # the Event Webhook's verification key (base64)
+    "BOUNCE_MAILGUN_SIGNING_KEY": None,  # the HTTP webhook signing key
+    "BOUNCE_WEBHOOK_MAX_AGE": 3600,  # seconds: a signed request older than this is refused
+    "BOUNCE_WEBHOOK_TIMEOUT": 5,  # seconds for fetching SNS's certificate
+    # The bounce mailbox poller (delivery/bounces/poller.py), on the workers' sweep: an
+    # IMAP mailbox over TLS (imaps://user:pass@host:993/INBOX) or a Maildir folder.
+    "BOUNCE_IMAP_URL": None,
+    "BOUNCE_IMAP_CA_FILE": None,  # None: the system's CAs
+    "BOUNCE_IMAP_DONE_FOLDER": None,  # None: taken messages are deleted; else moved there
+    "BOUNCE_MAILDIR": None,
+    "BOUNCE_POLL_SECONDS": 300,  # between two polls of the mailbox
+    "BOUNCE_POLL_MAX_MESSAGES": 500,  # taken per poll (the rest wait for the next one)
     # The media library (content/media.py): images in the instance folder, or in an
     # S3-compatible bucket when MEDIA_S3_BUCKET is set.
     "MEDIA_PATH": None,  # None: "media" in the instance folder
@@ -118,6 +138,11 @@ DEFAULTS: dict[str, Any] = {
     "FEEDS_INTERVAL": 3600,  # seconds between polls of a new feed
     "FEEDS_RETRY_SECONDS": 300,  # first wait after a failed poll; doubles with each failure
     "FEEDS_MAX_BACKOFF": 24 * 3600,
+    # Bounces (delivery/bounces): the return path, when set, is LOCAL+TOKEN@DOMAIN of it.
+    "BOUNCE_ADDRESS": None,  # None: the envelope sender is the From address
+    "BOUNCE_SCORE_THRESHOLD": 5,  # soft bounces (one a day at most) that stop an address
+    "BOUNCE_STALE_DAYS": 7,  # a soft bounce older than this no longer counts
+    "BOUNCE_MAX_BYTES": 2 * 1024 * 1024,  # a message to the bounce address larger is refused
 }
 
 CONSENT_IP_MODES = ("off", "truncated", "full")
@@ -167,6 +192,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None = None) -> None:
     _check_consent_ip(app)
     _check_archive_images(app)
     _check_signup(app)
+    _check_bounce_mailbox(app)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["DATABASE_URL"]))
@@ -439,6 +465,14 @@ def _complete_site_name(app: Flask) -> None:
     if not app.config.get("SITE_NAME"):
         display, _ = parseaddr(str(app.config["FROM_ADDRESS"]))
         app.config["SITE_NAME"] = display or "Newsletter"
+
+
+def _check_bounce_mailbox(app: Flask) -> None:
+    """A bounce mailbox URL that cannot work stops start-up (``delivery/bounces/poller``)."""
+    if app.config.get("BOUNCE_IMAP_URL"):
+        from newsletter.delivery.bounces.poller import parse_imap_url
+
+        parse_imap_url(str(app.config["BOUNCE_IMAP_URL"]))
 
 
 def _limiter_storage(app: Flask) -> str:

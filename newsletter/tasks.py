@@ -7,6 +7,7 @@ import dramatiq
 from newsletter.audience import confirmation, import_jobs, welcome
 from newsletter.content import feeds
 from newsletter.delivery import transactional
+from newsletter.delivery.bounces import poller as bounce_poller
 from newsletter.delivery.send import dispatcher
 
 
@@ -73,7 +74,15 @@ def poll_feed(feed_id: int) -> None:
     feeds.poll_feed(feed_id)
 
 
+# The sweep queues one poll per BOUNCE_POLL_SECONDS; a failed one is simply the next one's
+# to do (nothing was removed from the mailbox), so Dramatiq does not retry it.
+@dramatiq.actor(queue_name="default", max_retries=0, time_limit=HOUR_MS)
+def poll_bounce_mailbox() -> None:
+    """Read the bounce mailbox (IMAP or Maildir) once; each message goes to the policy."""
+    bounce_poller.poll()
+
+
 ACTORS = (
     send_confirmation, send_welcome, start_issue, send_batch, recover, send_transactional,
-    run_import, poll_feed,
+    run_import, poll_feed, poll_bounce_mailbox,
 )

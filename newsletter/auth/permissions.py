@@ -149,6 +149,11 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.user_active": ADMIN,
     "admin.site_settings": ADMIN,
     "admin.audit_log": ADMIN,
+    # bounces: the addresses that bounced or complained, the policy, unread reports
+    "admin.bounces": ADMIN,
+    "admin.bounce_unread": ADMIN,
+    "admin.bounce_unread_resolve": ADMIN,
+    "admin.subscriber_reinstate": ADMIN,
 }
 
 _API = "/api/v1"
@@ -187,7 +192,13 @@ API_RULES: dict[str, Entry] = {
     f"{_API}/templates/<int:template_id>": {"GET": READ, "PATCH": EDIT, "DELETE": EDIT},
     f"{_API}/templates/<int:template_id>/copy": EDIT,
     f"{_API}/tx": ADMIN,
+    # provider webhooks: no token, the provider signs (web/api/bounce_hooks.py)
+    f"{_API}/bounces/ses": PUBLIC,
+    f"{_API}/bounces/postmark": PUBLIC,
+    f"{_API}/bounces/sendgrid": PUBLIC,
+    f"{_API}/bounces/mailgun": PUBLIC,
     f"{_API}/tx/<int:tx_id>": ADMIN,
+    f"{_API}/bounces": ADMIN,  # changes subscribers (stops, unsubscribes)
 }
 
 

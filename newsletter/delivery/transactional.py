@@ -34,6 +34,7 @@ from newsletter import queue
 from newsletter.audience.addresses import ascii_address, normalise_email
 from newsletter.content import templates
 from newsletter.content.models import Template, TemplateKind
+from newsletter.delivery.bounces import returnpath
 from newsletter.delivery.outbound import deliver
 from newsletter.delivery.send.outcomes import retry_delay
 from newsletter.errors import (
@@ -326,7 +327,12 @@ def send(tx_id: int) -> None:
         return
     message, recipient, attempts = row.message or b"", ascii_address(row.to_address), row.attempts
     db.session.commit()  # no transaction held open across the SMTP conversation
-    sender = ascii_address(parseaddr(str(config["FROM_ADDRESS"]))[1])
+    return_path = returnpath.from_config(config)
+    sender = (
+        return_path.for_transactional(tx_id)
+        if return_path is not None
+        else ascii_address(parseaddr(str(config["FROM_ADDRESS"]))[1])
+    )
     try:
         reply = deliver(sender, recipient, message)
     except RelayUnavailable as error:

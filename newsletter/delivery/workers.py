@@ -23,6 +23,7 @@ from newsletter import audit
 from newsletter.audience import import_jobs
 from newsletter.broker import start_workers, stop_worker
 from newsletter.content import feeds
+from newsletter.delivery.bounces import poller as bounce_poller
 from newsletter.delivery.control import actions as control
 from newsletter.delivery.send.dispatcher import recover_unstarted
 from newsletter.delivery.send.stalls import STALL_SECONDS, StallWatch
@@ -134,6 +135,7 @@ class Sweeper(threading.Thread):
                     audit.purge_expired()  # audit events past NEWSLETTER_AUDIT_RETENTION_DAYS
                     import_jobs.recover_stalled()  # imports whose worker died
                     feeds.enqueue_due()  # RSS/Atom feeds due for a poll: once across workers
+                    bounce_poller.enqueue_due()  # the bounce mailbox: once an interval
                 except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeper
                     log.exception("sweep failed")
                 finally:

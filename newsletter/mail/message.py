@@ -37,6 +37,7 @@ _KEY_OF = {value: key for key, value in PLACEHOLDERS.items()}
 _MAX_PLAIN_PHRASE = 66
 #: RFC 2045 §6.7 (5): encoded lines are at most 76 characters, the soft break's "=" included
 _QP_LINE = 76
+_FEEDBACK_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class ListInfo:
     list_id: str  # the RFC 2919 list-id: the list's slug and the site's host, "news.example.org"
     unsubscribe_mailto: str  # mailto: URL for List-Unsubscribe
     list_name: str = ""  # the list's name, written beside the id as a phrase of its own
+    archive_url: str = ""  # List-Archive (RFC 2369): the site's archive; "": none
+    help_url: str = ""  # List-Help (RFC 2369): a mailto: or https URL; "": none
+    feedback_id: str = ""  # Feedback-ID for Gmail's feedback loop, "a:b:c:SenderId"; "": none
 
 
 def list_id_header(name: str, list_id: str) -> str:
@@ -229,6 +233,7 @@ class MessageSkeleton:
                 "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
                 "Auto-Submitted: auto-generated\r\n",
                 "Precedence: bulk\r\n",
+                *_optional_headers(list_info),
             ]
         ).encode("utf-8")
         self._unsubscribe_tail = (">,\r\n <" + mailto + ">\r\n").encode("utf-8")
@@ -285,6 +290,27 @@ class MessageSkeleton:
                 self._end,
             )
         )  # fmt: skip
+
+
+def _optional_headers(list_info: ListInfo) -> list[str]:
+    """List-Archive, List-Help and Feedback-ID, each when set (one line each, no spaces
+    inside a URL, so no value can add a header)."""
+    headers = []
+    for name, value in (("List-Archive", list_info.archive_url),
+                        ("List-Help", list_info.help_url)):  # fmt: skip
+        url = "".join(one_line(value).split()).strip("<>")
+        if url:
+            headers.append(f"{name}: <{url}>\r\n")
+    feedback = "".join(one_line(list_info.feedback_id).split())
+    if feedback:
+        headers.append(f"Feedback-ID: {feedback}\r\n")
+    return headers
+
+
+def feedback_id(*parts: object, sender_id: str) -> str:
+    """A Feedback-ID value (Gmail's ``a:b:c:SenderId``): each part with no colon or space."""
+    clean = [_FEEDBACK_UNSAFE.sub("", str(part)) or "-" for part in (*parts, sender_id)]
+    return ":".join(clean)
 
 
 def _split_address(address: str) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, g, request
+from flask import Blueprint, Flask, current_app, g, request
 from flask import message_flashed as _message_flashed
 from flask_login import current_user
 from werkzeug.wrappers import Response
@@ -37,6 +37,12 @@ def watch(bp: Blueprint) -> None:
 
 
 def _start() -> None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "audited", True) is False:
+        # Marked by the view (provider webhooks): no person acts there, and each provider
+        # request would add an anonymous row; the bounce events are the record.
+        g.audit_started = False
+        return
     # g outlives one request where an app context spans several (tests): start afresh.
     g.audit_started = True  # an earlier hook that answers (the login redirect) skips this
     g.audit_refused = False

@@ -21,8 +21,9 @@ What each comparison means, the same on both backends:
   that day (UTC), or before/after it; ``= "2024-05-01"`` is the whole day.
 - ``received = ID``: a delivery of issue ID to them was sent.
 - ``bounced``: **the one definition of a bounce for segments** — the subscriber is
-  blocklisted (hard bounces and complaints blocklist) or a delivery to them failed for good.
-  The bounce handling work widens it here, in :func:`bounced`, and only here.
+  blocklisted (hard bounces and a soft-bounce score at the threshold blocklist), a hard
+  bounce or a complaint was reported (``bounce_events``), or a delivery to them failed for
+  good. It is defined in :func:`bounced`, and only there.
 """
 
 from __future__ import annotations
@@ -63,12 +64,14 @@ from newsletter.audience.segments.query import (
     Scalar,
     SegmentQueryError,
 )
+from newsletter.delivery.bounces.models import BounceEvent, BounceKind
 from newsletter.delivery.models import Delivery, DeliveryStatus
 
 subscribers = Subscriber.__table__
 subscriptions = Subscription.__table__
 lists = MailingList.__table__
 deliveries = Delivery.__table__
+bounce_events = BounceEvent.__table__
 
 #: a string that reads as a decimal number (both backends run it: ``~`` and Python's ``re``)
 NUMERIC = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
@@ -209,15 +212,21 @@ def received(issue_id: int) -> ColumnElement[bool]:
 
 
 def bounced() -> ColumnElement[bool]:
-    """Bounced: blocklisted, or a delivery to them failed for good.
+    """Bounced: blocklisted (a hard bounce, a soft-bounce score at the threshold, or by
+    hand), a hard bounce or a complaint ever reported, or a delivery to them failed for good.
 
-    The one place the segments define a bounce; widen it when bounces get their own table.
+    The one place the segments define a bounce. A reinstated address that once bounced
+    still counts, as a failed delivery always did: the events are its history.
     """
     failed = exists().where(
         deliveries.c.subscriber_id == subscribers.c.id,
         deliveries.c.status == DeliveryStatus.FAILED,
     )
-    return or_(subscribers.c.status == SubscriberStatus.BLOCKLISTED, failed)
+    reported = exists().where(
+        bounce_events.c.subscriber_id == subscribers.c.id,
+        bounce_events.c.kind.in_([BounceKind.HARD, BounceKind.COMPLAINT]),
+    )
+    return or_(subscribers.c.status == SubscriberStatus.BLOCKLISTED, reported, failed)
 
 
 def _dated(field: str, op: str, day: date) -> ColumnElement[bool]:

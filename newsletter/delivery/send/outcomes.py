@@ -24,6 +24,8 @@ from newsletter.audience.models import (
     SubscriptionStatus,
 )
 from newsletter.content.models import issue_lists
+from newsletter.delivery.bounces import policy
+from newsletter.delivery.bounces.models import BounceKind, BounceSource
 from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.errors import DeliveryError, PermanentDeliveryError
 from newsletter.extensions import db
@@ -53,6 +55,8 @@ class Claimed:
     active: bool
     #: the subscriber's ``token_version``, signed into their manage and unsubscribe links
     token_version: int = 0
+    #: the issue the delivery belongs to (kept on a bounce event)
+    issue_id: int | None = None
 
     @property
     def still_wanted(self) -> bool:
@@ -166,6 +170,7 @@ def load(issue_id: int, delivery_ids: Sequence[int]) -> list[Claimed]:
             list_id=first_lists.get(row[1]),
             active=row[5] is SubscriberStatus.ACTIVE,
             token_version=row[6] or 0,
+            issue_id=issue_id,
         )
         for row in rows
     ]
@@ -366,11 +371,17 @@ def record_permanent(delivery: Claimed, error: PermanentDeliveryError) -> None:
         commit=False,
     )
     if is_hard_bounce(error):
-        db.session.execute(
-            update(subscribers)
-            .where(subscribers.c.id == delivery.subscriber_id)
-            .values(status=SubscriberStatus.BLOCKLISTED, updated_at=utcnow())
+        # Through the bounce policy, like every other report: kept as an event (source
+        # smtp) and the address stopped; it commits the outcome with it.
+        policy.record(
+            delivery.subscriber_id,
+            BounceKind.HARD,
+            error.message,
+            BounceSource.SMTP,
+            issue_id=delivery.issue_id,
+            delivery_id=delivery.delivery_id,
         )
+        return
     db.session.commit()
 
 

@@ -31,6 +31,7 @@ from newsletter.audience.addresses import ascii_address
 from newsletter.audience.tokens import manage_url, unsubscribe_url
 from newsletter.content.compose import sender_address
 from newsletter.content.models import Issue, IssueStatus
+from newsletter.delivery.bounces import returnpath
 from newsletter.delivery.outbound import Session, outbound
 from newsletter.delivery.send import outcomes
 from newsletter.errors import (
@@ -41,7 +42,13 @@ from newsletter.errors import (
     TemporaryDeliveryError,
 )
 from newsletter.extensions import db
-from newsletter.mail.message import ListInfo, MessageSkeleton, Recipient, make_message_id
+from newsletter.mail.message import (
+    ListInfo,
+    MessageSkeleton,
+    Recipient,
+    feedback_id,
+    make_message_id,
+)
 from newsletter.mail.transport import Envelope
 from newsletter.models import utcnow
 
@@ -89,8 +96,17 @@ class BatchSender:
                 list_id=list_id_header,
                 list_name=list_name,
                 unsubscribe_mailto=f"mailto:{self.envelope_from}?subject=unsubscribe",
+                archive_url=f"{config['BASE_URL']}/archive",
+                help_url=f"mailto:{self.envelope_from}?subject=help",
+                feedback_id=feedback_id(
+                    issue.id, list_id_header, "issue",
+                    sender_id=self.envelope_from.rpartition("@")[2],
+                ),
             ),
         )
+        #: with BOUNCE_ADDRESS set, each delivery's own signed return path (VERP)
+        self.return_path = returnpath.from_config(config)
+        self._last_envelope: tuple[int, Envelope] | None = None
         self.outbound = outbound()
         self.recorder = outcomes.SentRecorder()
         self.interrupted = False
@@ -200,7 +216,7 @@ class BatchSender:
         """
         message_id, data = self._message_for(row)
         try:
-            smtp.begin((self.envelope_from, ascii_address(row.email)))
+            smtp.begin(self._envelope_of(row))
             smtp.write(data)
             if following is not None:
                 self._build_ahead(following)
@@ -224,7 +240,22 @@ class BatchSender:
         return False
 
     def _envelope(self, row: outcomes.Claimed | None) -> Envelope | None:
-        return (self.envelope_from, ascii_address(row.email)) if row is not None else None
+        return self._envelope_of(row) if row is not None else None
+
+    def _envelope_of(self, row: outcomes.Claimed) -> Envelope:
+        """The row's (sender, recipient): made once, though asked for when the envelope
+        goes ahead and again at its ``begin``."""
+        last = self._last_envelope
+        if last is not None and last[0] == row.delivery_id:
+            return last[1]
+        sender = (
+            self.envelope_from
+            if self.return_path is None
+            else self.return_path.for_delivery(row.delivery_id)
+        )
+        envelope = (sender, ascii_address(row.email))
+        self._last_envelope = (row.delivery_id, envelope)
+        return envelope
 
     def _message_for(self, row: outcomes.Claimed) -> tuple[str, bytes]:
         """The row's Message-ID and signed message: built ahead, or now."""

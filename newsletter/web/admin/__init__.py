@@ -15,6 +15,7 @@ from newsletter.web.admin import (  # noqa: F401
     audit,
     auth,
     blocklist,
+    bounces,
     control,
     dashboard,
     desk,

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 from newsletter.audience import directory, profile
 from newsletter.audience.models import SubscriberStatus, SubscriptionStatus
 from newsletter.audience.subscriptions import get_subscriber, visible_attributes
+from newsletter.delivery.bounces import policy as bounce_policy
 from newsletter.delivery.control.log import latest_for_subscriber
 from newsletter.errors import NewsletterError
 from newsletter.web.admin.blueprint import bp
@@ -92,6 +93,7 @@ def _page(subscriber_id: int, *, edit_form: SubscriberEditForm | None = None,
         subscriptions=subscriptions,
         attributes=attributes,
         deliveries=latest_for_subscriber(subscriber.id, limit=50),
+        bounce_events=bounce_policy.events_of(subscriber.id, limit=50),
         edit_form=edit_form,
         add_form=add_form,
         action_form=ActionForm(),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 # Each view module registers its routes on ``bp`` when imported.
 from newsletter.web.api import (  # noqa: F401
+    bounce_hooks,
+    bounces,
     control,
     issues,
     lists,

@@ -76,6 +76,8 @@ def require_token() -> Response | None:
     with the scope the call needs (``auth/scopes.py``) and an owner whose role allows it
     (``auth/permissions.py``): else a 401, or a 403 for the scope or the role."""
 
+    if authenticates_itself(request.endpoint):
+        return None  # a provider webhook: the provider signs instead (bounce_hooks.py)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -93,6 +95,13 @@ def require_token() -> Response | None:
     refusal = api_refusal(row.user, request.url_rule.rule if request.url_rule else None,
                           request.method)
     return error_response(403, refusal) if refusal else None
+
+
+def authenticates_itself(endpoint: str | None) -> bool:
+    """Whether the view of ``endpoint`` checks its caller itself (a provider's signature)
+    instead of a bearer token: views marked ``view.authenticates_itself = True``."""
+    view = current_app.view_functions.get(endpoint or "")
+    return bool(getattr(view, "authenticates_itself", False))
 
 
 audit_trail.watch(bp)  # after require_token: every change made here is recorded

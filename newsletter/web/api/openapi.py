@@ -32,6 +32,9 @@ RESPONSES = {
     "UnsupportedMediaType": "the body is not of a type this call takes",
     "Unprocessable": "a field is missing, mistyped or not acceptable; `field` names it",
     "Unavailable": "the queue is not available; nothing was sent",
+    "WebhookUnauthorized": "the provider's credentials (basic auth) are missing or wrong",
+    "WebhookRefused": "the provider's signature does not verify, or the request is stale or "
+    "a replay",
 }
 
 DESCRIPTION = (
@@ -77,8 +80,9 @@ class ApiPaths(FlaskPlugin):
         for operation in (operations or {}).values():
             operation.setdefault("operationId", head + "".join(word.title() for word in rest))
             responses = operation.setdefault("responses", {})
-            responses[401] = "Unauthorized"
-            responses[403] = "Forbidden"
+            if operation.get("security") != []:  # [] : a provider webhook, no bearer token
+                responses[401] = "Unauthorized"
+                responses[403] = "Forbidden"
             operation["responses"] = dict(sorted(responses.items(), key=lambda i: str(i[0])))
 
 

@@ -631,3 +631,32 @@ class ExportQuerySchema(Query):
         validate=Range(1, MAX_ID),
         metadata={"description": "only the subscribers this segment matches"},
     )
+
+
+# --- bounces ----------------------------------------------------------------------------------
+
+MAX_BOUNCE_REASON = 1000
+BOUNCE_KINDS = ["hard", "soft", "complaint"]
+
+
+class BounceReportSchema(Body):
+    email = Text(required=True, not_blank=True, validate=Length(max=MAX_EMAIL),
+                 metadata={"format": "email", "description": "the address that bounced"})
+    kind = Choice(
+        BOUNCE_KINDS, required=True,
+        metadata={"description": "hard: stop at once; soft: scored (at most one a day); "
+                  "complaint: unsubscribed from every list"},
+    )
+    reason = Text(load_default="", validate=Length(max=MAX_BOUNCE_REASON),
+                  metadata={"description": "the reply or the report's diagnostic"})
+
+
+class BounceTakenSchema(Answer):
+    kind = fields.String(
+        metadata={"description": "what the report says: hard, soft, complaint or ignored (a "
+                  "delay, an auto-reply, or a message kept for an editor to read)"},
+    )
+    kept = fields.Boolean(
+        metadata={"description": "true: the message could not be read and waits on the "
+                  "admin's Bounces page"},
+    )
