@@ -118,6 +118,14 @@ DEFAULTS: dict[str, Any] = {
     "FEEDS_INTERVAL": 3600,  # seconds between polls of a new feed
     "FEEDS_RETRY_SECONDS": 300,  # first wait after a failed poll; doubles with each failure
     "FEEDS_MAX_BACKOFF": 24 * 3600,
+    # Outgoing webhooks (delivery/webhooks/): signed POSTs to the URLs an admin registers.
+    "WEBHOOKS_ALLOW_PRIVATE": False,  # on: endpoints may be on loopback and private addresses
+    "WEBHOOKS_TIMEOUT": 15,  # seconds for the connect and each read; twice that in all
+    "WEBHOOKS_MAX_RESPONSE_BYTES": 64 * 1024,  # read no more of an endpoint's answer
+    # Seconds before each retry (the Standard Webhooks example: about three days in all);
+    # a message is given up after one attempt more than there are entries.
+    "WEBHOOKS_RETRY_SCHEDULE": "5,300,1800,7200,18000,36000,50400,72000,86400",
+    "WEBHOOKS_LOG_DAYS": 30,  # delivered and failed messages are kept this long
 }
 
 CONSENT_IP_MODES = ("off", "truncated", "full")

@@ -149,6 +149,14 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.user_active": ADMIN,
     "admin.site_settings": ADMIN,
     "admin.audit_log": ADMIN,
+    # outgoing webhooks: their messages name subscribers, and their secrets sign for us
+    "admin.webhooks": ADMIN,
+    "admin.webhook": ADMIN,
+    "admin.webhook_secret": ADMIN,
+    "admin.webhook_rotate": ADMIN,
+    "admin.webhook_active": ADMIN,
+    "admin.webhook_delete": ADMIN,
+    "admin.webhook_retry": ADMIN,
 }
 
 _API = "/api/v1"
@@ -188,6 +196,8 @@ API_RULES: dict[str, Entry] = {
     f"{_API}/templates/<int:template_id>/copy": EDIT,
     f"{_API}/tx": ADMIN,
     f"{_API}/tx/<int:tx_id>": ADMIN,
+    f"{_API}/webhooks": ADMIN,
+    f"{_API}/webhooks/<int:endpoint_id>": ADMIN,
 }
 
 
