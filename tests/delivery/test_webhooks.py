@@ -390,3 +390,25 @@ def test_erasing_a_subscriber_erases_the_messages_that_name_them(
 
     assert log_of(endpoint.id) == []
     assert db.session.scalar(select(func.count()).select_from(WebhookAttempt)) == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "delays"),
+    [("5,300, 1800", [5.0, 300.0, 1800.0]), (5, [5.0]), ("", []), ("0.5", [0.5])],
+)
+def test_the_retry_schedule_setting_reads_seconds(
+    app: Flask, setting: object, delays: list[float]
+) -> None:
+    app.config["WEBHOOKS_RETRY_SCHEDULE"] = setting
+    assert service.retry_schedule() == delays
+    assert service.max_attempts() == len(delays) + 1
+
+
+@pytest.mark.parametrize("setting", ["5,soon", "-1"])
+def test_a_bad_retry_schedule_names_the_setting(app: Flask, setting: str) -> None:
+    from newsletter.errors import ConfigError
+
+    app.config["WEBHOOKS_RETRY_SCHEDULE"] = setting
+    with pytest.raises(ConfigError) as error:
+        service.retry_schedule()
+    assert error.value.setting == "NEWSLETTER_WEBHOOKS_RETRY_SCHEDULE"

@@ -32,7 +32,7 @@ from newsletter.delivery.webhooks.models import (
     WebhookMessage,
 )
 from newsletter.delivery.webhooks.outbox import ACTOR
-from newsletter.errors import NotFound, ValidationError
+from newsletter.errors import ConfigError, NotFound, ValidationError
 from newsletter.extensions import db
 from newsletter.models import get_or_raise, utcnow
 
@@ -48,6 +48,8 @@ STALL_MARGIN = timedelta(seconds=60)
 SWEEP_LIMIT = 500
 #: the longest wait a ``Retry-After`` may ask for
 MAX_RETRY_AFTER = 24 * 3600.0
+#: the longest delay a queued job is given (brokers refuse a week)
+MAX_QUEUE_DELAY = 6 * 24 * 3600.0
 URL_MAX = 2000
 DESCRIPTION_MAX = 200
 
@@ -56,11 +58,28 @@ DESCRIPTION_MAX = 200
 
 
 def retry_schedule() -> list[float]:
-    """Seconds to wait before each retry (``WEBHOOKS_RETRY_SCHEDULE``); the message is
-    given up after one attempt more than it has entries."""
+    """Seconds to wait before each retry (``WEBHOOKS_RETRY_SCHEDULE``: comma-separated);
+    the message is given up after one attempt more than it has entries.
+
+    :raises ConfigError: an entry that is not a number of seconds, or is negative.
+    """
     value = current_app.config["WEBHOOKS_RETRY_SCHEDULE"]
-    parts: Iterable[Any] = value.split(",") if isinstance(value, str) else value
-    return [float(part) for part in parts if str(part).strip()]
+    if isinstance(value, str):
+        parts: list[Any] = [part for part in value.split(",") if part.strip()]
+    elif isinstance(value, int | float):  # one number, as the environment reads "5"
+        parts = [value]
+    else:
+        parts = list(value)
+    try:
+        delays = [float(part) for part in parts]
+    except (TypeError, ValueError):
+        delays = [-1.0]
+    if any(delay < 0 for delay in delays):
+        raise ConfigError(
+            "NEWSLETTER_WEBHOOKS_RETRY_SCHEDULE",
+            f"{value!r}: give the seconds before each retry, comma-separated (5,300,1800)",
+        )
+    return delays
 
 
 def max_attempts() -> int:
@@ -374,7 +393,8 @@ def _record(
     delay = _next_delay(message.attempts, answer.retry_after)
     message.next_attempt_at = utcnow() + timedelta(seconds=delay)
     db.session.commit()
-    queue.enqueue(ACTOR, message.id, delay_ms=int(delay * 1000))
+    # A broker keeps a delayed job at most 7 days (Redis); a longer wait is the sweep's.
+    queue.enqueue(ACTOR, message.id, delay_ms=int(min(delay, MAX_QUEUE_DELAY) * 1000))
     return message.status
 
 
