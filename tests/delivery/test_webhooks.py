@@ -412,3 +412,22 @@ def test_a_bad_retry_schedule_names_the_setting(app: Flask, setting: str) -> Non
     with pytest.raises(ConfigError) as error:
         service.retry_schedule()
     assert error.value.setting == "NEWSLETTER_WEBHOOKS_RETRY_SCHEDULE"
+
+
+def test_the_one_click_unsubscribe_of_a_mail_provider_is_published(
+    app: Flask, client: Any, receiver: WebhookReceiver, run_jobs: Callable[[], None]
+) -> None:
+    hook = register(receiver, kinds=("subscriber.unsubscribed",))
+    news = make_list("news")
+    ada = make_subscriber("ada@example.org", lists=(news,))
+    token = make_token("unsubscribe", ada.id, news.id, version=ada.token_version)
+    ada_id = ada.id
+
+    answer = client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert answer.status_code == 200
+    run_jobs()
+
+    [request] = receiver.received
+    verify_with_library(hook.secret, request)
+    assert request.json()["data"] == {"subscriber_id": ada_id, "email": "ada@example.org",
+                                      "list": "news"}  # fmt: skip
