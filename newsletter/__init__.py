@@ -21,6 +21,7 @@ from newsletter.delivery import models as _delivery_models  # noqa: F401
 from newsletter.delivery import transactional as _transactional_models  # noqa: F401
 from newsletter.delivery.bounces import models as _bounce_models  # noqa: F401
 from newsletter.delivery.bounces import settings as _bounce_settings  # noqa: F401
+from newsletter.delivery.webhooks import models as _webhook_models  # noqa: F401
 from newsletter.extensions import FACTORY_KEY, init_extensions
 from newsletter.ops import logs
 

@@ -143,6 +143,14 @@ DEFAULTS: dict[str, Any] = {
     "BOUNCE_SCORE_THRESHOLD": 5,  # soft bounces (one a day at most) that stop an address
     "BOUNCE_STALE_DAYS": 7,  # a soft bounce older than this no longer counts
     "BOUNCE_MAX_BYTES": 2 * 1024 * 1024,  # a message to the bounce address larger is refused
+    # Outgoing webhooks (delivery/webhooks/): signed POSTs to the URLs an admin registers.
+    "WEBHOOKS_ALLOW_PRIVATE": False,  # on: endpoints may be on loopback and private addresses
+    "WEBHOOKS_TIMEOUT": 15,  # seconds for the connect and each read; twice that in all
+    "WEBHOOKS_MAX_RESPONSE_BYTES": 64 * 1024,  # read no more of an endpoint's answer
+    # Seconds before each retry (the Standard Webhooks example: about three days in all);
+    # a message is given up after one attempt more than there are entries.
+    "WEBHOOKS_RETRY_SCHEDULE": "5,300,1800,7200,18000,36000,50400,72000,86400",
+    "WEBHOOKS_LOG_DAYS": 30,  # delivered and failed messages are kept this long
 }
 
 CONSENT_IP_MODES = ("off", "truncated", "full")

@@ -9,6 +9,7 @@ from newsletter.content import feeds
 from newsletter.delivery import transactional
 from newsletter.delivery.bounces import poller as bounce_poller
 from newsletter.delivery.send import dispatcher
+from newsletter.delivery.webhooks import service as webhooks
 
 
 @dramatiq.actor(queue_name="default", max_retries=10)
@@ -48,6 +49,7 @@ def recover() -> None:
     dispatcher.recover_unfinished()
     transactional.recover_queued()
     import_jobs.recover_stalled()
+    webhooks.enqueue_stalled()
 
 
 # Its own queue, consumed in every worker process by a thread of its own (broker.py), so a
@@ -80,9 +82,15 @@ def poll_feed(feed_id: int) -> None:
 def poll_bounce_mailbox() -> None:
     """Read the bounce mailbox (IMAP or Maildir) once; each message goes to the policy."""
     bounce_poller.poll()
+# Retries on the endpoint's schedule are queued by webhooks.deliver from the row (with the
+# log of each attempt); Dramatiq's own retries only cover failures outside the POST.
+@dramatiq.actor(queue_name="default", max_retries=5, min_backoff=1000, max_backoff=60_000)
+def deliver_webhook(message_id: int) -> None:
+    """POST one webhook message to its endpoint, signed, if it is due."""
+    webhooks.deliver(message_id)
 
 
 ACTORS = (
     send_confirmation, send_welcome, start_issue, send_batch, recover, send_transactional,
-    run_import, poll_feed, poll_bounce_mailbox,
+    run_import, poll_feed, poll_bounce_mailbox, deliver_webhook,
 )

@@ -27,6 +27,7 @@ from newsletter.audience.subscriptions import (
     clean_name,
     enqueue_confirmations,
     get_subscriber,
+    publish_change,
     set_subscription,
     visible_attributes,
 )
@@ -185,6 +186,7 @@ def set_list_status(
         if current is not None:
             current.status = SubscriptionStatus.UNSUBSCRIBED
             current.unsubscribed_at = utcnow()
+            publish_change(subscriber, lst, status)
         return False
     if current is not None and current.status is SubscriptionStatus.CONFIRMED:
         # set_subscription leaves confirmed ones alone; asked to, start again unconfirmed.
@@ -193,6 +195,7 @@ def set_list_status(
         subscriber, lst, source=source, ip=None,
         confirmed=status is SubscriptionStatus.CONFIRMED,
     )
+    publish_change(subscriber, lst, status)
     return status is SubscriptionStatus.UNCONFIRMED
 
 

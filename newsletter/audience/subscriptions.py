@@ -6,7 +6,8 @@ which page (``consent_page``), from where (``consent_ip``, ``consent_user_agent`
 ``unsubscribed_at``); see ``newsletter.audience.consent``. Every address passes the gate
 (``newsletter.audience.gate``) first.
 Confirmation mail is queued only after the commit, so a worker never looks for a row that
-is not there yet.
+is not there yet. Each change of a subscription is published (``newsletter.events``) in the
+transaction that makes it, for the outgoing webhooks.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from flask import current_app
 from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter import queue
+from newsletter import events, queue
 from newsletter.audience.addresses import normalise_email
 from newsletter.audience.consent import Consent
 from newsletter.audience.gate import refused
@@ -185,6 +186,8 @@ def _subscribe(
         subscription = set_subscription(
             subscriber, lst, source=source, ip=None, confirmed=at_once, consent=consent
         )
+        if subscription is not None:
+            publish_change(subscriber, lst, subscription.status)
         confirmed_now = confirmed_now or at_once
         if (
             subscription is not None
@@ -298,6 +301,23 @@ def set_subscription(
     return subscription
 
 
+def publish_change(
+    subscriber: Subscriber, lst: MailingList, status: SubscriptionStatus
+) -> None:
+    """Publish what a subscription on ``lst`` just became (in the caller's transaction):
+    ``subscriber.subscribed`` for a new or restarted one (and ``subscriber.confirmed`` too
+    when confirmed at once), ``subscriber.unsubscribed`` for one left."""
+    if subscriber.id is None:
+        db.session.flush()  # a new subscriber: the event names its id
+    data = events.subscription_data(subscriber.id, subscriber.email, lst.slug)
+    if status is SubscriptionStatus.UNSUBSCRIBED:
+        events.publish("subscriber.unsubscribed", data)
+        return
+    events.publish("subscriber.subscribed", data)
+    if status is SubscriptionStatus.CONFIRMED:
+        events.publish("subscriber.confirmed", data)
+
+
 def enqueue_confirmations(pending: Pending) -> None:
     """Queue one confirmation mail per (subscriber_id, list_id); call after the commit."""
 
@@ -385,6 +405,10 @@ def confirm(token: str) -> Subscription:
         if isinstance(pending_name, str) and pending_name:
             _set_name(subscriber, clean_name(pending_name))
         lift_suppression(subscriber.email)  # the person's own confirmation: a new consent
+        events.publish(
+            "subscriber.confirmed",
+            events.subscription_data(subscriber.id, subscriber.email, subscription.list.slug),
+        )
         db.session.commit()
         metrics.count("newsletter_confirmations")
         if subscription.list.welcome_enabled:  # after the commit: the worker reads the row
@@ -420,6 +444,7 @@ def unsubscribe(subscriber_id: int, list_id: int | None) -> list[Subscription]:
             subscription.status = SubscriptionStatus.UNSUBSCRIBED
             subscription.unsubscribed_at = now
             changed.append(subscription)
+            publish_change(subscriber, subscription.list, SubscriptionStatus.UNSUBSCRIBED)
     db.session.commit()
     return changed
 
@@ -464,12 +489,15 @@ def update_preferences(
     for slug, lst in allowed.items():
         current = next((s for s in subscriber.subscriptions if s.list_id == lst.id), None)
         if slug in wanted:
-            set_subscription(
+            started = set_subscription(
                 subscriber, lst, source=ConsentSource.FORM, ip=ip, confirmed=True,
                 consent=consent,
             )
+            if started is not None:
+                publish_change(subscriber, lst, SubscriptionStatus.CONFIRMED)
         elif current is not None and current.status is not SubscriptionStatus.UNSUBSCRIBED:
             current.status = SubscriptionStatus.UNSUBSCRIBED
             current.unsubscribed_at = now
+            publish_change(subscriber, lst, SubscriptionStatus.UNSUBSCRIBED)
     db.session.commit()
     return subscriber

@@ -154,6 +154,14 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.bounce_unread": ADMIN,
     "admin.bounce_unread_resolve": ADMIN,
     "admin.subscriber_reinstate": ADMIN,
+    # outgoing webhooks: their messages name subscribers, and their secrets sign for us
+    "admin.webhooks": ADMIN,
+    "admin.webhook": ADMIN,
+    "admin.webhook_secret": ADMIN,
+    "admin.webhook_rotate": ADMIN,
+    "admin.webhook_active": ADMIN,
+    "admin.webhook_delete": ADMIN,
+    "admin.webhook_retry": ADMIN,
 }
 
 _API = "/api/v1"
@@ -199,6 +207,8 @@ API_RULES: dict[str, Entry] = {
     f"{_API}/bounces/mailgun": PUBLIC,
     f"{_API}/tx/<int:tx_id>": ADMIN,
     f"{_API}/bounces": ADMIN,  # changes subscribers (stops, unsubscribes)
+    f"{_API}/webhooks": ADMIN,
+    f"{_API}/webhooks/<int:endpoint_id>": ADMIN,
 }
 
 

@@ -142,6 +142,14 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
+def guarded_handlers(allow_private: bool) -> list[urllib.request.BaseHandler]:
+    """The http and https handlers that connect to public addresses only (every address the
+    name resolves to is checked where the connection is made), for an opener of one's own:
+    the outgoing webhooks use them without any redirect handler.
+    """
+    return [_HTTPHandler(allow_private), _HTTPSHandler(allow_private)]
+
+
 def _opener(allow_private: bool) -> urllib.request.OpenerDirector:
     # Built by hand: build_opener would add file:, ftp:, data: and the environment's proxies.
     opener = urllib.request.OpenerDirector()

@@ -27,6 +27,7 @@ from newsletter.delivery.bounces import poller as bounce_poller
 from newsletter.delivery.control import actions as control
 from newsletter.delivery.send.dispatcher import recover_unstarted
 from newsletter.delivery.send.stalls import STALL_SECONDS, StallWatch
+from newsletter.delivery.webhooks import service as webhooks
 from newsletter.extensions import FACTORY_KEY, db
 from newsletter.ops import logs, worker_metrics
 
@@ -136,6 +137,7 @@ class Sweeper(threading.Thread):
                     import_jobs.recover_stalled()  # imports whose worker died
                     feeds.enqueue_due()  # RSS/Atom feeds due for a poll: once across workers
                     bounce_poller.enqueue_due()  # the bounce mailbox: once an interval
+                    webhooks.enqueue_stalled()  # webhook messages whose job was lost
                 except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeper
                     log.exception("sweep failed")
                 finally:

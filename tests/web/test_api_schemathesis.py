@@ -32,6 +32,8 @@ from newsletter.audience.segments.service import create_segment
 from newsletter.content.models import Template, TemplateKind
 from newsletter.delivery.send import dispatcher
 from newsletter.delivery.transactional import queue_message
+from newsletter.delivery.webhooks.service import create_endpoint
+from newsletter.events import EVENT_KINDS
 from newsletter.extensions import db
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 
@@ -53,6 +55,7 @@ SEEDED = {
     "list_id": [1, 2],
     "template_id": [5, 1],
     "segment_id": [1, 2],
+    "endpoint_id": [1, 2],
 }
 MJML = (
     "<mjml><mj-body><mj-section><mj-column><mj-text>Thanks, {{ to.name }}.</mj-text>"
@@ -76,6 +79,7 @@ GOOD_BODIES = {
     "PATCH /templates/{template_id}": {"name": "Renamed"},
     "POST /segments": {"name": "Weekly readers", "query": 'list = "weekly" and not bounced'},
     "PATCH /segments/{segment_id}": {"query": 'attributes.city contains "mad"'},
+    "POST /webhooks": {"url": "https://hooks.example.org/news", "events": ["issue.sent"]},
 }
 
 
@@ -102,6 +106,8 @@ def seeded(app: Flask) -> None:
     dispatcher.start_issue(sending.id)
     create_segment("Alerts", 'list = "alerts"')
     create_segment("Ada", 'email = "ada@example.org" or attributes.age > 30')
+    for path in ("a", "b"):
+        create_endpoint(f"https://hooks.example.org/{path}", ["issue.sent"], known=EVENT_KINDS)
     db.session.add(Template(name="Receipt", mjml=MJML, text="Thanks, {{ to.name }}.\n",
                             kind=TemplateKind.TRANSACTIONAL))
     db.session.commit()

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from newsletter import queue
+from newsletter import events, queue
 from newsletter.audience.models import MailingList
 from newsletter.content.archive import assign_slug, contents_as_sent
 from newsletter.content.models import Issue, IssueStatus, issue_lists
@@ -293,10 +293,14 @@ def finish_if_done(issue_id: int) -> bool:
             failed_count=counts["failed"],
         )
     )
+    done = snapshot.rowcount(finished) > 0
+    if done:
+        # Once per issue (the update above is conditional), never per recipient.
+        events.publish("issue.sent", {"issue_id": issue_id, **counts})
     db.session.commit()
-    if snapshot.rowcount(finished):
+    if done:
         log.info("issue %s sent: %s", issue_id, counts)
-    return snapshot.rowcount(finished) > 0
+    return done
 
 
 # --- recovery and progress ----------------------------------------------------------------

@@ -34,6 +34,7 @@ from newsletter.web.admin import (  # noqa: F401
     templates,
     tokens,
     users,
+    webhooks,
 )
 from newsletter.web.admin.blueprint import bp
 

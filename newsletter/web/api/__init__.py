@@ -20,6 +20,7 @@ from newsletter.web.api import (  # noqa: F401
     subscribers,
     templates,
     transactional,
+    webhooks,
 )
 from newsletter.web.api.blueprint import bp
 from newsletter.web.api.openapi import register

@@ -24,6 +24,7 @@ from newsletter.content.models import IssueStatus, TemplateKind
 from newsletter.delivery.control.log import MAX_LIMIT as MAX_LOG_LIMIT
 from newsletter.delivery.models import DeliveryStatus
 from newsletter.delivery.transactional import MAX_NAME, MAX_SUBJECT, TransactionalStatus
+from newsletter.events import EVENT_KINDS
 from newsletter.web.api.fields import (
     AttributesObject,
     Choice,
@@ -660,3 +661,41 @@ class BounceTakenSchema(Answer):
         metadata={"description": "true: the message could not be read and waits on the "
                   "admin's Bounces page"},
     )
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+class WebhookCreateSchema(Body):
+    url = Text(
+        required=True, strip=True, not_blank=True, validate=Length(max=2000),
+        metadata={"format": "uri", "examples": ["https://crm.example.org/hooks/news"],
+                  "description": "http(s); private, loopback and link-local addresses are "
+                  "refused unless NEWSLETTER_WEBHOOKS_ALLOW_PRIVATE is on"},
+    )  # fmt: skip
+    events = UniqueList(
+        Choice(list(EVENT_KINDS)), required=True, max_items=len(EVENT_KINDS),
+        metadata={"description": "the event kinds it receives"},
+    )  # fmt: skip
+    description = Text(load_default="", strip=True, validate=Length(max=200))
+
+
+class WebhookSchema(Answer):
+    id = fields.Integer()
+    url = fields.String()
+    description = fields.String()
+    events = fields.List(fields.String(metadata={"enum": list(EVENT_KINDS)}))
+    active = fields.Boolean()
+    disabled_reason = fields.String(
+        allow_none=True, metadata={"description": "why it is off (an admin, a 410 Gone)"}
+    )
+    created_at = fields.DateTime()
+
+
+class WebhookCreatedSchema(WebhookSchema):
+    secret = fields.String(
+        metadata={"description": "the signing secret (whsec_…): given here once, and on the "
+                  "endpoint's admin page", "examples": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]},
+    )  # fmt: skip
+
+
+class WebhookPageSchema(Answer):
+    items = fields.List(fields.Nested(WebhookSchema))
