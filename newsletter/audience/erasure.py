@@ -4,9 +4,10 @@ What goes: the subscriber row (name, attributes), their subscriptions (consent r
 included), the transactional mail addressed to them (confirmation mails hold the address
 and links), and every trace of them in the delivery ledger: the rows stay, so each issue's
 counts stay right, but without the subscriber (``subscriber_id`` NULL) and with the address
-taken out of the relay's replies. Pending rows of a send in progress become ``skipped``, so
-no worker mails them; a worker that already holds one in memory may still send that one
-message (its outcome lands on the anonymous row).
+taken out of the relay's replies; and the copies of their mail in a Maildir outbox. Pending
+rows of a send in progress become ``skipped``, so no worker mails them; a worker that
+already holds one in memory may still send that one message (its outcome lands on the
+anonymous row).
 
 What stays: :class:`~newsletter.audience.privacy_models.ErasedAddress`, the HMAC of the
 address, so the gate (``newsletter.audience.gate``) refuses to import it or add it through
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import re
 
+from flask import current_app
 from sqlalchemy import delete, func, select, update
 
 from newsletter import audit
@@ -27,6 +29,7 @@ from newsletter.audience.privacy_models import ErasedAddress, address_hash
 from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.delivery.transactional import TransactionalMessage
 from newsletter.extensions import db
+from newsletter.mail.transport import configured_relays, forget_maildir_copies
 
 ERASED_MARK = "[erased]"
 #: who the audit log says erased someone from the preferences page
@@ -74,7 +77,16 @@ def erase(subscriber: Subscriber, *, actor: str = READER_ACTOR) -> None:
     else:
         kept.blocklisted = kept.blocklisted or blocklisted
     db.session.commit()
+    _forget_outbox_copies(address)
     audit.record("subscriber.erase", actor=actor, target=f"subscriber_id={subscriber_id}")
+
+
+def _forget_outbox_copies(address: str) -> None:
+    """The Maildir outbox (the embedded default, or a ``maildir://`` relay) holds a copy of
+    each message; the ones to the erased person go too."""
+    for relay in configured_relays(current_app.config):
+        if relay.scheme == "maildir":
+            forget_maildir_copies(relay.path, address)
 
 
 def is_erased(address: str) -> bool:

@@ -338,7 +338,7 @@ class _RowReader:
                     continue
                 list_id = self.lists.get(slug)
                 if list_id is None:
-                    return f"names a list that does not exist: {slug!r}"
+                    return f"names a list that does not exist or is archived: {slug!r}"
                 list_ids.add(list_id)
         if self.needs_list and not list_ids:
             return "names no list to subscribe to"
@@ -418,9 +418,23 @@ def import_file(
 
 
 def _lists(options: ImportOptions) -> tuple[dict[str, int], set[int]]:
-    lists = {lst.slug: lst.id for lst in db.session.scalars(select(MailingList))}
+    subscribing = options.mode in (ImportMode.SUBSCRIBE, ImportMode.UNCONFIRMED)
+    # An archived list takes no new subscribers; leaving one (unsubscribe) is still fine.
+    # A ``lists`` cell naming an archived list is then a bad row, like an unknown list.
+    lists = {
+        lst.slug: lst.id
+        for lst in db.session.scalars(select(MailingList))
+        if not (subscribing and lst.archived_at is not None)
+    }
     if options.list_slug:
-        return lists, {get_list_by_slug(options.list_slug).id}
+        target = get_list_by_slug(options.list_slug)
+        if subscribing and target.archived_at is not None:
+            raise ValidationError(
+                f"the list {target.slug!r} is archived and takes no new subscribers; "
+                "unarchive it first",
+                field="list",
+            )
+        return lists, {target.id}
     if options.mode in (ImportMode.SUBSCRIBE, ImportMode.UNCONFIRMED):
         raise ValidationError("choose the list to import into", field="list")
     return lists, set()

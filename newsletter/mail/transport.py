@@ -583,5 +583,29 @@ class MaildirTransport:
         self._maildir = None
 
 
+def forget_maildir_copies(path: str, recipient: str) -> int:
+    """Delete the messages in the Maildir at ``path`` delivered to ``recipient`` (an erasure:
+    the outbox keeps a copy of every message it took); returns how many went.
+
+    Only each file's first lines are read: ``Delivered-To`` is the second header written.
+    """
+    wanted = f"Delivered-To: {_one_line(recipient)}".lower().encode()
+    removed = 0
+    for sub in ("new", "cur", "tmp"):
+        folder = Path(path, sub)
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            try:
+                with entry.open("rb") as handle:
+                    head = handle.read(2048).lower().split(b"\r\n", 2)[:2]
+                if wanted in head:
+                    entry.unlink()
+                    removed += 1
+            except OSError:
+                continue  # taken or moved meanwhile by whoever reads the outbox
+    return removed
+
+
 def _one_line(value: str) -> str:
     return "".join(ch for ch in value if ch not in "\r\n\x00").strip()

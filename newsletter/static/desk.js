@@ -26,6 +26,11 @@
       if (state) { state.textContent = "updating…"; }
       var payload = {markdown: body.value};
       if (statementId) { payload.statement_id = parseInt(statementId, 10); }
+      /* relative links resolve against the address the slug and date will give it */
+      ["slug", "date"].forEach(function (name) {
+        var input = editor.querySelector('input[name="' + name + '"]');
+        if (input && input.value) { payload[name] = input.value; }
+      });
       fetch(editor.getAttribute("data-preview-url"), {
         method: "POST",
         credentials: "same-origin",

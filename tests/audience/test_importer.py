@@ -36,6 +36,7 @@ from newsletter.audience.models import (
 )
 from newsletter.errors import NotFound, ValidationError
 from newsletter.extensions import db
+from newsletter.models import utcnow
 from tests.factories import make_list, make_subscriber
 from tests.smtp import CapturingSMTPServer
 
@@ -140,6 +141,28 @@ def test_unsubscribe_mode_ends_subscriptions_and_creates_nobody(app: Flask, news
     every, _ = run(b"email\ngrace@example.org\n", ImportMode.UNSUBSCRIBE, slug=None)
     assert every.unsubscribed == 2
     assert db.session.query(Subscriber).count() == 2
+
+
+def test_an_archived_list_takes_no_new_subscribers_but_can_be_left(
+    app: Flask, news: Any
+) -> None:
+    make_subscriber("ada@example.org", lists=(news,))
+    news.archived_at = utcnow()
+    old = make_list("old")
+    old.archived_at = utcnow()
+    db.session.commit()
+    for mode in (ImportMode.SUBSCRIBE, ImportMode.UNCONFIRMED):
+        with pytest.raises(ValidationError, match="archived"):
+            run(b"email\ngrace@example.org\n", mode)
+    open_list = make_list("open")
+    _, bad = run(b"email,lists\ngrace@example.org,old\nlin@example.org,\n", slug="open")
+    assert [(line, reason) for line, reason, _ in bad] == [
+        (2, "names a list that does not exist or is archived: 'old'")
+    ]
+    assert [s.list_id for s in subscriber("lin@example.org").subscriptions] == [open_list.id]
+    left, _ = run(b"email\nada@example.org\n", ImportMode.UNSUBSCRIBE)
+    assert left.unsubscribed == 1
+    assert status("ada@example.org") is SubscriptionStatus.UNSUBSCRIBED
 
 
 def test_blocklist_mode_blocklists_known_and_unknown_addresses(app: Flask, news: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.delivery.transactional import TransactionalMessage, TransactionalStatus
 from newsletter.errors import AddressRefused, ConfigError, Conflict, ValidationError
 from newsletter.extensions import db
+from newsletter.mail.transport import MaildirTransport
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 
 
@@ -162,6 +164,22 @@ def test_erasure_deletes_the_person_and_keeps_only_a_keyed_hash(app: Flask) -> N
     assert hashed.address_hash == address_hash("ada@example.org")
     assert "ada" not in hashed.address_hash
     assert db.session.get(Issue, issue_id) is not None
+
+
+def test_erasure_takes_the_persons_mail_out_of_the_outbox(app: Flask) -> None:
+    outbox = app.config["OUTBOX_PATH"]
+    app.config["SMTP_URL"] = None  # the embedded default: the Maildir outbox
+    transport = MaildirTransport(outbox)
+    for recipient in ("Ada@Example.org", "grace@example.org", "ada@example.org.evil"):
+        transport.send("news@example.org", recipient, b"Subject: Hello\r\n\r\nHi\r\n")
+    ada = make_subscriber("ada@example.org", lists=(make_list("news"),))
+
+    erasure.erase(ada)
+
+    left = [path.read_bytes() for path in Path(outbox, "new").iterdir()]
+    assert sorted(message.split(b"\r\n")[1] for message in left) == [
+        b"Delivered-To: ada@example.org.evil", b"Delivered-To: grace@example.org"
+    ]
 
 
 def test_an_erased_address_comes_back_only_through_the_form(app: Flask) -> None:

@@ -133,6 +133,24 @@ def test_the_live_preview_is_the_mails_own_rendering(client: FlaskClient) -> Non
     assert db.session.get(Statement, statement.id).previewed_at is not None  # type: ignore[union-attr]
 
 
+def test_the_live_preview_resolves_relative_links_as_the_mail_will(
+    app: Flask, client: FlaskClient
+) -> None:
+    app.config["SITE_URL"] = "https://tenants.example.org/union"
+    body = "See [the notes](notes.html) and ![the map](img/map.png)."
+    typed = preview(client, body, slug="our-call", date="2024-05-01")["html"]
+    assert 'href="https://tenants.example.org/union/2024/05/01/notes.html"' in typed
+    assert 'src="https://tenants.example.org/union/2024/05/01/img/map.png"' in typed
+
+    statement = make_statement(body=body, slug="our-call")
+    issue = make_issue((statement,), (make_list("news"),))
+    stored = preview(client, body, statement_id=statement.id)["html"]
+    mail_html = preview_issue(issue, name="Reader")[0]
+    for url in re.findall(r'(?:href|src)="([^"]+)"', stored):
+        assert url.startswith("https://tenants.example.org/union/2020/11/03/")
+        assert f'"{url}"' in mail_html  # the same address the mail links to
+
+
 def test_the_live_preview_needs_the_csrf_token(client: FlaskClient) -> None:
     response = client.post(
         "/admin/statements/preview", data=json.dumps({"markdown": "x"}),

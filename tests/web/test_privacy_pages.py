@@ -233,8 +233,11 @@ def test_the_blocklist_page_adds_and_removes_domains_and_addresses(app: Flask) -
     troll = db.session.scalar(select(Subscriber).where(Subscriber.email == "troll@example.org"))
     assert troll is not None and troll.status is SubscriberStatus.BLOCKLISTED
     troll_id = troll.id
+    html = admin.get(page).get_data(as_text=True)
     for action in (f"/admin/blocklist/domains/{domain.id}/remove",
                    f"/admin/blocklist/addresses/{troll_id}/remove"):  # fmt: skip
+        form = html.split(f'action="{action}"', 1)[1].split("</form>", 1)[0]
+        assert 'name="csrf_token"' in form and ">Remove</button>" in form  # the row's button
         assert admin.post(action, data={"csrf_token": token_for(admin, page)}).status_code == 302
     assert count(BlockedDomain) == 0 and count(Subscriber) == 0
 

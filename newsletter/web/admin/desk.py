@@ -8,6 +8,7 @@ issue-level values), so what the editor shows is what readers get. The editor's 
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
@@ -16,7 +17,9 @@ from werkzeug.wrappers import Response
 
 from newsletter.content import media, writing
 from newsletter.content.compose import BODY_PLACEHOLDERS, render_body
-from newsletter.content.statements import MAX_STATEMENT_CHARS, get_statement
+from newsletter.content.jekyll import post_url
+from newsletter.content.models import Statement
+from newsletter.content.statements import MAX_STATEMENT_CHARS, get_statement, site
 from newsletter.errors import NewsletterError
 from newsletter.mail.render import body_values, fill_placeholders
 from newsletter.web.admin.blueprint import bp
@@ -27,9 +30,10 @@ from newsletter.web.admin.forms import ActionForm
 SAMPLE_NAME = "Reader"
 
 
-def preview_html(markdown: str) -> str:
-    """A statement's Markdown as the mail shows it, with the sample reader's name."""
-    html, _ = render_body(markdown, body_values(None))
+def preview_html(markdown: str, base_url: str | None = None) -> str:
+    """A statement's Markdown as the mail shows it, with the sample reader's name;
+    relative links and images resolve against ``base_url`` as they will in the mail."""
+    html, _ = render_body(markdown, body_values(None), base_url=base_url)
     return fill_placeholders(html, name=SAMPLE_NAME, unsubscribe_url="", manage_url="", html=True)
 
 
@@ -51,13 +55,25 @@ def _show_error(form: StatementForm, error: NewsletterError) -> None:
         field.errors = [*field.errors, error.message]
 
 
+def _preview_base(form: StatementForm, statement: Statement | None) -> str | None:
+    """The address the statement being written will have on its site (its permalink, or
+    Jekyll's default from the slug and date typed so far); None when the site is unknown."""
+    front_matter = statement.front_matter or {} if statement is not None else {}
+    slug = (form.slug.data or "").strip() or (statement.slug if statement is not None else "")
+    when = form.date.data if isinstance(form.date.data, date) else None
+    if when is None and statement is not None:
+        when = statement.date
+    return post_url(site(), front_matter, slug or "preview", when) or None
+
+
 def _editor(form: StatementForm, statement: Any = None) -> tuple[str, int]:
     page = render_template(
         "admin/statement_form.html",
         form=form,
         statement=statement,
         placeholders=BODY_PLACEHOLDERS,
-        preview=preview_html(form.body.data or "") if form.body.data else "",
+        preview=preview_html(form.body.data or "", _preview_base(form, statement))
+        if form.body.data else "",
         upload_form=MediaForm(),
     )
     return page, 422 if form.errors else 200
@@ -130,14 +146,32 @@ def statement_preview() -> Response | tuple[Response, int]:
         error = {"message": "send the Markdown as text", "field": "markdown"}
         return jsonify({"error": error}), 400
     statement_id = data.get("statement_id")
+    statement = None
     if isinstance(statement_id, int):
         try:
-            writing.mark_previewed(get_statement(statement_id))
+            statement = get_statement(statement_id)
+            writing.mark_previewed(statement)
         except NewsletterError:
             pass  # a statement deleted meanwhile: the preview still answers
-    response = jsonify({"html": preview_html(markdown.replace("\r\n", "\n"))})
+    form = StatementForm(
+        formdata=None, data={"slug": _text(data, "slug"), "date": _date(data.get("date"))}
+    )
+    html = preview_html(markdown.replace("\r\n", "\n"), _preview_base(form, statement))
+    response = jsonify({"html": html})
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    return value[:200] if isinstance(value, str) else ""
+
+
+def _date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 # --- media library --------------------------------------------------------------------------

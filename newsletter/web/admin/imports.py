@@ -23,7 +23,10 @@ from newsletter.web.admin.forms import ImportForm
 
 
 def _list_choices() -> list[tuple[str, str]]:
-    lists = db.session.scalars(select(MailingList).order_by(MailingList.name))
+    # Archived lists take no new subscribers (the importer refuses them too).
+    lists = db.session.scalars(
+        select(MailingList).where(MailingList.archived_at.is_(None)).order_by(MailingList.name)
+    )
     return [("", "— none —"), *((lst.slug, lst.name) for lst in lists)]
 
 
