@@ -20,7 +20,6 @@ from sqlalchemy import select
 
 from newsletter.audience.models import Subscriber, SubscriberStatus, SubscriptionStatus
 from newsletter.delivery.bounces import intake, policy
-from newsletter.delivery.bounces.classify import classify
 from newsletter.delivery.bounces.models import BounceKind, BounceSource
 from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
@@ -28,12 +27,6 @@ from tests.delivery.bounce_samples import arf, dsn, unreadable
 from tests.delivery.helpers import Audience, deliveries_by_email, make_sendable_issue
 from tests.factories import make_list, make_subscriber
 from tests.smtp import CapturedMessage, CapturingSMTPServer
-
-#: the classifier on main reads DSNs only; ARF comes with the classifier's own branch
-ARF_READ = classify(arf("x@example.net")).kind == "complaint"
-needs_arf = pytest.mark.xfail(
-    not ARF_READ, reason="the classifier does not read ARF reports yet", strict=True
-)
 
 
 @pytest.fixture
@@ -233,7 +226,6 @@ def answer_and_send_again(
     assert set(deliveries_by_email(second)) == {"di@example.com"}
 
 
-@needs_arf
 def test_bounces_to_the_return_paths_stop_the_next_issue_arf(
     app: Flask, runner: FlaskCliRunner, tmp_path: Path, audience: Audience,
     mailbox: CapturingSMTPServer, run_jobs: Callable[[], None],

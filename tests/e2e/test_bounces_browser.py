@@ -55,8 +55,8 @@ def seed() -> int:
     policy.record("bo@example.org", "hard", "550 5.1.1 user unknown", BounceSource.SMTP,
                   issue_id=issue.id)  # fmt: skip
     policy.record("cy@example.org", "complaint", "abuse report", BounceSource.MAILBOX)
-    policy.take_message(unreadable("Re: Weekly - a very long subject line a person wrote "
-                                   "back with, to see how it wraps"), BounceSource.LMTP)  # fmt: skip
+    subject = "Re: Weekly - a very long subject line a person wrote back with, to see it wrap"
+    policy.take_message(unreadable(subject), BounceSource.LMTP)
     services.create_user(ADMIN, PASSWORD)
     return int(ada.id)
 

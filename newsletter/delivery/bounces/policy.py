@@ -300,29 +300,28 @@ class _Named:
 
 
 def _named(envelope_recipient: str | None, found: Classification, raw: bytes) -> _Named:
-    """Who the return-path token names: the classifier's token, the envelope recipient's,
-    or (a message read from a mailbox or a file, whose envelope is gone) that of the headers
-    an MTA writes on delivery (``X-Original-To``, ``Delivered-To``) or ``To``."""
+    """Who the return-path token names: each candidate token the classifier found (most
+    trusted first), then the envelope recipient's, then (a message read from a mailbox or a
+    file, whose envelope is gone) those of the headers an MTA writes on delivery
+    (``X-Original-To``, ``Delivered-To``) or ``To``. Only a token whose signature holds counts."""
     secret = str(current_app.config["SECRET_KEY"])
-    candidates: list[str | None] = (
-        [envelope_recipient] if envelope_recipient else [*_delivered_to(raw)] or [None]
-    )
-    for index, candidate in enumerate(candidates):
-        token = found.token if index == 0 else None
-        delivery_id = returnpath.delivery_of(candidate, token, secret)
+    tokens = list(found.tokens) or ([found.token] if found.token else [])
+    addresses = [envelope_recipient] if envelope_recipient else _delivered_to(raw)
+    for token, address in [*((t, None) for t in tokens), *((None, a) for a in addresses)]:
+        delivery_id = returnpath.delivery_of(address, token, secret)
         if delivery_id is not None:
             delivery = db.session.get(Delivery, delivery_id)
             if delivery is not None and delivery.subscriber_id is not None:
                 email = _email_of(delivery.subscriber_id)
                 return _Named(email, delivery.subscriber_id, delivery.issue_id, delivery.id)
-        tx_id = returnpath.delivery_of(candidate, token, secret, kind=returnpath.KIND_TRANSACTIONAL)
+        tx_id = returnpath.delivery_of(address, token, secret, kind=returnpath.KIND_TRANSACTIONAL)
         if tx_id is not None:
             # By table, not model: the transactional module imports the send's outcomes,
             # which import this policy.
             table = db.metadata.tables["transactional_messages"]
-            address = db.session.scalar(select(table.c.to_address).where(table.c.id == tx_id))
-            if address:
-                return _Named(str(address).lower())
+            found_to = db.session.scalar(select(table.c.to_address).where(table.c.id == tx_id))
+            if found_to:
+                return _Named(str(found_to).lower())
     return _Named()
 
 
