@@ -46,6 +46,8 @@ class Recipient:
     unsubscribe_url: str  # https URL; also the RFC 8058 one-click POST target
     manage_url: str
     message_id: str  # without angle brackets, on the From domain
+    #: the open and click tracking token ("" unless the issue tracks)
+    tracking: str = ""
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,8 @@ class MessageSkeleton:
         self._end = f"\r\n--{boundary}--\r\n".encode("ascii")
         self._text = _EncodedBody(text)
         self._html = _EncodedBody(html)
+        #: only an issue with tracking has its placeholder: the others compute nothing more
+        self._tracked = "tracking" in self._text.parts or "tracking" in self._html.parts
         self._date_second = -1
         self._date = b""
 
@@ -262,6 +266,8 @@ class MessageSkeleton:
             unsubscribe_url=recipient.unsubscribe_url,
             manage_url=recipient.manage_url,
         )
+        if self._tracked:
+            values["tracking"] = "".join(recipient.tracking.split())
         # Each value ends in a soft break, like the encoded pieces around it.
         text_values = {key: _qp(value) + _SOFT_BREAK for key, value in values.items()}
         html_values = {

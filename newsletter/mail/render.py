@@ -36,6 +36,8 @@ PLACEHOLDERS = {
     "name": "%%NL-NAME%%",
     "unsubscribe_url": "%%NL-UNSUBSCRIBE-URL%%",
     "manage_url": "%%NL-MANAGE-URL%%",
+    # only in issues with open and click tracking (``delivery/analytics/tracking.py``)
+    "tracking": "%%NL-TRACK%%",
 }
 #: the name used when a subscriber gave none ("Hello friend,")
 FALLBACK_NAME = "friend"

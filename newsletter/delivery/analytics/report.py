@@ -1,0 +1,243 @@
+"""An issue's analytics: totals and series over time, for the page, the API and the charts.
+
+Every query reads a primary-key or index range of a small table (``analytics_counts``,
+``delivery_timeline``) or the issue's bounce events through their
+``(issue_id, kind, occurred_at)`` index; nothing scans the deliveries, so an issue of ten
+million recipients answers as fast as one of ten.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, literal_column, select
+
+from newsletter.content.models import Issue, IssueStatus, TrackingMode
+from newsletter.delivery.analytics.counters import hour_of
+from newsletter.delivery.analytics.models import AnalyticsCount, DeliveryTimeline, Metric
+from newsletter.delivery.analytics.tracking import tracked_links
+from newsletter.delivery.bounces.models import BounceEvent, BounceKind
+from newsletter.delivery.control.progress import progress
+from newsletter.errors import NotFound
+from newsletter.extensions import db
+
+counts = AnalyticsCount.__table__
+timeline = DeliveryTimeline.__table__
+bounces = BounceEvent.__table__
+
+#: what the events chart shows, in order: key → label
+EVENT_SERIES = {
+    "bounced": "Bounced",
+    "complained": "Complaints",
+    "unsubscribed": "Unsubscribed",
+    "opens": "Opens",
+    "clicks": "Clicks",
+}
+#: bucket widths the events chart may use, smallest first (at most ``MAX_BUCKETS`` bars)
+BUCKETS = (timedelta(hours=1), timedelta(hours=3), timedelta(hours=6), timedelta(days=1),
+           timedelta(days=7))  # fmt: skip
+MAX_BUCKETS = 72
+#: the delivery chart keeps at most this many points (minutes, merged when the send is long)
+MAX_POINTS = 120
+
+
+@dataclass(frozen=True)
+class Point:
+    at: datetime
+    values: dict[str, int]
+
+
+@dataclass(frozen=True)
+class LinkClicks:
+    position: int
+    url: str
+    clicks: int
+    filtered: int
+
+
+@dataclass
+class IssueAnalytics:
+    """What the page shows about one issue."""
+
+    issue_id: int
+    status: IssueStatus
+    tracking: TrackingMode
+    totals: dict[str, int]
+    #: sent and failed so far, at the end of each minute (or merged minutes) of the send
+    delivery: list[Point] = field(default_factory=list)
+    #: bounces, complaints, unsubscribes, opens and clicks per bucket
+    events: list[Point] = field(default_factory=list)
+    bucket: timedelta = BUCKETS[0]
+    links: list[LinkClicks] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (``GET /api/v1/issues/{id}/analytics``)."""
+        return {
+            "issue_id": self.issue_id,
+            "status": self.status.value,
+            "tracking": self.tracking.value,
+            "totals": self.totals,
+            "bucket_seconds": int(self.bucket.total_seconds()),
+            "delivery": [{"at": p.at.isoformat(), **p.values} for p in self.delivery],
+            "events": [{"at": p.at.isoformat(), **p.values} for p in self.events],
+            "links": [
+                {"position": link.position, "url": link.url, "clicks": link.clicks,
+                 "filtered": link.filtered}
+                for link in self.links
+            ],
+        }  # fmt: skip
+
+
+def issue_analytics(issue_id: int, *, now: datetime | None = None) -> IssueAnalytics:
+    """Totals and series for the issue.
+
+    :raises NotFound: no such issue.
+    """
+    issue = db.session.get(Issue, issue_id)
+    if issue is None:
+        raise NotFound("issue", issue_id)
+    state = progress(issue_id, now=now)
+    metric_totals, by_hour, by_link = _counters(issue_id)
+    bounce_totals, bounce_hours = _bounces(issue_id)
+    totals = {
+        "delivered": state.counts.sent,
+        "failed": state.counts.failed,
+        "bounced": bounce_totals["hard"] + bounce_totals["soft"],
+        "hard_bounces": bounce_totals["hard"],
+        "soft_bounces": bounce_totals["soft"],
+        "complained": bounce_totals["complaint"],
+        "unsubscribed": metric_totals[Metric.UNSUBSCRIBE],
+        "opens": metric_totals[Metric.OPEN],
+        "opens_filtered": metric_totals[Metric.OPEN_FILTERED],
+        "unique_opens": metric_totals[Metric.OPEN_UNIQUE],
+        "clicks": metric_totals[Metric.CLICK],
+        "clicks_filtered": metric_totals[Metric.CLICK_FILTERED],
+        "unique_clicks": metric_totals[Metric.CLICK_UNIQUE],
+    }
+    hourly: dict[datetime, dict[str, int]] = defaultdict(lambda: dict.fromkeys(EVENT_SERIES, 0))
+    for hour, values in bounce_hours.items():
+        hourly[hour]["bounced"] += values["hard"] + values["soft"]
+        hourly[hour]["complained"] += values["complaint"]
+    names = {Metric.UNSUBSCRIBE: "unsubscribed", Metric.OPEN: "opens", Metric.CLICK: "clicks"}
+    for (metric, hour), count in by_hour.items():
+        if metric in names:
+            hourly[hour][names[metric]] += count
+    start = issue.started_at
+    events, bucket = _bucketed(hourly, start)
+    links = []
+    if issue.rendered_html and (by_link or issue.tracking is not TrackingMode.OFF):
+        for position, url in enumerate(tracked_links(issue.rendered_html), start=1):
+            clicked = by_link.get(position, (0, 0))
+            links.append(LinkClicks(position, url, clicked[0], clicked[1]))
+    return IssueAnalytics(
+        issue_id=issue_id,
+        status=state.status,
+        tracking=issue.tracking,
+        totals=totals,
+        delivery=_delivery(issue_id),
+        events=events,
+        bucket=bucket,
+        links=links,
+    )
+
+
+def _aware(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite's strftime
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _counters(
+    issue_id: int,
+) -> tuple[dict[Metric, int], dict[tuple[Metric, datetime], int], dict[int, tuple[int, int]]]:
+    """Totals by metric, counts by (metric, hour), and (clicks, filtered) by link."""
+    rows = db.session.execute(
+        select(counts.c.metric, counts.c.link, counts.c.hour, counts.c.count).where(
+            counts.c.issue_id == issue_id
+        )
+    ).all()
+    totals: dict[Metric, int] = dict.fromkeys(Metric, 0)
+    by_hour: dict[tuple[Metric, datetime], int] = defaultdict(int)
+    links: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for metric_value, link, hour, count in rows:
+        metric = Metric(metric_value)
+        totals[metric] += count
+        by_hour[(metric, _aware(hour))] += count
+        if link and metric is Metric.CLICK:
+            links[link][0] += count
+        elif link and metric is Metric.CLICK_FILTERED:
+            links[link][1] += count
+    return totals, by_hour, {key: (value[0], value[1]) for key, value in links.items()}
+
+
+def _hour_expression(column: Any) -> Any:
+    """The start of the column's hour, in SQL (UTC)."""
+    if db.engine.dialect.name == "postgresql":
+        return func.date_trunc("hour", column.op("AT TIME ZONE")(literal_column("'UTC'")))
+    return func.strftime("%Y-%m-%d %H:00:00", column)
+
+
+def _bounces(issue_id: int) -> tuple[dict[str, int], dict[datetime, dict[str, int]]]:
+    """The issue's bounce events: totals by kind and counts by hour and kind, grouped in SQL
+    over the ``(issue_id, kind, occurred_at)`` index."""
+    hour = _hour_expression(bounces.c.occurred_at).label("hour")
+    rows = db.session.execute(
+        select(bounces.c.kind, hour, func.count())
+        .where(bounces.c.issue_id == issue_id)
+        .group_by(bounces.c.kind, hour)
+    ).all()
+    totals = {kind.value: 0 for kind in BounceKind}
+    hours: dict[datetime, dict[str, int]] = defaultdict(lambda: {k.value: 0 for k in BounceKind})
+    for kind, at, count in rows:
+        key = kind.value if isinstance(kind, BounceKind) else str(kind)
+        totals[key] += int(count)
+        hours[_aware(at)][key] += int(count)
+    return totals, hours
+
+
+def _bucketed(
+    hourly: dict[datetime, dict[str, int]], start: datetime | None
+) -> tuple[list[Point], timedelta]:
+    """Hourly counts merged into the smallest buckets that keep the chart to
+    ``MAX_BUCKETS`` bars, every bucket from the start (or the first count) to the last."""
+    if not hourly:
+        return [], BUCKETS[0]
+    first = min(hourly)
+    if start is not None:
+        first = min(first, hour_of(_aware(start)))
+    last = max(hourly)
+    bucket = next((size for size in BUCKETS if (last - first) / size < MAX_BUCKETS), BUCKETS[-1])
+    origin = first.replace(hour=0) if bucket >= timedelta(days=1) else first
+    if timedelta(hours=1) < bucket < timedelta(days=1):
+        origin = first.replace(hour=first.hour - first.hour % int(bucket.total_seconds() // 3600))
+    merged: dict[datetime, dict[str, int]] = {}
+    moment = origin
+    while moment <= last:
+        merged[moment] = dict.fromkeys(EVENT_SERIES, 0)
+        moment += bucket
+    for hour, values in hourly.items():
+        key = origin + bucket * ((hour - origin) // bucket)
+        for name, count in values.items():
+            merged[key][name] += count
+    return [Point(at, values) for at, values in merged.items()], bucket
+
+
+def _delivery(issue_id: int) -> list[Point]:
+    """Sent and failed so far, minute by minute (the last minute of each merged span)."""
+    rows = db.session.execute(
+        select(timeline.c.minute, timeline.c.sent, timeline.c.failed)
+        .where(timeline.c.issue_id == issue_id)
+        .order_by(timeline.c.minute)
+    ).all()
+    points = [Point(_aware(minute), {"sent": sent, "failed": failed})
+              for minute, sent, failed in rows]  # fmt: skip
+    if len(points) <= MAX_POINTS:
+        return points
+    step = -(-len(points) // MAX_POINTS)
+    kept = points[step - 1 :: step]
+    if kept[-1] is not points[-1]:
+        kept.append(points[-1])
+    return kept
