@@ -350,9 +350,17 @@ def test_counts_per_kind_per_issue_over_time(
         (cy, BounceKind.COMPLAINT, 5, issue_id),
         (cy, BounceKind.HARD, 2, other_issue.id),  # another issue's: not counted here
     ]:
-        db.session.add(BounceEvent(subscriber_id=subscriber, issue_id=issue, kind=kind,
-                                   source=BounceSource.IMPORT, reason="seeded",
-                                   occurred_at=base + timedelta(hours=hours, minutes=7)))  # fmt: skip
+        at = base + timedelta(hours=hours, minutes=7)
+        db.session.add(
+            BounceEvent(
+                subscriber_id=subscriber,
+                issue_id=issue,
+                kind=kind,
+                source=BounceSource.IMPORT,
+                reason="seeded",
+                occurred_at=at,
+            )
+        )
     db.session.commit()
 
     report = issue_analytics(issue_id)
@@ -404,4 +412,3 @@ def test_unsubscribe_links_from_before_still_work_and_count_for_no_issue(
     answer = client.post(old.removeprefix("https://news.example.org"), data={"csrf_token": token})
     assert answer.status_code == 200
     assert db.session.scalar(select(func.count()).select_from(AnalyticsCount)) == 0
-

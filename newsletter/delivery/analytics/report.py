@@ -74,15 +74,15 @@ class IssueAnalytics:
     links: list[LinkClicks] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready (``GET /api/v1/issues/{id}/analytics``)."""
+        """For ``GET /api/v1/issues/{id}/analytics`` (its schema writes the times)."""
         return {
             "issue_id": self.issue_id,
-            "status": self.status.value,
+            "status": self.status,
             "tracking": self.tracking.value,
             "totals": self.totals,
             "bucket_seconds": int(self.bucket.total_seconds()),
-            "delivery": [{"at": p.at.isoformat(), **p.values} for p in self.delivery],
-            "events": [{"at": p.at.isoformat(), **p.values} for p in self.events],
+            "delivery": [{"at": p.at, **p.values} for p in self.delivery],
+            "events": [{"at": p.at, **p.values} for p in self.events],
             "links": [
                 {"position": link.position, "url": link.url, "clicks": link.clicks,
                  "filtered": link.filtered}

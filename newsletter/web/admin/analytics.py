@@ -19,6 +19,7 @@ from newsletter.delivery.analytics.scanners import PROXY_AGENTS, SCANNER_AGENTS
 from newsletter.delivery.analytics.settings import set_tracking
 from newsletter.errors import NewsletterError
 from newsletter.web.admin.blueprint import bp
+from newsletter.web.admin.forms import choices
 from newsletter.web.charts import Series, bar_chart, line_chart
 
 #: what each mode means, as the form offers it
@@ -30,7 +31,7 @@ MODES = {
 
 
 class TrackingForm(FlaskForm):
-    mode = RadioField("Open and click tracking", choices=list(MODES.items()))
+    mode = RadioField("Open and click tracking", choices=choices(list(MODES.items())))
 
 
 def _label(moment: datetime, bucket: timedelta) -> str:
