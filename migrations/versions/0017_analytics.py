@@ -40,12 +40,12 @@ def _enum(name: str, values: tuple[str, ...]) -> sa.Enum:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("issues") as batch:
-        batch.add_column(
-            sa.Column(
-                "tracking", _enum("trackingmode", MODES), nullable=False, server_default="off"
-            )
-        )
+    # Plain ADD COLUMN, as 0013 does for templates.kind: on SQLite the CHECK is skipped (a
+    # batch copy would be needed for it, and the downgrade's copy would then trip over it).
+    op.add_column(
+        "issues",
+        sa.Column("tracking", _enum("trackingmode", MODES), nullable=False, server_default="off"),
+    )
     op.create_table(
         "analytics_counts",
         sa.Column(

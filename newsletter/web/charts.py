@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 WIDTH = 320
 HEIGHT = 140
 #: room for the axis labels: left, right, top, bottom
-PAD_L, PAD_R, PAD_T, PAD_B = 34, 8, 10, 22
+PAD_L, PAD_R, PAD_T, PAD_B = 36, 10, 12, 24
 
 
 @dataclass(frozen=True)
