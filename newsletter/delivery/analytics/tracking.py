@@ -31,12 +31,10 @@ from newsletter.delivery.analytics.models import Metric, TrackingEvent, Tracking
 from newsletter.delivery.models import Delivery
 from newsletter.errors import InvalidToken
 from newsletter.extensions import db
-from newsletter.mail.render import PLACEHOLDERS
+from newsletter.mail.render import TRACKING_PLACEHOLDER
 from newsletter.models import utcnow
 from newsletter.signing import sign, unsign_timed
 
-#: what the recipient's token is put in place of, per message
-TRACKING_PLACEHOLDER = PLACEHOLDERS["tracking"]
 LINK_PURPOSE = "track-link"
 RECIPIENT_PURPOSE = "track"
 #: tracked links keep working as long as anyone keeps the mail
