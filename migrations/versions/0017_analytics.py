@@ -5,7 +5,8 @@
   ones, unsubscribes); no row names a person.
 - ``tracking_events``: one row per open or click, only for issues in ``individual`` mode.
 - ``delivery_timeline``: an issue's sent and failed totals at the end of each minute.
-- an index on ``bounce_events`` (issue, kind, time) so the charts read it by range.
+- ``analytics_marks``: how far the bounce events are folded into the hourly counts.
+- an index on ``bounce_events`` (issue, kind, time) for the events not folded in yet.
 
 Revision ID: 0017
 Revises: 0016
@@ -31,6 +32,9 @@ METRICS = (
     "click_filtered",
     "click_unique",
     "unsubscribe",
+    "hard_bounce",
+    "soft_bounce",
+    "complaint",
 )
 KINDS = ("open", "click")
 
@@ -91,6 +95,13 @@ def upgrade() -> None:
         sa.Column("sent", sa.Integer(), nullable=False),
         sa.Column("failed", sa.Integer(), nullable=False),
     )
+    op.create_table(
+        "analytics_marks",
+        sa.Column("name", sa.String(50), primary_key=True),
+        sa.Column("last_id", sa.Integer(), nullable=False),
+        sa.Column("pending_id", sa.Integer(), nullable=False),
+        sa.Column("pending_at", sa.DateTime(timezone=True), nullable=True),
+    )
     op.create_index(
         "ix_bounce_events_issue_id_kind_occurred_at",
         "bounce_events",
@@ -100,6 +111,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_bounce_events_issue_id_kind_occurred_at", "bounce_events")
+    op.drop_table("analytics_marks")
     op.drop_table("delivery_timeline")
     op.drop_index("ix_tracking_events_issue_id_kind", "tracking_events")
     op.drop_index("ix_tracking_events_delivery_id_kind", "tracking_events")

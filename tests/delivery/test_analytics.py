@@ -18,6 +18,7 @@ from newsletter.audience.models import Subscriber
 from newsletter.content.models import Issue, IssueStatus, TrackingMode
 from newsletter.delivery.analytics.models import AnalyticsCount, Metric, TrackingEvent
 from newsletter.delivery.analytics.report import issue_analytics
+from newsletter.delivery.analytics.rollup import fold_bounces, folded_up_to
 from newsletter.delivery.analytics.settings import set_tracking
 from newsletter.delivery.analytics.tracking import (
     link_token,
@@ -30,6 +31,7 @@ from newsletter.delivery.models import Delivery
 from newsletter.delivery.send import dispatcher
 from newsletter.errors import IssueStateError
 from newsletter.extensions import db
+from newsletter.models import utcnow
 from tests.delivery.helpers import Audience
 from tests.helpers import csrf_token_from
 from tests.smtp import CapturingSMTPServer
@@ -377,6 +379,41 @@ def test_counts_per_kind_per_issue_over_time(
     assert sum(values["bounced"] for values in by_hour.values()) == 2
     assert min(by_hour) == base  # the chart starts with the send
     assert report.delivery[-1].values == {"sent": 4, "failed": 0}
+
+
+def test_folding_bounces_into_the_counts_changes_no_number_and_counts_each_once(
+    app: Flask, audience: Audience, issue_id: int
+) -> None:
+    ada = audience.recipients[0].id
+    start = utcnow().replace(minute=0, second=0, microsecond=0)
+
+    def add(kind: BounceKind, hours: int) -> None:
+        db.session.add(BounceEvent(subscriber_id=ada, issue_id=issue_id, kind=kind,
+                                   source=BounceSource.API, reason="",
+                                   occurred_at=start - timedelta(hours=hours)))  # fmt: skip
+        db.session.commit()
+
+    def seen() -> tuple[dict[str, int], list[tuple[Any, int, int]]]:
+        report = issue_analytics(issue_id)
+        series = [(p.at, p.values["bounced"], p.values["complained"]) for p in report.events]
+        return {k: report.totals[k] for k in ("bounced", "complained")}, series
+
+    add(BounceKind.HARD, 3)
+    add(BounceKind.COMPLAINT, 1)
+    before = seen()
+    assert before[0] == {"bounced": 1, "complained": 1}
+    now = utcnow()
+    assert fold_bounces(now) == 0  # the first look only notes the highest id
+    assert fold_bounces(now + timedelta(seconds=10)) == 0  # not settled yet
+    add(BounceKind.SOFT, 3)  # arrives after the note: left for the next fold
+    assert fold_bounces(now + timedelta(seconds=61)) == 2
+    assert folded_up_to() > 0
+    after = seen()
+    assert after[0] == {"bounced": 2, "complained": 1}
+    assert fold_bounces(now + timedelta(seconds=200)) == 1
+    assert fold_bounces(now + timedelta(seconds=400)) == 0  # nothing counted twice
+    assert seen() == after
+    assert sum(c.count for c in db.session.scalars(select(AnalyticsCount))) == 3
 
 
 def test_unsubscribes_count_for_the_issue_whose_link_was_used_once_per_person(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.content.models import TrackingMode
@@ -23,6 +23,10 @@ class Metric(enum.Enum):
     CLICK_FILTERED = "click_filtered"  # a link scanner: too fast, HEAD, a known agent
     CLICK_UNIQUE = "click_unique"  # individual mode: a delivery's first click
     UNSUBSCRIBE = "unsubscribe"  # from a link mailed with this issue
+    # folded in from ``bounce_events`` (``rollup.py``), so the charts never scan them
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    COMPLAINT = "complaint"
 
 
 class TrackingKind(enum.Enum):
@@ -83,6 +87,19 @@ class DeliveryTimeline(db.Model):  # type: ignore[name-defined]
     failed: Mapped[int] = mapped_column(default=0)
 
 
+class AnalyticsMark(db.Model):  # type: ignore[name-defined]
+    """How far a table of events is folded into ``analytics_counts`` (``rollup.py``)."""
+
+    __tablename__ = "analytics_marks"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    #: every event with an id up to this one is in the counts
+    last_id: Mapped[int] = mapped_column(default=0)
+    #: the highest id seen at ``pending_at``: folded in once every writer then has finished
+    pending_id: Mapped[int] = mapped_column(default=0)
+    pending_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 #: the charts read an issue's bounces and complaints by kind and time: an index range (the
 #: table is the bounce handling's; the index is ours, made by migration 0017)
 _bounces = BounceEvent.__table__
@@ -95,6 +112,7 @@ Index(
 
 __all__ = [
     "AnalyticsCount",
+    "AnalyticsMark",
     "DeliveryTimeline",
     "Metric",
     "TrackingEvent",

@@ -1,32 +1,31 @@
 """An issue's analytics: totals and series over time, for the page, the API and the charts.
 
-Every query reads a primary-key or index range of a small table (``analytics_counts``,
-``delivery_timeline``) or the issue's bounce events through their
-``(issue_id, kind, occurred_at)`` index; nothing scans the deliveries, so an issue of ten
-million recipients answers as fast as one of ten.
+Every query reads a primary-key range of a small table (``analytics_counts``,
+``delivery_timeline``), summed in SQL, and the few bounce events not folded into the counts
+yet (``rollup.py``); nothing scans the deliveries or all the bounces, so an issue of ten
+million recipients answers about as fast as one of ten.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import func, select
 
 from newsletter.content.models import Issue, IssueStatus, TrackingMode
 from newsletter.delivery.analytics.counters import hour_of
 from newsletter.delivery.analytics.models import AnalyticsCount, DeliveryTimeline, Metric
+from newsletter.delivery.analytics.rollup import METRIC_OF, aware, unfolded_bounces
 from newsletter.delivery.analytics.tracking import tracked_links
-from newsletter.delivery.bounces.models import BounceEvent, BounceKind
 from newsletter.delivery.control.progress import progress
 from newsletter.errors import NotFound
 from newsletter.extensions import db
 
 counts = AnalyticsCount.__table__
 timeline = DeliveryTimeline.__table__
-bounces = BounceEvent.__table__
 
 #: what the events chart shows, in order: key → label
 EVENT_SERIES = {
@@ -101,14 +100,13 @@ def issue_analytics(issue_id: int, *, now: datetime | None = None) -> IssueAnaly
         raise NotFound("issue", issue_id)
     state = progress(issue_id, now=now)
     metric_totals, by_hour, by_link = _counters(issue_id)
-    bounce_totals, bounce_hours = _bounces(issue_id)
     totals = {
         "delivered": state.counts.sent,
         "failed": state.counts.failed,
-        "bounced": bounce_totals["hard"] + bounce_totals["soft"],
-        "hard_bounces": bounce_totals["hard"],
-        "soft_bounces": bounce_totals["soft"],
-        "complained": bounce_totals["complaint"],
+        "bounced": metric_totals[Metric.HARD_BOUNCE] + metric_totals[Metric.SOFT_BOUNCE],
+        "hard_bounces": metric_totals[Metric.HARD_BOUNCE],
+        "soft_bounces": metric_totals[Metric.SOFT_BOUNCE],
+        "complained": metric_totals[Metric.COMPLAINT],
         "unsubscribed": metric_totals[Metric.UNSUBSCRIBE],
         "opens": metric_totals[Metric.OPEN],
         "opens_filtered": metric_totals[Metric.OPEN_FILTERED],
@@ -118,13 +116,8 @@ def issue_analytics(issue_id: int, *, now: datetime | None = None) -> IssueAnaly
         "unique_clicks": metric_totals[Metric.CLICK_UNIQUE],
     }
     hourly: dict[datetime, dict[str, int]] = defaultdict(lambda: dict.fromkeys(EVENT_SERIES, 0))
-    for hour, values in bounce_hours.items():
-        hourly[hour]["bounced"] += values["hard"] + values["soft"]
-        hourly[hour]["complained"] += values["complaint"]
-    names = {Metric.UNSUBSCRIBE: "unsubscribed", Metric.OPEN: "opens", Metric.CLICK: "clicks"}
     for (metric, hour), count in by_hour.items():
-        if metric in names:
-            hourly[hour][names[metric]] += count
+        hourly[hour][_SERIES_OF[metric]] += count
     start = issue.started_at
     events, bucket = _bucketed(hourly, start)
     links = []
@@ -144,58 +137,47 @@ def issue_analytics(issue_id: int, *, now: datetime | None = None) -> IssueAnaly
     )
 
 
-def _aware(value: Any) -> datetime:
-    if isinstance(value, str):  # SQLite's strftime
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+#: what the events chart takes from the counts, by metric
+_SERIES_OF = {
+    Metric.UNSUBSCRIBE: "unsubscribed",
+    Metric.OPEN: "opens",
+    Metric.CLICK: "clicks",
+    Metric.HARD_BOUNCE: "bounced",
+    Metric.SOFT_BOUNCE: "bounced",
+    Metric.COMPLAINT: "complained",
+}
 
 
 def _counters(
     issue_id: int,
 ) -> tuple[dict[Metric, int], dict[tuple[Metric, datetime], int], dict[int, tuple[int, int]]]:
-    """Totals by metric, counts by (metric, hour), and (clicks, filtered) by link."""
-    rows = db.session.execute(
-        select(counts.c.metric, counts.c.link, counts.c.hour, counts.c.count).where(
-            counts.c.issue_id == issue_id
-        )
-    ).all()
+    """Totals by metric, counts by (metric, hour), and (clicks, filtered) by link: summed in
+    SQL over the issue's range of the primary key, bounces not folded in yet added."""
+    where = counts.c.issue_id == issue_id
     totals: dict[Metric, int] = dict.fromkeys(Metric, 0)
+    for metric, total in db.session.execute(
+        select(counts.c.metric, func.sum(counts.c.count)).where(where).group_by(counts.c.metric)
+    ):
+        totals[Metric(metric)] += int(total)
     by_hour: dict[tuple[Metric, datetime], int] = defaultdict(int)
+    for metric, hour, total in db.session.execute(
+        select(counts.c.metric, counts.c.hour, func.sum(counts.c.count))
+        .where(where, counts.c.metric.in_(list(_SERIES_OF)))
+        .group_by(counts.c.metric, counts.c.hour)
+    ):
+        by_hour[(Metric(metric), aware(hour))] += int(total)
     links: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for metric_value, link, hour, count in rows:
-        metric = Metric(metric_value)
-        totals[metric] += count
-        by_hour[(metric, _aware(hour))] += count
-        if link and metric is Metric.CLICK:
-            links[link][0] += count
-        elif link and metric is Metric.CLICK_FILTERED:
-            links[link][1] += count
+    for metric, link, total in db.session.execute(
+        select(counts.c.metric, counts.c.link, func.sum(counts.c.count))
+        .where(where, counts.c.link > 0,
+               counts.c.metric.in_([Metric.CLICK, Metric.CLICK_FILTERED]))
+        .group_by(counts.c.metric, counts.c.link)
+    ):  # fmt: skip
+        links[int(link)][0 if Metric(metric) is Metric.CLICK else 1] += int(total)
+    for (kind, hour), count in unfolded_bounces(issue_id).items():
+        totals[METRIC_OF[kind]] += count
+        by_hour[(METRIC_OF[kind], hour)] += count
     return totals, by_hour, {key: (value[0], value[1]) for key, value in links.items()}
-
-
-def _hour_expression(column: Any) -> Any:
-    """The start of the column's hour, in SQL (UTC)."""
-    if db.engine.dialect.name == "postgresql":
-        return func.date_trunc("hour", column.op("AT TIME ZONE")(literal_column("'UTC'")))
-    return func.strftime("%Y-%m-%d %H:00:00", column)
-
-
-def _bounces(issue_id: int) -> tuple[dict[str, int], dict[datetime, dict[str, int]]]:
-    """The issue's bounce events: totals by kind and counts by hour and kind, grouped in SQL
-    over the ``(issue_id, kind, occurred_at)`` index."""
-    hour = _hour_expression(bounces.c.occurred_at).label("hour")
-    rows = db.session.execute(
-        select(bounces.c.kind, hour, func.count())
-        .where(bounces.c.issue_id == issue_id)
-        .group_by(bounces.c.kind, hour)
-    ).all()
-    totals = {kind.value: 0 for kind in BounceKind}
-    hours: dict[datetime, dict[str, int]] = defaultdict(lambda: {k.value: 0 for k in BounceKind})
-    for kind, at, count in rows:
-        key = kind.value if isinstance(kind, BounceKind) else str(kind)
-        totals[key] += int(count)
-        hours[_aware(at)][key] += int(count)
-    return totals, hours
 
 
 def _bucketed(
@@ -207,7 +189,7 @@ def _bucketed(
         return [], BUCKETS[0]
     first = min(hourly)
     if start is not None:
-        first = min(first, hour_of(_aware(start)))
+        first = min(first, hour_of(aware(start)))
     last = max(hourly)
     bucket = next((size for size in BUCKETS if (last - first) / size < MAX_BUCKETS), BUCKETS[-1])
     origin = first.replace(hour=0) if bucket >= timedelta(days=1) else first
@@ -232,7 +214,7 @@ def _delivery(issue_id: int) -> list[Point]:
         .where(timeline.c.issue_id == issue_id)
         .order_by(timeline.c.minute)
     ).all()
-    points = [Point(_aware(minute), {"sent": sent, "failed": failed})
+    points = [Point(aware(minute), {"sent": sent, "failed": failed})
               for minute, sent, failed in rows]  # fmt: skip
     if len(points) <= MAX_POINTS:
         return points
