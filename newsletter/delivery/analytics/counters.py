@@ -55,6 +55,21 @@ def bump(
     )
 
 
+def bump_many(rows: list[dict[str, Any]]) -> None:
+    """``bump`` for many (issue, metric, hour) at once, in one batch: each row's
+    ``issue_id``, ``metric``, ``hour`` (an hour's start) and ``count``. The caller commits."""
+    if not rows:
+        return
+    statement = _insert(counts)
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[counts.c.issue_id, counts.c.metric, counts.c.link, counts.c.hour],
+            set_={"count": counts.c.count + statement.excluded.count},
+        ),
+        [{"link": 0, **row} for row in rows],
+    )
+
+
 def record_unsubscribe(issue_id: int, at: datetime | None = None) -> None:
     """Count one unsubscribe from a link mailed with the issue, and commit. Only the count
     is kept: the subscription itself already says who left, and when."""

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, cast, func, select
 
 from newsletter.content.models import Issue, IssueStatus, TrackingMode
 from newsletter.delivery.analytics.counters import hour_of
 from newsletter.delivery.analytics.models import AnalyticsCount, DeliveryTimeline, Metric
 from newsletter.delivery.analytics.rollup import METRIC_OF, aware, unfolded_bounces
 from newsletter.delivery.analytics.tracking import tracked_links
+from newsletter.delivery.bounces.models import BounceKind
 from newsletter.delivery.control.progress import progress
 from newsletter.errors import NotFound
 from newsletter.extensions import db
@@ -99,7 +100,8 @@ def issue_analytics(issue_id: int, *, now: datetime | None = None) -> IssueAnaly
     if issue is None:
         raise NotFound("issue", issue_id)
     state = progress(issue_id, now=now)
-    metric_totals, by_hour, by_link = _counters(issue_id)
+    unfolded = unfolded_bounces(issue_id)
+    metric_totals = _totals(issue_id, unfolded)
     totals = {
         "delivered": state.counts.sent,
         "failed": state.counts.failed,
@@ -115,11 +117,8 @@ def issue_analytics(issue_id: int, *, now: datetime | None = None) -> IssueAnaly
         "clicks_filtered": metric_totals[Metric.CLICK_FILTERED],
         "unique_clicks": metric_totals[Metric.CLICK_UNIQUE],
     }
-    hourly: dict[datetime, dict[str, int]] = defaultdict(lambda: dict.fromkeys(EVENT_SERIES, 0))
-    for (metric, hour), count in by_hour.items():
-        hourly[hour][_SERIES_OF[metric]] += count
-    start = issue.started_at
-    events, bucket = _bucketed(hourly, start)
+    events, bucket = _events(issue_id, issue.started_at, unfolded)
+    by_link = _links(issue_id)
     links = []
     if issue.rendered_html and (by_link or issue.tracking is not TrackingMode.OFF):
         for position, url in enumerate(tracked_links(issue.rendered_html), start=1):
@@ -148,63 +147,76 @@ _SERIES_OF = {
 }
 
 
-def _counters(
-    issue_id: int,
-) -> tuple[dict[Metric, int], dict[tuple[Metric, datetime], int], dict[int, tuple[int, int]]]:
-    """Totals by metric, counts by (metric, hour), and (clicks, filtered) by link: summed in
-    SQL over the issue's range of the primary key, bounces not folded in yet added."""
-    where = counts.c.issue_id == issue_id
+def _totals(issue_id: int, unfolded: dict[tuple[BounceKind, datetime], int]) -> dict[Metric, int]:
+    """The issue's total of each metric (summed in SQL), bounces not folded in yet added."""
     totals: dict[Metric, int] = dict.fromkeys(Metric, 0)
     for metric, total in db.session.execute(
-        select(counts.c.metric, func.sum(counts.c.count)).where(where).group_by(counts.c.metric)
+        select(counts.c.metric, func.sum(counts.c.count))
+        .where(counts.c.issue_id == issue_id)
+        .group_by(counts.c.metric)
     ):
         totals[Metric(metric)] += int(total)
-    by_hour: dict[tuple[Metric, datetime], int] = defaultdict(int)
-    for metric, hour, total in db.session.execute(
-        select(counts.c.metric, counts.c.hour, func.sum(counts.c.count))
-        .where(where, counts.c.metric.in_(list(_SERIES_OF)))
-        .group_by(counts.c.metric, counts.c.hour)
-    ):
-        by_hour[(Metric(metric), aware(hour))] += int(total)
+    for (kind, _), count in unfolded.items():
+        totals[METRIC_OF[kind]] += count
+    return totals
+
+
+def _links(issue_id: int) -> dict[int, tuple[int, int]]:
+    """(clicks, filtered) by link position."""
     links: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for metric, link, total in db.session.execute(
         select(counts.c.metric, counts.c.link, func.sum(counts.c.count))
-        .where(where, counts.c.link > 0,
+        .where(counts.c.issue_id == issue_id, counts.c.link > 0,
                counts.c.metric.in_([Metric.CLICK, Metric.CLICK_FILTERED]))
         .group_by(counts.c.metric, counts.c.link)
     ):  # fmt: skip
         links[int(link)][0 if Metric(metric) is Metric.CLICK else 1] += int(total)
-    for (kind, hour), count in unfolded_bounces(issue_id).items():
-        totals[METRIC_OF[kind]] += count
-        by_hour[(METRIC_OF[kind], hour)] += count
-    return totals, by_hour, {key: (value[0], value[1]) for key, value in links.items()}
+    return {key: (value[0], value[1]) for key, value in links.items()}
 
 
-def _bucketed(
-    hourly: dict[datetime, dict[str, int]], start: datetime | None
+def _slot(column: Any, start: int, seconds: int) -> Any:
+    """In SQL: which bucket of ``seconds`` from ``start`` (seconds since 1970) a time is in;
+    never negative here, so SQLite's integer division is the floor."""
+    if db.engine.dialect.name == "postgresql":
+        return func.floor((func.extract("epoch", column) - start) / seconds)
+    return (cast(func.strftime("%s", column), Integer) - start) / seconds
+
+
+def _events(
+    issue_id: int, started_at: datetime | None, unfolded: dict[tuple[BounceKind, datetime], int]
 ) -> tuple[list[Point], timedelta]:
-    """Hourly counts merged into the smallest buckets that keep the chart to
-    ``MAX_BUCKETS`` bars, every bucket from the start (or the first count) to the last."""
-    if not hourly:
+    """The events chart: counts per bucket from the start (or the first count) to the last,
+    in the smallest buckets that keep it to ``MAX_BUCKETS`` bars, summed in SQL."""
+    where = [counts.c.issue_id == issue_id, counts.c.metric.in_(list(_SERIES_OF))]
+    low, high = db.session.execute(
+        select(func.min(counts.c.hour), func.max(counts.c.hour)).where(*where)
+    ).one()
+    moments = [aware(value) for value in (low, high) if value is not None]
+    moments += [hour for _, hour in unfolded]
+    if not moments:
         return [], BUCKETS[0]
-    first = min(hourly)
-    if start is not None:
-        first = min(first, hour_of(aware(start)))
-    last = max(hourly)
+    first, last = min(moments), max(moments)
+    if started_at is not None:
+        first = min(first, hour_of(aware(started_at)))
     bucket = next((size for size in BUCKETS if (last - first) / size < MAX_BUCKETS), BUCKETS[-1])
     origin = first.replace(hour=0) if bucket >= timedelta(days=1) else first
     if timedelta(hours=1) < bucket < timedelta(days=1):
         origin = first.replace(hour=first.hour - first.hour % int(bucket.total_seconds() // 3600))
-    merged: dict[datetime, dict[str, int]] = {}
-    moment = origin
-    while moment <= last:
-        merged[moment] = dict.fromkeys(EVENT_SERIES, 0)
-        moment += bucket
-    for hour, values in hourly.items():
-        key = origin + bucket * ((hour - origin) // bucket)
-        for name, count in values.items():
-            merged[key][name] += count
-    return [Point(at, values) for at, values in merged.items()], bucket
+    seconds = int(bucket.total_seconds())
+    start = int(origin.timestamp())
+    index = _slot(counts.c.hour, start, seconds).label("slot")
+    merged: dict[int, dict[str, int]] = {}
+    for slot in range((last - origin) // bucket + 1):
+        merged[slot] = dict.fromkeys(EVENT_SERIES, 0)
+    for metric, slot, total in db.session.execute(
+        select(counts.c.metric, index, func.sum(counts.c.count))
+        .where(*where)
+        .group_by(counts.c.metric, index)
+    ):
+        merged[int(slot)][_SERIES_OF[Metric(metric)]] += int(total)
+    for (kind, hour), count in unfolded.items():
+        merged[(hour - origin) // bucket][_SERIES_OF[METRIC_OF[kind]]] += count
+    return [Point(origin + bucket * slot, values) for slot, values in merged.items()], bucket
 
 
 def _delivery(issue_id: int) -> list[Point]:

@@ -19,7 +19,7 @@ from sqlalchemy import func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
-from newsletter.delivery.analytics.counters import bump
+from newsletter.delivery.analytics.counters import bump_many
 from newsletter.delivery.analytics.models import AnalyticsMark, Metric
 from newsletter.delivery.bounces.models import BounceEvent, BounceKind
 from newsletter.extensions import db
@@ -118,9 +118,12 @@ def _fold(now: datetime) -> int:
             )
             .group_by(bounces.c.issue_id, bounces.c.kind, hour)
         ).all()
-        for issue_id, kind, at, count in rows:
-            bump(int(issue_id), METRIC_OF[_kind(kind)], at=aware(at), by=int(count))
-            folded += int(count)
+        bump_many([
+            {"issue_id": int(issue_id), "metric": METRIC_OF[_kind(kind)], "hour": aware(at),
+             "count": int(count)}
+            for issue_id, kind, at, count in rows
+        ])  # fmt: skip
+        folded = sum(int(row[3]) for row in rows)
         last_id = pending_id
     highest = int(db.session.scalar(select(func.max(bounces.c.id))) or 0)
     db.session.execute(
