@@ -19,6 +19,7 @@ from newsletter.content import media as _media_models  # noqa: F401
 from newsletter.content import models as _content_models  # noqa: F401
 from newsletter.delivery import models as _delivery_models  # noqa: F401
 from newsletter.delivery import transactional as _transactional_models  # noqa: F401
+from newsletter.delivery.analytics import models as _analytics_models  # noqa: F401
 from newsletter.delivery.bounces import models as _bounce_models  # noqa: F401
 from newsletter.delivery.bounces import settings as _bounce_settings  # noqa: F401
 from newsletter.delivery.webhooks import models as _webhook_models  # noqa: F401

@@ -332,6 +332,8 @@ class Link:
     subscriber: Subscriber
     list: MailingList | None
     issued_at: datetime
+    #: the issue the link was mailed with (None: other mail, or a link from before)
+    issue_id: int | None = None
 
     def younger_than(self, seconds: int) -> bool:
         """Whether the link was signed less than ``seconds`` ago."""
@@ -352,7 +354,7 @@ def read_link(purpose: str, token: str) -> Link:
     if purpose != "confirm" and data.version != subscriber.token_version:
         raise InvalidToken(purpose, "no longer valid")
     assert data.issued_at is not None  # read_token always sets it
-    return Link(subscriber, lst, data.issued_at)
+    return Link(subscriber, lst, data.issued_at, data.issue_id)
 
 
 def revoke_links(subscriber_id: int) -> None:

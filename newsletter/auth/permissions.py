@@ -75,6 +75,7 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.issue": READ,
     "admin.issue_preview": READ,
     "admin.issue_progress": READ,
+    "admin.issue_analytics_page": READ,
     "admin.statement": READ,
     "admin.statements": {"GET": READ, "POST": EDIT},
     "admin.templates": READ,
@@ -90,6 +91,7 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.issue_unschedule": EDIT,
     "admin.issue_pause": EDIT,
     "admin.issue_cancel": EDIT,
+    "admin.issue_tracking": EDIT,  # turning tracking up is refused once sending started
     # the writing desk: statements, media, test sends (to editors only), delete and hide
     "admin.statement_new": EDIT,
     "admin.statement_edit": EDIT,
@@ -180,6 +182,7 @@ API_RULES: dict[str, Entry] = {
     f"{_API}/statements/<int:statement_id>": {"GET": READ},
     f"{_API}/issues": {"GET": READ, "POST": EDIT},
     _ISSUE: {"GET": READ},
+    f"{_ISSUE}/analytics": {"GET": READ},
     f"{_ISSUE}/send": SEND,
     f"{_ISSUE}/schedule": SEND,
     f"{_ISSUE}/resume": SEND,

@@ -97,6 +97,14 @@ issue_lists = Table(
 )
 
 
+class TrackingMode(enum.Enum):
+    """How much an issue's opens and clicks are followed (off unless an editor turns it on)."""
+
+    OFF = "off"  # no pixel, links as written: a send costs nothing extra
+    AGGREGATE = "aggregate"  # counts by the hour only: nothing tells who opened or clicked
+    INDIVIDUAL = "individual"  # also one row per open and click, tied to the delivery
+
+
 class IssueStatement(db.Model):  # type: ignore[name-defined]
     """A statement's place in an issue."""
 
@@ -150,6 +158,10 @@ class Issue(db.Model):  # type: ignore[name-defined]
     send_error: Mapped[str | None] = mapped_column(Text)
     sent_count: Mapped[int] = mapped_column(default=0)
     failed_count: Mapped[int] = mapped_column(default=0)
+    #: open and click tracking (``delivery/analytics``): off unless an editor turns it on
+    tracking: Mapped[TrackingMode] = mapped_column(
+        enum_column(TrackingMode), default=TrackingMode.OFF, server_default=text("'off'")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

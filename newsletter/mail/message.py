@@ -22,7 +22,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 
-from newsletter.mail.render import PLACEHOLDERS, placeholder_values
+from newsletter.mail.render import SEND_PLACEHOLDERS, placeholder_values
 
 CRLF = b"\r\n"
 _SOFT_BREAK = b"=\r\n"
@@ -30,9 +30,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 _ATEXT_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+$")
 _NOT_DOT_ATOM = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
 _PLACEHOLDER_SPLIT = re.compile(
-    "(" + "|".join(re.escape(value) for value in PLACEHOLDERS.values()) + ")"
+    "(" + "|".join(re.escape(value) for value in SEND_PLACEHOLDERS.values()) + ")"
 )
-_KEY_OF = {value: key for key, value in PLACEHOLDERS.items()}
+_KEY_OF = {value: key for key, value in SEND_PLACEHOLDERS.items()}
 #: the longest display name written as it is; with "List-Id: " or "To: " it fits in 78
 _MAX_PLAIN_PHRASE = 66
 #: RFC 2045 §6.7 (5): encoded lines are at most 76 characters, the soft break's "=" included
@@ -47,6 +47,8 @@ class Recipient:
     unsubscribe_url: str  # https URL; also the RFC 8058 one-click POST target
     manage_url: str
     message_id: str  # without angle brackets, on the From domain
+    #: the open and click tracking token ("" unless the issue tracks)
+    tracking: str = ""
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,8 @@ class MessageSkeleton:
         self._end = f"\r\n--{boundary}--\r\n".encode("ascii")
         self._text = _EncodedBody(text)
         self._html = _EncodedBody(html)
+        #: only an issue with tracking has its placeholder: the others compute nothing more
+        self._tracked = "tracking" in self._text.parts or "tracking" in self._html.parts
         self._date_second = -1
         self._date = b""
 
@@ -267,6 +271,8 @@ class MessageSkeleton:
             unsubscribe_url=recipient.unsubscribe_url,
             manage_url=recipient.manage_url,
         )
+        if self._tracked:
+            values["tracking"] = "".join(recipient.tracking.split())
         # Each value ends in a soft break, like the encoded pieces around it.
         text_values = {key: _qp(value) + _SOFT_BREAK for key, value in values.items()}
         html_values = {

@@ -37,6 +37,10 @@ PLACEHOLDERS = {
     "unsubscribe_url": "%%NL-UNSUBSCRIBE-URL%%",
     "manage_url": "%%NL-MANAGE-URL%%",
 }
+#: put in at send, not seen by templates: the open and click tracking token of an issue that
+#: tracks (``delivery/analytics/tracking.py``); the skeleton fills it like the others
+TRACKING_PLACEHOLDER = "%%NL-TRACK%%"
+SEND_PLACEHOLDERS = {**PLACEHOLDERS, "tracking": TRACKING_PLACEHOLDER}
 #: the name used when a subscriber gave none ("Hello friend,")
 FALLBACK_NAME = "friend"
 

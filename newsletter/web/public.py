@@ -54,6 +54,7 @@ from newsletter.audience.personal_data import personal_data
 from newsletter.audience.tokens import manage_url, read_token
 from newsletter.content.archive import public_condition
 from newsletter.content.models import Issue
+from newsletter.delivery.analytics.counters import record_unsubscribe
 from newsletter.errors import (
     AddressRefused,
     InvalidEmail,
@@ -76,7 +77,9 @@ _XML_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 # The signed tokens in mailed links are keys to a reader's preferences: access logs, read by
 # more people and kept longer than the mail, get the path without them.
-_TOKEN_IN_PATH = re.compile(r"(/(?:manage|unsubscribe|confirm|admin/setup)/)[^/\s?#\"]+")
+_TOKEN_IN_PATH = re.compile(
+    r"(/(?:manage|unsubscribe|confirm|admin/setup|t/o|t/c/[^/\s?#\"]+)/)[^/\s?#\"]+"
+)
 #: the loggers that write one line per request with its path (werkzeug: ``newsletter run``)
 ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
 
@@ -409,7 +412,8 @@ def unsubscribe(token: str) -> tuple[str, int]:
     subscriber, lst = link.subscriber, link.list
     _speak_to(subscriber.language)
     if request.method == "POST":
-        subscriptions.unsubscribe(subscriber.id, lst.id if lst else None)
+        if subscriptions.unsubscribe(subscriber.id, lst.id if lst else None):
+            _count_unsubscribe(link)
         return _page(
             "unsubscribed.html",
             subscriber=subscriber,
@@ -429,18 +433,27 @@ def unsubscribe(token: str) -> tuple[str, int]:
     )
 
 
+def _count_unsubscribe(link: subscriptions.Link) -> None:
+    """One unsubscribe for the issue the link came with (once per person, however many of
+    their lists it ended); links from before issues rode along count for none."""
+    if link.issue_id is not None and db.session.get(Issue, link.issue_id) is not None:
+        record_unsubscribe(link.issue_id)
+
+
 # Preferences.
 
 
 @bp.route("/manage/<token>", methods=["GET", "POST"])
 def manage(token: str) -> BaseResponse | tuple[str, int]:
     """Change the name, tick and untick lists, or leave every list."""
-    subscriber = subscriptions.read_link("manage", token).subscriber
+    link = subscriptions.read_link("manage", token)
+    subscriber = link.subscriber
     _speak_to(subscriber.language)
     errors: dict[str, str] = {}
     if request.method == "POST":
         if request.form.get("action") == "unsubscribe-all":
-            subscriptions.unsubscribe(subscriber.id, None)
+            if subscriptions.unsubscribe(subscriber.id, None):
+                _count_unsubscribe(link)
             flash(_("You're unsubscribed from every list. We won't email you again."), "success")
             return redirect(url_for("public.manage", token=token))
         try:

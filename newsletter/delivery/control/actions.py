@@ -28,6 +28,7 @@ from sqlalchemy.engine import Result
 from newsletter import queue
 from newsletter.audience.models import Subscriber, SubscriberStatus
 from newsletter.content.models import Issue, IssueStatus
+from newsletter.delivery.analytics.rollup import fold_bounces
 from newsletter.delivery.control import progress
 from newsletter.delivery.models import Delivery, DeliveryStatus, ProgressSample
 from newsletter.delivery.send import dispatcher
@@ -386,10 +387,11 @@ def _rowcount(result: Result[Any]) -> int:
 
 def sweep() -> None:
     """One tick of the workers' sweeper: start due scheduled issues, skip rows left pending
-    by cancelled ones, sample the progress of sends under way. Each part failing is logged
+    by cancelled ones, sample the progress of sends under way, fold new bounce events into
+    the analytics counts. Each part failing is logged
     and does not stop the others."""
 
-    for part in (start_due_issues, tidy_cancelled, progress.sample_sending):
+    for part in (start_due_issues, tidy_cancelled, progress.sample_sending, fold_bounces):
         try:
             part()
         except Exception:  # noqa: BLE001 - a sweep that fails is tried again next tick

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 
 from newsletter.content.models import Issue, IssueStatus
+from newsletter.delivery.analytics.counters import note_progress
 from newsletter.delivery.models import Delivery, DeliveryStatus, ProgressSample
 from newsletter.errors import NotFound
 from newsletter.extensions import db
@@ -130,6 +131,9 @@ def progress(issue_id: int, *, now: datetime | None = None) -> Progress:
     else:
         taken_at, counts = now, _count(issue_id, status, int(row[1] or 0))
         _store(issue_id, taken_at, counts)
+        # the same counts, kept by the minute for the issue's analytics
+        note_progress(issue_id, taken_at, sent=counts.sent, failed=counts.failed,
+                      finished_at=row[2] if status in FINAL else None)  # fmt: skip
     rate = eta = None
     if status is IssueStatus.SENDING:
         rate, eta = _pace(issue_id, taken_at, counts)

@@ -30,7 +30,8 @@ from newsletter import broker
 from newsletter.audience.addresses import ascii_address
 from newsletter.audience.tokens import manage_url, unsubscribe_url
 from newsletter.content.compose import sender_address
-from newsletter.content.models import Issue, IssueStatus
+from newsletter.content.models import Issue, IssueStatus, TrackingMode
+from newsletter.delivery.analytics.tracking import TokenMaker, instrument
 from newsletter.delivery.bounces import returnpath
 from newsletter.delivery.outbound import Session, outbound
 from newsletter.delivery.send import outcomes
@@ -86,9 +87,15 @@ class BatchSender:
         self.backoff = timedelta(
             seconds=float(config.get("RETRY_BACKOFF_SECONDS", RETRY_BACKOFF_SECONDS))
         )
+        html = issue.rendered_html or ""
+        #: per-message tracking tokens; None (and the HTML as rendered) when tracking is off
+        self.tracking: TokenMaker | None = None
+        if issue.tracking is not TrackingMode.OFF:
+            html = instrument(html, issue.id, str(config["BASE_URL"]))
+            self.tracking = TokenMaker(issue.id, issue.tracking)
         self.skeleton = MessageSkeleton(
             subject=issue.rendered_subject or issue.subject,
-            html=issue.rendered_html or "",
+            html=html,
             text=issue.rendered_text or "",
             # the issue's own display name, on the configured address
             from_address=sender_address(issue.sender_name, self.from_address),
@@ -281,11 +288,15 @@ class BatchSender:
         recipient = Recipient(
             email=row.email,
             name=row.name,
+            # the issue rides along, so an unsubscribe can be counted for it
             unsubscribe_url=unsubscribe_url(
-                row.subscriber_id, row.list_id, version=row.token_version
+                row.subscriber_id, row.list_id, version=row.token_version, issue_id=self.issue_id
             ),
-            manage_url=manage_url(row.subscriber_id, version=row.token_version),
+            manage_url=manage_url(
+                row.subscriber_id, version=row.token_version, issue_id=self.issue_id
+            ),
             message_id=message_id,
+            tracking="" if self.tracking is None else self.tracking.token(row.delivery_id),
         )
         return message_id, self.outbound.sign(self.skeleton.personalise(recipient))
 

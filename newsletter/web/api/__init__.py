@@ -10,6 +10,7 @@ from __future__ import annotations
 
 # Each view module registers its routes on ``bp`` when imported.
 from newsletter.web.api import (  # noqa: F401
+    analytics,
     bounce_hooks,
     bounces,
     control,

@@ -15,7 +15,7 @@ import ipaddress
 from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validates
-from marshmallow.validate import Length, Range, Regexp
+from marshmallow.validate import Length, OneOf, Range, Regexp
 
 from newsletter.audience.lists import SLUG
 from newsletter.audience.models import ConsentSource, OptIn, SubscriberStatus, SubscriptionStatus
@@ -699,3 +699,67 @@ class WebhookCreatedSchema(WebhookSchema):
 
 class WebhookPageSchema(Answer):
     items = fields.List(fields.Nested(WebhookSchema))
+# --- analytics ------------------------------------------------------------------------------
+
+
+class AnalyticsTotalsSchema(Answer):
+    """What happened to an issue's mail, in all (``delivery/analytics/report.py``)."""
+
+    delivered = fields.Integer(validate=Range(min=0))
+    failed = fields.Integer(validate=Range(min=0))
+    bounced = fields.Integer(validate=Range(min=0), metadata={"description": "hard and soft"})
+    hard_bounces = fields.Integer(validate=Range(min=0))
+    soft_bounces = fields.Integer(validate=Range(min=0))
+    complained = fields.Integer(validate=Range(min=0))
+    unsubscribed = fields.Integer(
+        validate=Range(min=0),
+        metadata={"description": "left from a link mailed with this issue"},
+    )
+    opens = fields.Integer(validate=Range(min=0))
+    opens_filtered = fields.Integer(
+        validate=Range(min=0), metadata={"description": "by image proxies, scanners, HEAD"}
+    )
+    unique_opens = fields.Integer(validate=Range(min=0), metadata={"description": "individual"})
+    clicks = fields.Integer(validate=Range(min=0))
+    clicks_filtered = fields.Integer(
+        validate=Range(min=0), metadata={"description": "by link scanners: too fast, HEAD, agent"}
+    )
+    unique_clicks = fields.Integer(validate=Range(min=0), metadata={"description": "individual"})
+
+
+class DeliveryPointSchema(Answer):
+    at = fields.DateTime(metadata={"description": "the minute (UTC)"})
+    sent = fields.Integer(validate=Range(min=0), metadata={"description": "so far"})
+    failed = fields.Integer(validate=Range(min=0), metadata={"description": "so far"})
+
+
+class EventPointSchema(Answer):
+    at = fields.DateTime(metadata={"description": "the bucket's start (UTC)"})
+    bounced = fields.Integer(validate=Range(min=0))
+    complained = fields.Integer(validate=Range(min=0))
+    unsubscribed = fields.Integer(validate=Range(min=0))
+    opens = fields.Integer(validate=Range(min=0))
+    clicks = fields.Integer(validate=Range(min=0))
+
+
+class LinkClicksSchema(Answer):
+    position = fields.Integer(validate=Range(min=1))
+    url = fields.String()
+    clicks = fields.Integer(validate=Range(min=0))
+    filtered = fields.Integer(validate=Range(min=0))
+
+
+class AnalyticsSchema(Answer):
+    """An issue's analytics: totals, the delivery timeline and the counts per bucket."""
+
+    issue_id = fields.Integer()
+    status = _enum(IssueStatus)
+    tracking = fields.String(
+        validate=OneOf(["off", "aggregate", "individual"]),
+        metadata={"description": "open and click tracking (off by default)"},
+    )
+    totals = fields.Nested(AnalyticsTotalsSchema)
+    bucket_seconds = fields.Integer(validate=Range(min=1))
+    delivery = fields.List(fields.Nested(DeliveryPointSchema))
+    events = fields.List(fields.Nested(EventPointSchema))
+    links = fields.List(fields.Nested(LinkClicksSchema))
