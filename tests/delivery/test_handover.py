@@ -196,3 +196,21 @@ def test_a_worker_killed_mid_send_has_its_rows_sent_by_the_other_within_30_s(
     assert finished_after < HANDOVER_SECONDS, logs_text(tmp_path)
     state = _progress(issue_id)
     assert (state["sent"], state["pending"]) == (RECIPIENTS, 0)
+
+
+def test_metrics_count_the_workers_whose_heartbeat_is_recent(app: Flask) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    live, silent = (heartbeat.Heartbeat(app, interval=5, timeout=20) for _ in range(2))
+    live.register()
+    silent.register()
+    _seen(silent, seconds_ago=30)
+
+    response = app.test_client().get("/metrics")
+    assert response.status_code == 200, response.text
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+    assert values["newsletter_worker_heartbeats"] == 1

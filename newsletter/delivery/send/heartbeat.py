@@ -181,8 +181,9 @@ def hand_over(timeout: timedelta) -> int:
     """Release the pending rows claimed by workers not seen within ``timeout``, forget those
     workers, and queue the work of the sends concerned again; return how many rows.
 
-    Rows being claimed at this instant are skipped on PostgreSQL (``SKIP LOCKED``), so a
-    half-done claim of a vanished host can never block the heartbeat of a live one.
+    Rows (and ``workers`` rows) locked at this instant are skipped on PostgreSQL (``SKIP
+    LOCKED``), so a half-done claim of a vanished host can never block the heartbeat of a
+    live one.
     """
     from newsletter.delivery.send import dispatcher  # dispatcher → sender → this module
 
@@ -193,8 +194,12 @@ def hand_over(timeout: timedelta) -> int:
         deliveries.c.status == DeliveryStatus.PENDING,
         deliveries.c.claimed_by.not_in(live),
     )
+    stale = select(workers.c.id).where(workers.c.last_seen < cutoff)
     if db.session.get_bind().dialect.name == "postgresql":
+        # A host cut off between its heartbeat's UPDATE and COMMIT holds its row's lock
+        # until its connection dies: skip it now, delete it at a later beat.
         orphaned = orphaned.with_for_update(skip_locked=True)
+        stale = stale.with_for_update(skip_locked=True)
     released = db.session.execute(
         update(deliveries)
         .where(deliveries.c.id.in_(orphaned.scalar_subquery()))
@@ -202,7 +207,7 @@ def hand_over(timeout: timedelta) -> int:
         .returning(deliveries.c.issue_id)
     ).all()
     dead = db.session.scalars(
-        delete(workers).where(workers.c.last_seen < cutoff).returning(workers.c.id)
+        delete(workers).where(workers.c.id.in_(stale.scalar_subquery())).returning(workers.c.id)
     ).all()
     db.session.commit()
     issue_ids = sorted({int(row[0]) for row in released})
