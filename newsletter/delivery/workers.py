@@ -27,7 +27,11 @@ from newsletter.broker import start_workers, stop_worker
 from newsletter.content import feeds
 from newsletter.delivery.control import actions as control
 from newsletter.delivery.send import heartbeat
-from newsletter.delivery.send.dispatcher import recover_unstarted
+from newsletter.delivery.send.dispatcher import (
+    recover_issue,
+    recover_unfinished,
+    recover_unstarted,
+)
 from newsletter.delivery.send.stalls import STALL_SECONDS, StallWatch
 from newsletter.extensions import FACTORY_KEY, db
 from newsletter.ops import logs, worker_metrics
@@ -96,7 +100,7 @@ def serve(app: Flask, threads: int | None) -> int:
     if worker_metrics.wanted(app):
         worker_metrics.instrument(app.extensions["dramatiq"])
     # Registered before the first claim: every claim names this process's heartbeat.
-    beat = heartbeat.start(app)
+    beat = heartbeat.start(app, requeue_handed_over)
     # Bulk threads plus one thread of its own for the "transactional" queue.
     worker = start_workers(app, threads, worker_timeout=1000)
     threads_now = len(worker.bulk.workers)
@@ -112,6 +116,17 @@ def serve(app: Flask, threads: int | None) -> int:
     stop_worker(worker, STOP_TIMEOUT_MS)
     beat.stop()  # after the batches gave their rows back
     return 0
+
+
+def requeue_handed_over(handed: heartbeat.HandOver) -> None:
+    """Queue again the work of rows a dead worker held. A dead worker's queue messages
+    (prefetched batches too) may stay with it until the broker gives up on its connection:
+    then every unfinished send is queued again (claims decide who sends)."""
+    if handed.dead_workers:
+        recover_unfinished()
+        return
+    for issue_id in handed.issue_ids:
+        recover_issue(issue_id)
 
 
 class Sweeper(threading.Thread):

@@ -99,11 +99,12 @@ def test_rows_of_a_worker_not_seen_for_the_timeout_are_handed_over_and_its_outco
 
     # Seen 10 s ago: still alive, its rows stay its own.
     _seen(dead, seconds_ago=10)
-    assert heartbeat.hand_over(timedelta(seconds=20)) == 0
+    assert heartbeat.hand_over(timedelta(seconds=20)).rows == 0
     # Seen 21 s ago: dead. Its rows are free at once (not after the 5 min lease)…
     _seen(dead, seconds_ago=21)
     _seen(alive, seconds_ago=0)
-    assert heartbeat.hand_over(timedelta(seconds=20)) == 4
+    handed = heartbeat.hand_over(timedelta(seconds=20))
+    assert (handed.rows, handed.issue_ids, handed.dead_workers) == (4, [issue_id], [dead.worker_id])
     assert db.session.get(WorkerHeartbeat, dead.worker_id) is None
     taken = outcomes.claim(issue_id, first, last, limit=10, lease=timedelta(minutes=5))
     assert set(claim.ids) <= set(taken.ids)

@@ -34,6 +34,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import Flask
@@ -55,6 +56,20 @@ HEARTBEAT_SECONDS = 5.0
 HEARTBEAT_TIMEOUT_SECONDS = 20.0
 
 _current: Heartbeat | None = None
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """What one hand-over did: the rows released, their sends, the workers forgotten."""
+
+    rows: int
+    issue_ids: list[int]
+    dead_workers: list[int]
+
+
+#: what the worker does after a hand-over: queue the sends' work again (``workers.py``
+#: passes the dispatcher's recovery; this module stays below the dispatcher)
+Requeue = Callable[[HandOver], None]
 
 
 def worker_id() -> int | None:
@@ -80,12 +95,14 @@ class Heartbeat(threading.Thread):
         *,
         interval: float,
         timeout: float,
+        requeue: Requeue | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(name="newsletter-heartbeat", daemon=True)
         self.app = app
         self.interval = interval
         self.timeout = timeout
+        self.requeue = requeue
         self._clock = clock
         self._stop_event = threading.Event()
         self.worker_id: int | None = None
@@ -132,7 +149,9 @@ class Heartbeat(threading.Thread):
             with self.app.app_context():
                 try:
                     self.beat()
-                    hand_over(timedelta(seconds=self.timeout))
+                    handed = hand_over(timedelta(seconds=self.timeout))
+                    if self.requeue is not None and (handed.rows or handed.dead_workers):
+                        self.requeue(handed)
                 except Exception:  # noqa: BLE001 - the next beat tries again
                     log.exception("heartbeat failed")
                     db.session.rollback()
@@ -158,14 +177,15 @@ class Heartbeat(threading.Thread):
                 db.session.remove()
 
 
-def start(app: Flask) -> Heartbeat:
+def start(app: Flask, requeue: Requeue) -> Heartbeat:
     """Register this process as a worker and start its heartbeat thread (call before the
-    process claims anything)."""
+    process claims anything); ``requeue`` queues the work of handed-over rows again."""
     global _current
     beat = Heartbeat(
         app,
         interval=float(app.config.get("HEARTBEAT_SECONDS") or HEARTBEAT_SECONDS),
         timeout=float(app.config.get("HEARTBEAT_TIMEOUT_SECONDS") or HEARTBEAT_TIMEOUT_SECONDS),
+        requeue=requeue,
     )
     with app.app_context():
         try:
@@ -177,16 +197,14 @@ def start(app: Flask) -> Heartbeat:
     return beat
 
 
-def hand_over(timeout: timedelta) -> int:
-    """Release the pending rows claimed by workers not seen within ``timeout``, forget those
-    workers, and queue the work of the sends concerned again; return how many rows.
+def hand_over(timeout: timedelta) -> HandOver:
+    """Release the pending rows claimed by workers not seen within ``timeout`` and forget
+    those workers (committed); the caller queues the sends' work again.
 
     Rows (and ``workers`` rows) locked at this instant are skipped on PostgreSQL (``SKIP
     LOCKED``), so a half-done claim of a vanished host can never block the heartbeat of a
     live one.
     """
-    from newsletter.delivery.send import dispatcher  # dispatcher → sender → this module
-
     cutoff = utcnow() - timeout
     live = select(workers.c.id).where(workers.c.last_seen >= cutoff)
     orphaned = select(deliveries.c.id).where(
@@ -210,14 +228,11 @@ def hand_over(timeout: timedelta) -> int:
         delete(workers).where(workers.c.id.in_(stale.scalar_subquery())).returning(workers.c.id)
     ).all()
     db.session.commit()
-    issue_ids = sorted({int(row[0]) for row in released})
     if dead:
         log.warning("workers %s stopped their heartbeat; %s claimed rows handed over",
                     sorted(dead), len(released))  # fmt: skip
-        # Its queue messages (prefetched batches too) may be held until the broker gives
-        # up on its connection: every unfinished send is queued again, claims decide.
-        dispatcher.recover_unfinished()
-    else:
-        for issue_id in issue_ids:
-            dispatcher.recover_issue(issue_id)
-    return len(released)
+    return HandOver(
+        rows=len(released),
+        issue_ids=sorted({int(row[0]) for row in released}),
+        dead_workers=sorted(int(worker) for worker in dead),
+    )
