@@ -50,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_SECONDS": 10,  # how often workers look for unfinished sends in the database
     # a tracked click this soon after its message was sent is a link scanner's, not a reader's
     "TRACKING_SCANNER_SECONDS": 10,
+    "HEARTBEAT_SECONDS": 5,  # how often each worker process tells the database it is alive
+    "HEARTBEAT_TIMEOUT_SECONDS": 20,  # silent this long: its claims go to the other workers
     "STALL_SECONDS": 60,  # a send with due rows and no progress this long is queued again
     "RELAY_COOLDOWN_SECONDS": 60,  # a relay failing 3 times in a row rests this long
     "SMTP_TIMEOUT": 30,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.extensions import db
@@ -31,6 +31,14 @@ class Delivery(db.Model):  # type: ignore[name-defined]
         # The delivery log looks an address up across issues (and ON DELETE CASCADE from
         # subscribers needs it too).
         Index("ix_deliveries_subscriber_id", "subscriber_id"),
+        # The heartbeat sweep finds the rows held by workers that stopped beating: only
+        # claimed rows are in it, so it stays as small as the claims under way (0019).
+        Index(
+            "ix_deliveries_claimed_by",
+            "claimed_by",
+            postgresql_where=text("claimed_by IS NOT NULL"),
+            sqlite_where=text("claimed_by IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -45,6 +53,11 @@ class Delivery(db.Model):  # type: ignore[name-defined]
     attempts: Mapped[int] = mapped_column(default=0)
     # A worker holds the row until this time; past it, another may claim the row again.
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: the ``workers`` row whose heartbeat vouches for the claim (None: the lease alone)
+    claimed_by: Mapped[int | None] = mapped_column()
+    #: drawn afresh by each claim: every outcome checks it, so a row handed to another
+    #: worker is never recorded (nor released) by the one that lost it
+    claim_token: Mapped[int | None] = mapped_column(BigInteger)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_reply: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -71,3 +84,22 @@ class ProgressSample(db.Model):  # type: ignore[name-defined]
     failed: Mapped[int] = mapped_column(default=0)
     skipped: Mapped[int] = mapped_column(default=0)
     pending: Mapped[int] = mapped_column(default=0)
+
+
+class WorkerHeartbeat(db.Model):  # type: ignore[name-defined]
+    """A worker process alive now, or lately: ``last_seen`` is renewed every few seconds
+    (see ``newsletter.delivery.send.heartbeat``)."""
+
+    __tablename__ = "workers"
+    # Ids never come back (SQLite reuses the highest rowid otherwise): a claim naming a
+    # dead worker must never be taken for the claim of a new one.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+    def __repr__(self) -> str:
+        return f"<WorkerHeartbeat {self.id} {self.hostname}:{self.pid} seen {self.last_seen}>"

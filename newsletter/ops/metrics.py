@@ -95,6 +95,7 @@ class _StateCollector:
         yield from _messages()
         yield from _issues_by_status()
         yield _leased_claims()
+        yield from _worker_heartbeats()
         yield _send_rate()
         yield from _queues()
 
@@ -143,6 +144,25 @@ def _leased_claims() -> Metric:
     return GaugeMetricFamily(
         "newsletter_claims_leased", "Ledger rows claimed by a worker under a lease now.",
         value=float(leased or 0),
+    )
+
+
+def _worker_heartbeats() -> Iterator[Metric]:
+    """Worker processes whose heartbeat in the database is recent (``delivery.send.heartbeat``)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    from newsletter.delivery.models import WorkerHeartbeat
+    from newsletter.delivery.send.heartbeat import HEARTBEAT_TIMEOUT_SECONDS
+
+    timeout = current_app.config.get("HEARTBEAT_TIMEOUT_SECONDS") or HEARTBEAT_TIMEOUT_SECONDS
+    cutoff = utcnow() - timedelta(seconds=float(timeout))
+    live = db.session.scalar(
+        select(func.count()).select_from(WorkerHeartbeat).where(WorkerHeartbeat.last_seen >= cutoff)
+    )
+    yield GaugeMetricFamily(
+        "newsletter_worker_heartbeats",
+        "Worker processes whose heartbeat reached the database within the timeout.",
+        value=float(live or 0),
     )
 
 

@@ -313,11 +313,13 @@ def test_a_slow_batch_renews_its_lease_and_keeps_only_rows_still_its_own(
     start_without_workers(issue_id)
     first, last = all_ids(issue_id)
     claim = outcomes.claim(issue_id, first, last, limit=10, lease=timedelta(seconds=1))
-    # One row's lease ran out and another worker took it meanwhile (a new lease).
+    # One row's lease ran out and another worker took it meanwhile (a claim of its own).
     db.session.execute(
         update(Delivery).where(Delivery.id == claim.ids[0]).values(lease_until=utcnow())
     )
     db.session.commit()
+    taken = outcomes.claim(issue_id, first, last, limit=10, lease=timedelta(minutes=5))
+    assert taken.ids == claim.ids[:1]
 
     renewed = outcomes.renew(claim, claim.ids, timedelta(minutes=5))
 

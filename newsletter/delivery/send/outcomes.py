@@ -1,13 +1,16 @@
 """Claiming deliveries and recording what happened to each, one commit per outcome.
 
-A delivery is claimed by setting a lease on it; until the lease runs out no other worker
-takes it. Each outcome is committed the moment it is known, so a worker killed mid-batch
-leaves at most the one message it was sending unrecorded.
+A delivery is claimed by setting a lease on it, the claiming worker's id and a token drawn
+for the claim; until the lease runs out, or the worker's heartbeat stops (``heartbeat``), no
+other worker takes it. Each outcome is committed the moment it is known, and only under the
+claim's token, so a worker killed mid-batch leaves at most the one message it was sending
+unrecorded, and a worker that lost its rows learns it from its next outcome.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +30,7 @@ from newsletter.content.models import issue_lists
 from newsletter.delivery.bounces import policy
 from newsletter.delivery.bounces.models import BounceKind, BounceSource
 from newsletter.delivery.models import Delivery, DeliveryStatus
+from newsletter.delivery.send import heartbeat
 from newsletter.errors import DeliveryError, PermanentDeliveryError
 from newsletter.extensions import db
 from newsletter.models import utcnow
@@ -66,10 +70,25 @@ class Claimed:
 
 @dataclass(frozen=True)
 class Claim:
-    """Rows leased together, and the lease's end: also the token that says they are ours."""
+    """Rows leased together, the lease's end, and the token that says they are still ours."""
 
     ids: list[int]
     until: datetime
+    token: int | None = None
+
+
+class ClaimLost(Exception):
+    """A claimed row is no longer ours (handed over, or its lease ran out and another worker
+    took it): its outcome was not recorded, and the rest of the claim must not be sent."""
+
+    def __init__(self, delivery_id: int) -> None:
+        super().__init__(f"delivery {delivery_id} is claimed by another worker now")
+        self.delivery_id = delivery_id
+
+
+def new_token() -> int:
+    """A claim token: random, positive, fits a signed 64-bit column."""
+    return secrets.randbits(62) + 1
 
 
 def due(issue_id: int, now: datetime) -> list[object]:
@@ -95,6 +114,7 @@ def claim(issue_id: int, first_id: int, last_id: int, *, limit: int, lease: time
     """
     now = utcnow()
     until = now + lease
+    token = new_token()
     chosen = (
         select(deliveries.c.id)
         .where(*claimable(issue_id, first_id, last_id, now))  # type: ignore[arg-type]
@@ -106,12 +126,12 @@ def claim(issue_id: int, first_id: int, last_id: int, *, limit: int, lease: time
     result = db.session.execute(
         update(deliveries)
         .where(deliveries.c.id.in_(chosen.scalar_subquery()))
-        .values(lease_until=until)
+        .values(lease_until=until, claimed_by=heartbeat.worker_id(), claim_token=token)
         .returning(deliveries.c.id)
     )
     ids = sorted(int(row[0]) for row in result)
     db.session.commit()
-    return Claim(ids=ids, until=until)
+    return Claim(ids=ids, until=until, token=token)
 
 
 def renew(claim: Claim, delivery_ids: Sequence[int], lease: timedelta) -> Claim:
@@ -126,14 +146,21 @@ def renew(claim: Claim, delivery_ids: Sequence[int], lease: timedelta) -> Claim:
         .where(
             deliveries.c.id.in_(list(delivery_ids)),
             deliveries.c.status == DeliveryStatus.PENDING,
-            deliveries.c.lease_until == claim.until,
+            _held(claim),
         )
         .values(lease_until=until)
         .returning(deliveries.c.id)
     )
     ids = sorted(int(row[0]) for row in result)
     db.session.commit()
-    return Claim(ids=ids, until=until)
+    return Claim(ids=ids, until=until, token=claim.token)
+
+
+def _held(claim: Claim) -> Any:
+    """The condition that a row is still held under ``claim``."""
+    if claim.token is None:
+        return deliveries.c.lease_until == claim.until
+    return deliveries.c.claim_token == claim.token
 
 
 def load(issue_id: int, delivery_ids: Sequence[int]) -> list[Claimed]:
@@ -224,45 +251,55 @@ class SentRecorder:
 
     _statement = (
         update(deliveries)
-        .where(deliveries.c.id == bindparam("delivery_id"))
+        .where(
+            deliveries.c.id == bindparam("delivery_id"),
+            deliveries.c.claim_token == bindparam("token"),
+        )
         .values(
             status=DeliveryStatus.SENT,
             sent_at=bindparam("sent_at"),
             message_id=bindparam("message_id"),
             last_reply=bindparam("reply"),
             lease_until=None,
+            claimed_by=None,
+            claim_token=None,
         )
     )
     #: the same UPDATE as a PostgreSQL prepared statement
-    _prepared_name = b"newsletter_record_sent"
+    _prepared_name = b"newsletter_record_sent_v2"
     _postgresql = (
         b"UPDATE deliveries SET status = 'sent', sent_at = $1, message_id = $2,"
-        b" last_reply = $3, lease_until = NULL WHERE id = $4"
+        b" last_reply = $3, lease_until = NULL, claimed_by = NULL, claim_token = NULL"
+        b" WHERE id = $4 AND claim_token = $5"
     )
 
     def __init__(self) -> None:
         self._connection: Connection | None = None
         self._pgconn: Any = None
-        self._in_flight = False
+        self._in_flight: int | None = None  # the delivery whose outcome is on its way
 
-    def record(self, delivery_id: int, *, message_id: str, reply: str) -> None:
+    def record(self, delivery_id: int, *, message_id: str, reply: str, token: int) -> None:
         """The relay took the message: final, and never sent again (committed by ``wait``
-        on PostgreSQL, at once elsewhere)."""
+        on PostgreSQL, at once elsewhere), if the row is still ours under ``token``.
+
+        :raises ClaimLost: (at once, or from ``wait``) the row was handed to another worker.
+        """
         if self._connection is None:
             self._connection = self._connect()
             if self._connection.dialect.name == "postgresql":
                 self._pgconn = self._prepare(self._connection)
         if self._pgconn is None:
             params = {"delivery_id": delivery_id, "sent_at": utcnow(), "message_id": message_id,
-                      "reply": reply}  # fmt: skip
-            self._connection.execute(self._statement, params)
+                      "reply": reply, "token": token}  # fmt: skip
+            if self._connection.execute(self._statement, params).rowcount != 1:
+                raise ClaimLost(delivery_id)
             return
         self.wait()
         values = [utcnow().isoformat().encode(), message_id.encode(), reply.encode(),
-                  str(delivery_id).encode()]  # fmt: skip
+                  str(delivery_id).encode(), str(token).encode()]  # fmt: skip
         pgconn = self._pgconn
         pgconn.send_query_prepared(self._prepared_name, values)
-        self._in_flight = True
+        self._in_flight = delivery_id
         while pgconn.flush():  # the whole UPDATE handed to the kernel before going on
             wait_for_socket([], [pgconn.socket], [])
 
@@ -270,10 +307,12 @@ class SentRecorder:
         """Return once the last recorded outcome is committed.
 
         :raises OutcomeNotRecorded: the database refused it or the connection is gone.
+        :raises ClaimLost: the row was no longer ours: nothing was recorded.
         """
-        if not self._in_flight:
+        delivery_id = self._in_flight
+        if delivery_id is None:
             return
-        self._in_flight = False
+        self._in_flight = None
         pgconn = self._pgconn
         try:
             pgconn.consume_input()
@@ -288,6 +327,8 @@ class SentRecorder:
         if result is None or result.status != pq.ExecStatus.COMMAND_OK:
             message = result.get_error_message() if result is not None else "no result"
             raise OutcomeNotRecorded(str(message))
+        if result.command_tuples != 1:
+            raise ClaimLost(delivery_id)
 
     @classmethod
     def _prepare(cls, connection: Connection) -> Any:
@@ -336,9 +377,11 @@ class OutcomeNotRecorded(Exception):
 
 
 def record_temporary(
-    delivery: Claimed, error: DeliveryError, *, max_attempts: int, backoff: timedelta
+    delivery: Claimed, error: DeliveryError, *, max_attempts: int, backoff: timedelta,
+    token: int | None = None,
 ) -> bool:
-    """A 4xx or a lost connection: try again after a growing wait, or give up.
+    """A 4xx or a lost connection: try again after a growing wait, or give up (only while
+    the row is held under ``token``, when given).
 
     :returns: True when the delivery is now failed (out of attempts).
     """
@@ -346,6 +389,7 @@ def record_temporary(
     if attempts >= max_attempts:
         _finish(
             delivery.delivery_id,
+            token=token,
             status=DeliveryStatus.FAILED,
             attempts=attempts,
             last_reply=error.message,
@@ -353,6 +397,7 @@ def record_temporary(
         return True
     _finish(
         delivery.delivery_id,
+        token=token,
         status=DeliveryStatus.PENDING,
         attempts=attempts,
         next_attempt_at=utcnow() + retry_delay(attempts, backoff),
@@ -361,10 +406,13 @@ def record_temporary(
     return False
 
 
-def record_permanent(delivery: Claimed, error: PermanentDeliveryError) -> None:
+def record_permanent(
+    delivery: Claimed, error: PermanentDeliveryError, token: int | None = None
+) -> None:
     """A 5xx: failed for good; an address that does not exist is blocklisted (hard bounce)."""
     _finish(
         delivery.delivery_id,
+        token=token,
         status=DeliveryStatus.FAILED,
         attempts=delivery.attempts + 1,
         last_reply=error.message,
@@ -385,24 +433,31 @@ def record_permanent(delivery: Claimed, error: PermanentDeliveryError) -> None:
     db.session.commit()
 
 
-def record_skipped(delivery_ids: Sequence[int]) -> None:
+def record_skipped(delivery_ids: Sequence[int], token: int | None = None) -> None:
     """Unsubscribed or blocklisted since the audience was fixed: final, not mailed."""
-    _update_pending(delivery_ids, status=DeliveryStatus.SKIPPED, lease_until=None)
+    _update_pending(delivery_ids, token, status=DeliveryStatus.SKIPPED, **_UNCLAIMED)
 
 
-def release(delivery_ids: Sequence[int]) -> None:
-    """Give back claimed rows that were not tried, so any worker may take them at once."""
-    _update_pending(delivery_ids, lease_until=None)
+def release(delivery_ids: Sequence[int], token: int | None = None) -> None:
+    """Give back claimed rows that were not tried, so any worker may take them at once
+    (those still held under ``token``, when given)."""
+    _update_pending(delivery_ids, token, **_UNCLAIMED)
 
 
-def _update_pending(delivery_ids: Sequence[int], **values: Any) -> None:
-    """Set ``values`` on those of the rows that are still pending, and commit."""
+_UNCLAIMED: dict[str, Any] = {"lease_until": None, "claimed_by": None, "claim_token": None}
+
+
+def _update_pending(delivery_ids: Sequence[int], token: int | None, **values: Any) -> None:
+    """Set ``values`` on those of the rows that are still pending (and held under
+    ``token``, when given), and commit."""
     if delivery_ids:
+        held = () if token is None else (deliveries.c.claim_token == token,)
         db.session.execute(
             update(deliveries)
             .where(
                 deliveries.c.id.in_(list(delivery_ids)),
                 deliveries.c.status == DeliveryStatus.PENDING,
+                *held,
             )
             .values(**values)
         )
@@ -429,9 +484,14 @@ def is_hard_bounce(error: PermanentDeliveryError) -> bool:
     return error.code in {550, 551, 553}
 
 
-def _finish(delivery_id: int, *, commit: bool = True, **values: object) -> None:
+def _finish(
+    delivery_id: int, *, commit: bool = True, token: int | None = None, **values: object
+) -> None:
+    held = () if token is None else (deliveries.c.claim_token == token,)
     db.session.execute(
-        update(deliveries).where(deliveries.c.id == delivery_id).values(lease_until=None, **values)
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id, *held)
+        .values(**_UNCLAIMED, **values)
     )
     if commit:
         db.session.commit()

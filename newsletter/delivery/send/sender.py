@@ -13,7 +13,10 @@ overlap that makes the send fast::
 The outcome of each message is committed before the end of the next one goes out on the
 same connection (the end is what lets the relay accept a message), so a worker killed at
 any instant leaves at most one message per open connection accepted by the relay but not
-recorded: the only duplicate a restart can cause.
+recorded: the only duplicate a restart can cause. Outcomes are recorded under the claim's
+token: a worker whose rows were handed to another (its heartbeat stopped, see
+``heartbeat``) learns it from that outcome, before the next message can be accepted, and
+stops, so the same bound holds for a worker cut off from the database while still sending.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from newsletter.content.models import Issue, IssueStatus, TrackingMode
 from newsletter.delivery.analytics.tracking import TokenMaker, instrument
 from newsletter.delivery.bounces import returnpath
 from newsletter.delivery.outbound import Session, outbound
-from newsletter.delivery.send import outcomes
+from newsletter.delivery.send import heartbeat, outcomes
 from newsletter.errors import (
     DomainBusy,
     NotFound,
@@ -117,6 +120,10 @@ class BatchSender:
         self.outbound = outbound()
         self.recorder = outcomes.SentRecorder()
         self.interrupted = False
+        #: the rows were handed to another worker (or this one's heartbeat is lost)
+        self.claim_lost = False
+        #: the token of the claim being sent
+        self._token: int | None = None
         self._status_checked = time.monotonic()
         #: the next row's message, built while the relay read the one before
         self._built: tuple[int, str, bytes] | None = None
@@ -133,7 +140,10 @@ class BatchSender:
             with self.outbound.session() as smtp:
                 return self._run(smtp, first_id, last_id)
         finally:
-            self.recorder.close()
+            try:
+                self.recorder.close()
+            except outcomes.ClaimLost as lost:
+                self._lost(lost)
 
     def _run(self, smtp: Session, first_id: int, last_id: int) -> datetime | None:
         while True:
@@ -144,13 +154,25 @@ class BatchSender:
             )
             if not claim.ids:
                 return None
-            not_before = self._send_claimed(smtp, claim)
-            if not_before is not None or self.interrupted:
+            self._token = claim.token
+            try:
+                not_before = self._send_claimed(smtp, claim)
+            except outcomes.ClaimLost as lost:
+                # Not ours any more: the new owner sends the rest. Nothing is released.
+                self._lost(lost)
+                return None
+            if not_before is not None or self.interrupted or self.claim_lost:
                 return not_before
+
+    def _lost(self, lost: outcomes.ClaimLost) -> None:
+        self.claim_lost = True
+        log.warning("issue %s: %s; this worker stops sending its claim", self.issue_id, lost)
 
     def _send_claimed(self, smtp: Session, claim: outcomes.Claim) -> datetime | None:
         rows = outcomes.load(self.issue_id, claim.ids)
-        outcomes.record_skipped([row.delivery_id for row in rows if not row.still_wanted])
+        outcomes.record_skipped(
+            [row.delivery_id for row in rows if not row.still_wanted], claim.token
+        )
         todo = [row for row in rows if row.still_wanted]
         streak = 0
         index = 0
@@ -158,10 +180,17 @@ class BatchSender:
         while index < len(todo):
             if broker.stopping.is_set():
                 self.interrupted = True
-                outcomes.release([r.delivery_id for r in todo[index:]])
+                outcomes.release([r.delivery_id for r in todo[index:]], claim.token)
+                return None
+            if heartbeat.lost():
+                # The others may take these rows any moment: send none of them, and give
+                # them back at once if the database still answers.
+                self.claim_lost = True
+                log.warning("issue %s: heartbeat lost; batch stops", self.issue_id)
+                outcomes.release([r.delivery_id for r in todo[index:]], claim.token)
                 return None
             if self._paused_or_cancelled():
-                outcomes.release([r.delivery_id for r in todo[index:]])
+                outcomes.release([r.delivery_id for r in todo[index:]], claim.token)
                 return None
             if utcnow() > claim.until - self.lease / 2:
                 # A slow relay: keep the rest of the rows ours before the lease can run out.
@@ -178,26 +207,28 @@ class BatchSender:
                 # waiting for a busy domain too.
                 rest = todo[index + 1 :]
                 if row.delivery_id in deferred or not rest:
-                    outcomes.release([r.delivery_id for r in todo[index:]])
+                    outcomes.release([r.delivery_id for r in todo[index:]], claim.token)
                     return utcnow() + timedelta(seconds=error.retry_after)
                 deferred.add(row.delivery_id)
                 todo = todo[:index] + rest + [row]
                 continue
             except RelayUnavailable as error:
                 # No relay can take mail now: every untried row waits, no attempt used up.
-                outcomes.release([r.delivery_id for r in todo[index:]])
+                outcomes.release([r.delivery_id for r in todo[index:]], claim.token)
                 log.warning("issue %s: %s; batch waits %.0f s", self.issue_id, error.message,
                             error.retry_after)  # fmt: skip
                 return utcnow() + timedelta(seconds=error.retry_after)
+            except outcomes.ClaimLost:
+                raise
             except BaseException:
                 # Not an SMTP answer (a bug, a lost database): give the untried rows back.
                 db.session.rollback()
-                outcomes.release([r.delivery_id for r in todo[index + 1 :]])
+                outcomes.release([r.delivery_id for r in todo[index + 1 :]], claim.token)
                 raise
             index += 1
             streak = streak + 1 if temporary else 0
             if streak >= TEMPORARY_STREAK:
-                outcomes.release([r.delivery_id for r in todo[index:]])
+                outcomes.release([r.delivery_id for r in todo[index:]], claim.token)
                 log.warning("issue %s: relay keeps failing; batch waits", self.issue_id)
                 return utcnow() + self.backoff
         return None
@@ -233,17 +264,20 @@ class BatchSender:
             raise
         except TemporaryDeliveryError as error:
             failed = outcomes.record_temporary(
-                row, error, max_attempts=self.max_attempts, backoff=self.backoff
+                row, error, max_attempts=self.max_attempts, backoff=self.backoff,
+                token=self._token,
             )
             log.info("delivery %s: %s (%s)", row.delivery_id, error.message,
                      "gave up" if failed else "will retry")  # fmt: skip
             return True
         except PermanentDeliveryError as error:
-            outcomes.record_permanent(row, error)
+            outcomes.record_permanent(row, error, self._token)
             log.info("delivery %s: %s (failed)", row.delivery_id, error.message)
             return False
         # Recorded the moment the relay accepts it: this is what prevents a second copy.
-        self.recorder.record(row.delivery_id, message_id=message_id, reply=reply)
+        self.recorder.record(
+            row.delivery_id, message_id=message_id, reply=reply, token=self._token or 0
+        )
         return False
 
     def _envelope(self, row: outcomes.Claimed | None) -> Envelope | None:
