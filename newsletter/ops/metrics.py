@@ -4,7 +4,8 @@
 Two kinds, because work is spread over processes and hosts:
 
 - **Events** counted where they happen: SMTP replies by relay and class in the process that
-  sent the message, sign-ups and confirmations in the web process. Each process exposes its
+  sent the message, sign-ups and confirmations in the web process, bounces and complaints
+  by kind where the policy recorded them. Each process exposes its
   own: the web app at ``/metrics`` (on the embedded default the worker threads live in it,
   so everything is there), a ``newsletter worker`` with ``NEWSLETTER_WORKER_METRICS_PORT``
   through Dramatiq's Prometheus middleware, which adds the queues' own figures and merges
@@ -50,6 +51,11 @@ EVENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "newsletter_signups": ("Sign-ups received through the form and the API.", ("via",)),
     "newsletter_confirmations": ("Subscriptions confirmed by their owners.", ()),
+    "newsletter_bounces": (
+        "Bounces and complaints recorded for subscribers, by kind (hard, soft, complaint) "
+        "and the path they came in by.",
+        ("kind", "source"),
+    ),
 }
 
 

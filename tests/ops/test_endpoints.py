@@ -13,8 +13,11 @@ from newsletter import create_app
 from newsletter.audience.lists import create_list
 from newsletter.audience.models import ConsentSource, OptIn
 from newsletter.audience.subscriptions import subscribe
+from newsletter.delivery.bounces import policy
+from newsletter.delivery.bounces.models import BounceSource
 from newsletter.delivery.send import dispatcher
 from tests.delivery.helpers import make_audience, make_sendable_issue
+from tests.factories import make_list, make_subscriber
 from tests.helpers import free_port
 from tests.smtp import CapturingSMTPServer
 
@@ -85,6 +88,8 @@ def test_metrics_count_replies_by_relay_and_class_and_the_ledger_totals(
 
     assert replies("2xx", after) - replies("2xx", before) == len(audience.emails) - 1
     assert replies("5xx", after) - replies("5xx", before) == 1
+    hard = ("newsletter_bounces_total", (("kind", "hard"), ("source", "smtp")))
+    assert after[hard] - before.get(hard, 0.0) == 1  # the 550 is a hard bounce
     assert after[("newsletter_messages_total", (("outcome", "sent"),))] == len(audience.emails) - 1
     assert after[("newsletter_messages_total", (("outcome", "failed"),))] == 1
     assert after[("newsletter_messages_pending", ())] == 0
@@ -100,6 +105,18 @@ def test_metrics_count_signups_and_confirmations(app: Flask) -> None:
     after = scrape(app)
     key = ("newsletter_signups_total", (("via", "api"),))
     assert after[key] - before.get(key, 0.0) == 1
+
+
+def test_metrics_count_bounces_and_complaints_by_kind(app: Flask) -> None:
+    make_subscriber("ann@example.org", lists=(make_list("news"),))
+    before = scrape(app)
+    policy.record("ann@example.org", "complaint", "abuse report", BounceSource.MAILBOX)
+    policy.record("nobody@example.org", "hard", "550", BounceSource.API)  # not ours: not kept
+    after = scrape(app)
+    key = ("newsletter_bounces_total", (("kind", "complaint"), ("source", "mailbox")))
+    assert after[key] - before.get(key, 0.0) == 1
+    unknown = ("newsletter_bounces_total", (("kind", "hard"), ("source", "api")))
+    assert after.get(unknown, 0.0) == before.get(unknown, 0.0)
 
 
 def test_metrics_are_refused_to_other_addresses_and_without_the_token(

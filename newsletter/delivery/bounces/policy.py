@@ -54,6 +54,7 @@ from newsletter.delivery.models import Delivery
 from newsletter.errors import NotFound
 from newsletter.extensions import db
 from newsletter.models import get_or_raise, utcnow
+from newsletter.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ def record(
     else:
         events.publish("subscriber.bounced", {**data, "stopped": stopped})
     db.session.commit()
+    metrics.count("newsletter_bounces", kind=kind.value, source=source.value)
     return event
 
 
