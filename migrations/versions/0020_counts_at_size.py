@@ -10,6 +10,7 @@ Revises: 0019
 Create Date: 2026-12-01 14:30:00
 
 """
+
 from alembic import op
 
 # revision identifiers, used by Alembic.

@@ -55,8 +55,9 @@ def _status_value(stored: str) -> str:
 
 def _exact() -> Counts:
     rows = db.session.execute(
-        select(subscriptions.c.list_id, subscriptions.c.status, func.count())
-        .group_by(subscriptions.c.list_id, subscriptions.c.status)
+        select(subscriptions.c.list_id, subscriptions.c.status, func.count()).group_by(
+            subscriptions.c.list_id, subscriptions.c.status
+        )
     )
     counts: Counts = {}
     for list_id, status, number in rows:

@@ -36,8 +36,7 @@ def test_a_write_only_token_gets_the_same_answer_for_known_and_new_addresses(
 
     assert known.status_code == new.status_code == 202
     assert known.headers.get("Location") is None and new.headers.get("Location") is None
-    assert known.get_json() == {"accepted": True, "email": "ADA@example.com",
-                                "lists": ["alerts"]}
+    assert known.get_json() == {"accepted": True, "email": "ADA@example.com", "lists": ["alerts"]}
     assert new.get_json() == {"accepted": True, "email": "Bob@example.com", "lists": ["alerts"]}
     # The subscriptions were made all the same: a reader sees them.
     reader = api_with(client, robot, "read")
