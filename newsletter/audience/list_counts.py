@@ -33,16 +33,17 @@ def subscription_counts() -> Counts:
         return _exact()
     counts: Counts = {}
     estimated: set[tuple[int, str]] = set()
-    for (list_id, status), share in frequencies.items():
+    for (list_id, stored), share in frequencies.items():
         rows = int(share * total)
         if rows >= EXACT_BELOW and list_id.isdigit():
-            counts.setdefault(int(list_id), {})[_status_value(status)] = Tally(rows, exact=False)
-            estimated.add((int(list_id), _status_value(status)))
+            value = _status_value(stored)
+            counts.setdefault(int(list_id), {})[value] = Tally(rows, exact=False)
+            estimated.add((int(list_id), value))
     list_ids = list(db.session.scalars(select(MailingList.id)))
-    for status in SubscriptionStatus:
-        rest = [list_id for list_id in list_ids if (list_id, status.value) not in estimated]
+    for wanted in SubscriptionStatus:
+        rest = [list_id for list_id in list_ids if (list_id, wanted.value) not in estimated]
         if rest:
-            _add_exact(counts, rest, status)
+            _add_exact(counts, rest, wanted)
     return counts
 
 
