@@ -308,9 +308,16 @@ def compile_mjml(source: str, name: str = "template") -> str:
     :raises TemplateError: the MJML does not compile.
     """
     try:
-        return str(mjml2html(source, disable_comments=True, fonts={}))
+        return _mjml_to_html(source)
     except Exception as error:  # noqa: BLE001 - the Rust binding raises plain exceptions
         raise TemplateError(name, f"MJML: {error}") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _mjml_to_html(source: str) -> str:
+    # The same source gives the same HTML: an issue's or template's page compiles it once,
+    # not at every look (a failure is not cached).
+    return str(mjml2html(source, disable_comments=True, fonts={}))
 
 
 def tidy_text(text: str) -> str:
