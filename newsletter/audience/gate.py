@@ -12,11 +12,13 @@ their own, new consent. Nothing else brings an erased address back.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Text, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from newsletter.audience.models import Subscriber, SubscriberStatus
-from newsletter.audience.privacy_models import BlockedDomain, ErasedAddress, address_hash
+from newsletter.audience.privacy_models import BlockedDomain, ErasedAddress, address_hasher
 from newsletter.extensions import db
 
 BLOCKLISTED_ADDRESS = "blocklisted address"
@@ -25,6 +27,7 @@ ERASED = "erased at the person's request"
 VIAS = frozenset({"import", "api", "admin", "form"})
 #: bound parameters per query: well under SQLite's 32,766 and cheap for PostgreSQL
 _CHUNK = 10_000
+_TEXT_ARRAY = ARRAY(Text())
 
 
 def refused(emails: Collection[str], *, via: str) -> dict[str, str]:
@@ -42,11 +45,12 @@ def refused(emails: Collection[str], *, via: str) -> dict[str, str]:
     if not wanted:
         return {}
     reasons: dict[str, str] = {}
-    by_hash = {address_hash(address): address for address in wanted}
+    hash_of = address_hasher()
+    by_hash = {hash_of(address): address for address in wanted}
     for chunk in _chunks(sorted(by_hash)):
         for found, blocklisted in db.session.execute(
             select(ErasedAddress.address_hash, ErasedAddress.blocklisted).where(
-                ErasedAddress.address_hash.in_(chunk)
+                _among(ErasedAddress.address_hash, chunk)
             )
         ):
             if blocklisted:  # erased while blocklisted: the block outlives the person
@@ -58,7 +62,7 @@ def refused(emails: Collection[str], *, via: str) -> dict[str, str]:
         by_domain.setdefault(address.rpartition("@")[2], []).append(address)
     for chunk in _chunks(sorted(by_domain)):
         for (domain,) in db.session.execute(
-            select(BlockedDomain.domain).where(BlockedDomain.domain.in_(chunk))
+            select(BlockedDomain.domain).where(_among(BlockedDomain.domain, chunk))
         ):
             for address in by_domain.get(domain, ()):
                 reasons[address] = BLOCKLISTED_DOMAIN
@@ -66,11 +70,20 @@ def refused(emails: Collection[str], *, via: str) -> dict[str, str]:
     for chunk in _chunks(wanted):
         for (address,) in db.session.execute(
             select(lowered).where(
-                lowered.in_(chunk), Subscriber.status == SubscriberStatus.BLOCKLISTED
+                _among(lowered, chunk), Subscriber.status == SubscriberStatus.BLOCKLISTED
             )
         ):
             reasons[address] = BLOCKLISTED_ADDRESS
     return reasons
+
+
+def _among(column: Any, values: list[str]) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL as ``= ANY(array)``, one bound parameter: an IN
+    of 10,000 placeholders cost more to build, send and parse than the look-up itself
+    (measured: most of an import's time)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=_TEXT_ARRAY))
+    return column.in_(values)
 
 
 def _chunks(values: list[str]) -> Iterator[list[str]]:
