@@ -38,9 +38,11 @@ from newsletter.errors import ValidationError
 from newsletter.extensions import db
 
 PER_PAGE = 50
-#: how many ids one page of an attribute search reads at most (no index serves every key;
-#: about 100 ms on PostgreSQL here)
-SCAN_WINDOW = 20_000
+#: how many ids one page of an attribute search reads at most (no index serves every key).
+#: Measured at 1,000,000 subscribers on a loaded machine, the same run: a page that finds
+#: nothing took 137 ms (median; up to 241) at 20,000 and 92 ms (up to 208) at 10,000, the
+#: rest of the page costing the same either way; 20,000 had been 197–260 ms in the bench.
+SCAN_WINDOW = 10_000
 MAX_TERM = 320
 MAX_KEY = 100
 _KEY = re.compile(r"^[^_\x00][^\x00]{0,99}$")

@@ -111,13 +111,17 @@ def send_command(
 @click.option("--repeat", default=5, show_default=True, type=click.IntRange(min=1),
               help="Requests per page; the median is printed.")
 @click.option("--keep", is_flag=True, help="Leave the bench schema in place afterwards.")
+@click.option("--reuse", is_flag=True,
+              help="Time the data set a --keep run left (seed only if there is none); keeps it.")
 def pages_command(
-    subscribers: int, lists: int, issues: int, deliveries: int, repeat: int, keep: bool
+    subscribers: int, lists: int, issues: int, deliveries: int, repeat: int, keep: bool,
+    reuse: bool,
 ) -> None:
     """Seed a large data set in a schema of its own (PostgreSQL), then time every admin page
     and API listing. Prints each page's median; the last line is key=value pairs."""
     options = PagesOptions(subscribers=subscribers, lists=lists, issues=issues,
-                           deliveries=deliveries, repeat=repeat, keep=keep)
+                           deliveries=deliveries, repeat=repeat, keep=keep,
+                           reuse=reuse)
     try:
         times = run_pages(current_app.config, options, click.echo)
     except BenchPagesError as error:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Column,
     String,
     Table,
+    UniqueConstraint,
     cast,
     func,
     insert,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.schema import AddConstraint, DropConstraint
 from werkzeug.routing import Rule
 
 from newsletter.audience.models import MailingList, Subscriber, Subscription
@@ -57,6 +59,8 @@ class PagesOptions:
     deliveries: int
     repeat: int
     keep: bool
+    #: time the pages on the data set a previous ``keep`` run left, without seeding again
+    reuse: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,20 +81,37 @@ def run_pages(config: Any, options: PagesOptions, echo: Echo) -> list[PageTime]:
         raise BenchPagesError("bench pages needs PostgreSQL (NEWSLETTER_DATABASE_URL): the "
                               "figures are about PostgreSQL at a million subscribers")
     with contextlib.ExitStack() as cleanup:
-        database.create()
-        if not options.keep:
+        reusing = options.reuse and _seeded(database.url, config)
+        if not reusing:
+            database.create()
+        if not (options.keep or options.reuse):
             cleanup.callback(database.drop)
-        echo(f"bench database: {database.describe()}{' (kept)' if options.keep else ''}")
+        kept = " (kept)" if options.keep or options.reuse else ""
+        echo(f"bench database: {database.describe()}{kept}{' (reused)' if reusing else ''}")
         app = bench_app(config, {"DATABASE_URL": database.url, "RATELIMIT_ENABLED": False})
         with app.app_context():
             try:
-                db.create_all()
-                seed(options, echo)
+                if not reusing:
+                    db.create_all()
+                    seed(options, echo)
                 return time_pages(app, options.repeat, echo)
             finally:
                 db.session.remove()
                 db.engine.dispose()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _seeded(url: str, config: Any) -> bool:
+    """Whether the bench schema holds a data set already (a run with ``keep`` left it)."""
+    app = bench_app(config, {"DATABASE_URL": url})
+    with app.app_context():
+        try:
+            return bool(db.session.scalar(text(
+                "SELECT to_regclass('deliveries') IS NOT NULL "
+                "AND EXISTS (SELECT FROM deliveries)")))
+        finally:
+            db.session.remove()
+            db.engine.dispose()
 
 
 # --- the data set -------------------------------------------------------------------------
@@ -128,6 +149,15 @@ def seed(options: PagesOptions, echo: Echo) -> None:
          f"({time.monotonic() - started:.0f} s)")
     _seed_issues(options, first_list)
     per_issue = options.deliveries // max(1, options.issues)
+    with _bulk_load(Delivery.__table__):
+        _insert_deliveries(options, per_issue)
+    db.session.execute(text("ANALYZE"))
+    db.session.commit()
+    echo(f"seeded {options.issues} issues and {per_issue * options.issues:,} deliveries "
+         f"({time.monotonic() - started:.0f} s)")
+
+
+def _insert_deliveries(options: PagesOptions, per_issue: int) -> None:
     issues = select(Issue.id.label("issue_id")).subquery()
     rows = func.generate_series(1, per_issue).table_valued("value").render_derived(name="r")
     _insert_from(Delivery.__table__, {
@@ -138,10 +168,28 @@ def seed(options: PagesOptions, echo: Echo) -> None:
         "sent_at": func.now(),
         "last_reply": literal("250 2.0.0 Ok: queued"),
     }, issues.join(rows, literal(True)))
-    db.session.execute(text("ANALYZE"))
+
+
+@contextlib.contextmanager
+def _bulk_load(table: Table) -> Iterator[None]:
+    """Load ``table`` without its secondary indexes and foreign keys, then make them again:
+    ten million rows checked and indexed one by one take most of an hour here, built
+    afterwards a few minutes."""
+    connection = db.session.connection()
+    foreign_keys = list(table.foreign_key_constraints)
+    uniques = [c for c in table.constraints if isinstance(c, UniqueConstraint)]
+    for constraint in [*foreign_keys, *uniques]:
+        connection.execute(DropConstraint(constraint))
+    for index in table.indexes:
+        index.drop(connection)
     db.session.commit()
-    echo(f"seeded {options.issues} issues and {per_issue * options.issues:,} deliveries "
-         f"({time.monotonic() - started:.0f} s)")
+    yield
+    connection = db.session.connection()
+    for index in table.indexes:
+        index.create(connection)
+    for constraint in [*uniques, *foreign_keys]:
+        connection.execute(AddConstraint(constraint))
+    db.session.commit()
 
 
 def _seed_issues(options: PagesOptions, first_list: int) -> None:
@@ -196,10 +244,12 @@ def _scalar_default(column: Column[Any]) -> Any:
 def time_pages(app: Flask, repeat: int, echo: Echo) -> list[PageTime]:
     """The median time of each admin page and API listing, and of ``/healthz`` first."""
     password = secrets.token_urlsafe(16)
-    create_user(ADMIN_EMAIL, password)
-    browser = _logged_in(app, password)
+    # A new admin each run: a reused data set has the last run's already.
+    email = ADMIN_EMAIL.replace("@", f"-{secrets.token_hex(4)}@")
+    create_user(email, password)
+    browser = _logged_in(app, email, password)
     api = app.test_client()
-    token = create_api_token(ADMIN_EMAIL)
+    token = create_api_token(email)
     headers = {"Authorization": f"Bearer {token}"}
     times = [_time(api, "/healthz", repeat, {})]
     for path in _paths(app, "admin."):
@@ -211,14 +261,14 @@ def time_pages(app: Flask, repeat: int, echo: Echo) -> list[PageTime]:
     return times
 
 
-def _logged_in(app: Flask, password: str) -> FlaskClient:
+def _logged_in(app: Flask, email: str, password: str) -> FlaskClient:
     client = app.test_client()
     client.environ_base["HTTP_REFERER"] = f"{app.config['BASE_URL']}/admin/"
     page = client.get("/admin/login").get_data(as_text=True)
     found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
     token = found.group(1) if found else ""
     answer = client.post("/admin/login", data={
-        "email": ADMIN_EMAIL, "password": password, "csrf_token": token})
+        "email": email, "password": password, "csrf_token": token})
     if answer.status_code != 302:
         raise BenchPagesError(f"could not log in to the admin pages ({answer.status_code})")
     return client

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from newsletter.audience.models import MailingList
 from newsletter.audience.segments.models import Segment
@@ -220,6 +221,28 @@ def get_issue(issue_id: int) -> Issue:
     :raises NotFound: no such issue.
     """
     return get_or_raise(Issue, issue_id, "issue")
+
+
+def issue_ids_page(*, before: int | None, limit: int) -> list[int]:
+    """The ids of up to ``limit`` issues, newest (highest id) first, below ``before``."""
+    query = select(Issue.id).order_by(Issue.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(Issue.id < before)
+    return [int(issue_id) for issue_id in db.session.scalars(query)]
+
+
+def issues_with_targets(issue_ids: list[int]) -> list[Issue]:
+    """These issues, newest first, with their statements, lists and segments loaded in a
+    query each (for a listing that shows them all)."""
+    query = (
+        select(Issue)
+        .where(Issue.id.in_(issue_ids))
+        .order_by(Issue.id.desc())
+        .options(
+            selectinload(Issue.items), selectinload(Issue.lists), selectinload(Issue.segments)
+        )
+    )
+    return list(db.session.scalars(query))
 
 
 def list_issues() -> list[Issue]:

@@ -274,9 +274,16 @@ def format_date(value: date | None) -> str:
     return f"{value.day} {value.strftime('%B')} {value.year}"
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(env: SandboxedEnvironment, source: str) -> jinja2.Template:
+    """The template of ``source``, compiled once: compiling costs tens of milliseconds, and
+    an issue's page renders the same few templates at every look."""
+    return env.from_string(source)
+
+
 def _render(env: SandboxedEnvironment, source: str, context: dict[str, Any], name: str) -> str:
     try:
-        return _bounded(env.from_string(source).generate(context), name)
+        return _bounded(_compiled(env, source).generate(context), name)
     except TemplateError:
         raise
     except jinja2.TemplateSyntaxError as error:
@@ -305,9 +312,16 @@ def compile_mjml(source: str, name: str = "template") -> str:
     :raises TemplateError: the MJML does not compile.
     """
     try:
-        return str(mjml2html(source, disable_comments=True, fonts={}))
+        return _mjml_to_html(source)
     except Exception as error:  # noqa: BLE001 - the Rust binding raises plain exceptions
         raise TemplateError(name, f"MJML: {error}") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _mjml_to_html(source: str) -> str:
+    # The same source gives the same HTML: an issue's or template's page compiles it once,
+    # not at every look (a failure is not cached).
+    return str(mjml2html(source, disable_comments=True, fonts={}))
 
 
 def tidy_text(text: str) -> str:

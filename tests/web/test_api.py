@@ -198,12 +198,12 @@ def test_confirmed_true_skips_the_confirmation_mail(
     assert mailbox.to("ada@example.com") == []
 
 
-def test_subscribing_a_known_address_adds_lists_and_answers_200(api: Api) -> None:
+def test_subscribing_a_known_address_adds_lists_and_answers_201_as_for_a_new_one(api: Api) -> None:
     weekly = make_list("weekly", optin=OptIn.SINGLE)
     make_list("alerts", optin=OptIn.SINGLE)
     known = make_subscriber("ada@example.com", lists=(weekly,))
     response = api.post("/subscribers", {"email": "ADA@example.com", "lists": ["alerts"]})
-    assert response.status_code == 200
+    assert response.status_code == 201
     body = response.get_json()
     assert body["id"] == known.id
     assert [s["list"] for s in body["subscriptions"]] == ["alerts", "weekly"]

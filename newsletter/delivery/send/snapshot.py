@@ -265,19 +265,57 @@ def refresh_statistics(*tables: str) -> None:
 
     Right after a big import the planner still thinks a list has a handful of subscribers
     and looks up each recipient's subscription by scanning the whole list: at a million
-    recipients that is most of the send's time. ANALYZE samples, so it takes well under a
-    second. Nothing to do on SQLite; a database user not allowed to ANALYZE only loses speed.
+    recipients that is most of the send's time. ANALYZE samples, but at a million rows it
+    still takes seconds on a loaded machine: tables whose statistics are fresh (see
+    ``_statistics_stale``) are left alone. Nothing to do on SQLite; a database user not
+    allowed to ANALYZE only loses speed.
     """
     if db.session.get_bind().dialect.name != "postgresql":
         return
     db.session.commit()
     try:
         for table in tables:
-            db.session.execute(text(f"ANALYZE {table}"))  # names are ours, never input
+            if _statistics_stale(table):
+                db.session.execute(text(f"ANALYZE {table}"))  # names are ours, never input
         db.session.commit()
     except DBAPIError as error:
         db.session.rollback()
         log.warning("could not refresh planner statistics: %s", error)
+
+
+#: statistics are redone when the table's size or its changed rows since the last ANALYZE
+#: pass this share of it (autovacuum's own default threshold is 10 %)
+STALE_SHARE = 0.1
+
+
+def _statistics_stale(table: str) -> bool:
+    """Whether ``table``'s planner statistics no longer describe it: never gathered, the
+    table grew or shrank by more than ``STALE_SHARE`` since (its size on disk now against
+    the size ANALYZE saw, exact even right after another process's import), or that share
+    of its rows changed since (the statistics collector's count).
+
+    ANALYZE of a million subscribers and their subscriptions takes 2 to 4 s on a loaded
+    machine: done at every send, it was most of the wait for the first message.
+    """
+    row = db.session.execute(
+        text(
+            "SELECT c.reltuples, c.relpages, "
+            "pg_relation_size(c.oid) / current_setting('block_size')::int, "
+            "coalesce(s.n_mod_since_analyze, 0), "
+            "s.last_analyze IS NULL AND s.last_autoanalyze IS NULL "
+            "FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
+            "WHERE c.oid = to_regclass(:name)"
+        ),
+        {"name": table},
+    ).first()
+    if row is None:
+        return True
+    reltuples, relpages, pages_now, changed, never = row
+    if never or reltuples is None or float(reltuples) < 0:
+        return True
+    if abs(int(pages_now or 0) - int(relpages or 0)) > STALE_SHARE * max(int(relpages or 0), 1):
+        return True
+    return int(changed or 0) > STALE_SHARE * max(float(reltuples), 1.0)
 
 
 def rowcount(result: Result[Any]) -> int:

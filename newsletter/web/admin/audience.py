@@ -7,16 +7,16 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from newsletter.audience.consent import admin_consent
+from newsletter.audience.list_counts import subscription_counts
 from newsletter.audience.lists import create_list
 from newsletter.audience.models import (
     ConsentSource,
     MailingList,
     OptIn,
-    Subscription,
 )
 from newsletter.audience.profile import check_gate
 from newsletter.audience.subscriptions import subscribe
@@ -38,17 +38,6 @@ def show_error(form: Any, error: NewsletterError, default_field: str) -> None:
     """Put a service's error beside the field it names (or ``default_field``)."""
     field = getattr(form, error.field or "", None) or getattr(form, default_field)
     field.errors = [*field.errors, error.message]
-
-
-def _subscription_counts() -> dict[int, dict[str, int]]:
-    rows = db.session.execute(
-        select(Subscription.list_id, Subscription.status, func.count())
-        .group_by(Subscription.list_id, Subscription.status)
-    )
-    counts: dict[int, dict[str, int]] = {}
-    for list_id, status, number in rows:
-        counts.setdefault(list_id, {})[status.value] = number
-    return counts
 
 
 @bp.route("/lists", methods=["GET", "POST"])
@@ -74,7 +63,7 @@ def lists() -> str | Response | tuple[str, int]:
     archived = request.args.get("archived") == "1"
     shown = [lst for lst in _all_lists() if (lst.archived_at is not None) == archived]
     page = render_template(
-        "admin/lists.html", form=form, lists=shown, counts=_subscription_counts(),
+        "admin/lists.html", form=form, lists=shown, counts=subscription_counts(),
         archived=archived,
     )
     return page, status

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import func, select
+from sqlalchemy.orm import defer, selectinload
 from werkzeug.wrappers import Response
 
 from newsletter.audience.models import (
@@ -129,19 +130,35 @@ def _render_form(form: IssueForm, issue: Issue | None, selected: list[int]) -> t
     return page, 422 if form.errors else 200
 
 
+#: issues per page of the issues page
+ISSUES_PER_PAGE = 50
+
+
 @bp.get("/issues")
 def issues() -> str:
     """Every issue, newest first, with its status; hidden ones only with ``?hidden=1``."""
     show_hidden = request.args.get("hidden") == "1"
-    query = select(Issue).order_by(Issue.created_at.desc(), Issue.id.desc())
+    before = request.args.get("before", type=int)
+    # Keyset pages, newest first: a page costs the same however many issues there are.
+    query = select(Issue).order_by(Issue.id.desc()).limit(ISSUES_PER_PAGE + 1)
+    if before is not None:
+        query = query.where(Issue.id < before)
     if not show_hidden:
         query = query.where(Issue.hidden_at.is_(None))
     hidden = db.session.scalar(select(func.count(Issue.id)).where(Issue.hidden_at.is_not(None)))
+    # the lists in one query, not one per row; the renderings (large) not at all
+    rows = db.session.scalars(query.options(
+        selectinload(Issue.lists),
+        defer(Issue.rendered_html), defer(Issue.rendered_text), defer(Issue.archived_contents),
+    )).all()
+    shown = rows[:ISSUES_PER_PAGE]
     return render_template(
         "admin/issues.html",
-        issues=db.session.scalars(query).all(),
+        issues=shown,
         show_hidden=show_hidden,
         hidden_count=hidden or 0,
+        older=shown[-1].id if len(rows) > ISSUES_PER_PAGE else None,
+        paged=before is not None,
     )
 
 

@@ -13,12 +13,17 @@ from flask import url_for
 
 from newsletter.content import issues as issue_service
 from newsletter.content.models import Issue
-from newsletter.delivery.control.progress import Progress, progress
+from newsletter.delivery.control.progress import Progress, progress, progress_many
 from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
 from newsletter.web.api.blueprint import bp
-from newsletter.web.api.edge import KIB, body, errors
-from newsletter.web.api.schemas import IssueCreateSchema, IssuePageSchema, IssueSchema
+from newsletter.web.api.edge import KIB, body, errors, query
+from newsletter.web.api.schemas import (
+    IssueCreateSchema,
+    IssuePageSchema,
+    IssueQuerySchema,
+    IssueSchema,
+)
 
 
 @dataclass(frozen=True)
@@ -82,10 +87,26 @@ def create_issue(data: dict[str, Any]) -> tuple[IssueAnswer, int, dict[str, str]
 
 
 @bp.get("/issues")
-@bp.response(200, IssuePageSchema, description="the issues")
-def list_issues() -> dict[str, Any]:
-    """All issues, newest first, with their counts."""
-    return {"items": [issue_answer(issue.id) for issue in issue_service.list_issues()]}
+@query(IssueQuerySchema)
+@bp.response(200, IssuePageSchema, description="a page of issues, newest first")
+def list_issues(args: dict[str, Any]) -> dict[str, Any]:
+    """Issues, newest first, with their counts, in keyset pages: ``limit`` of them (50
+    unless said), then ``?before=`` the page's ``next`` for the older ones."""
+    limit = int(args["limit"])
+    # One more than asked says whether an older page exists, without a COUNT.
+    ids = issue_service.issue_ids_page(before=args.get("before"), limit=limit + 1)
+    page = ids[:limit]
+    # The counts first: taking them commits, which would expire the issues loaded before.
+    # Two queries for every issue not sending (progress_many), and the statements, lists
+    # and segments loaded together: not a few queries per issue.
+    states = progress_many(page)
+    listed = issue_service.issues_with_targets(page)
+    return {
+        "items": [
+            IssueAnswer(issue, states.get(issue.id) or progress(issue.id)) for issue in listed
+        ],
+        "next": page[-1] if len(ids) > limit else None,
+    }
 
 
 @bp.get("/issues/<int:issue_id>")

@@ -59,6 +59,10 @@ def _slug(**kwargs: Any) -> Text:
     )
 
 
+#: issues per page of ``GET /issues`` unless ``limit`` says otherwise
+ISSUE_PAGE = 50
+
+
 def _next(description: str) -> fields.Integer:
     return fields.Integer(allow_none=True, metadata={"description": description})
 
@@ -255,6 +259,15 @@ class SubscriberSchema(Answer):
     subscriptions = SortedList(fields.Nested(SubscriptionSchema), key=lambda s: s.list.slug)
 
 
+class SubscriberAcceptedSchema(Answer):
+    """What a token that cannot read subscribers learns from subscribing an address: that
+    the request was taken, never whether the address was known."""
+
+    accepted = fields.Boolean(metadata={"description": "always true"})
+    email = fields.String(metadata={"format": "email", "description": "as normalised"})
+    lists = fields.List(fields.String(), metadata={"description": "the list slugs asked for"})
+
+
 class SubscriberPageSchema(Answer):
     items = fields.List(fields.Nested(SubscriberSchema))
     next = _next("pass as `after` for the next page; null on the last page")
@@ -405,8 +418,18 @@ class IssueSchema(Answer):
     seconds_left = fields.Integer(allow_none=True, validate=Range(min=0))
 
 
+class IssueQuerySchema(Query):
+    before = QueryInt(
+        validate=Range(1, MAX_ID),
+        metadata={"description": "issues with an id below this (the previous `next`); "
+                                 "the newest when absent"},
+    )
+    limit = QueryInt(load_default=ISSUE_PAGE, validate=Range(1, MAX_PAGE))
+
+
 class IssuePageSchema(Answer):
     items = fields.List(fields.Nested(IssueSchema))
+    next = _next("pass as `before` for the next (older) page; null on the last page")
 
 
 # --- templates ------------------------------------------------------------------------------

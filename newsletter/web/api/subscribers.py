@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, url_for
+from flask import Response, g, jsonify, url_for
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
@@ -21,11 +21,14 @@ from newsletter.audience.models import (
     Subscription,
     SubscriptionStatus,
 )
+from newsletter.auth import scopes
+from newsletter.auth.permissions import api_refusal
 from newsletter.errors import NotFound, ValidationError
 from newsletter.extensions import db
 from newsletter.web.api.blueprint import bp
 from newsletter.web.api.edge import KIB, body, errors, query
 from newsletter.web.api.schemas import (
+    SubscriberAcceptedSchema,
     SubscriberCreateSchema,
     SubscriberPageSchema,
     SubscriberQuerySchema,
@@ -36,30 +39,55 @@ from newsletter.web.api.schemas import (
 
 @bp.post("/subscribers")
 @body(SubscriberCreateSchema, max_bytes=64 * KIB)
-@bp.response(201, SubscriberSchema, description="a new subscriber")
-@bp.alt_response(200, schema=SubscriberSchema, success=True,
-                 description="a known address, now also on these lists")
+@bp.response(201, SubscriberSchema,
+             description="the subscriber, new or known (the same answer either way)")
+@bp.alt_response(202, schema=SubscriberAcceptedSchema, success=True,
+                 description="for a token that cannot read subscribers: the request is "
+                             "taken; nothing says whether the address was known")
 @errors(404, 409)
-def create_subscriber(data: dict[str, Any]) -> tuple[Subscriber, int, dict[str, str]]:
+def create_subscriber(
+    data: dict[str, Any],
+) -> tuple[Subscriber, int, dict[str, str]] | Response:
     """Subscribe an address to lists, under each list's opt-in rule.
 
     Double opt-in lists leave the subscription unconfirmed and mail a confirmation link,
-    unless ``confirmed`` is true (consent gathered elsewhere). 201 for a new subscriber,
-    200 when the address was known already. A blocklisted address or domain, or an address
-    erased at the person's request, is refused with a 422 that says why.
+    unless ``confirmed`` is true (consent gathered elsewhere). A known address and a new one
+    get the same status: 201 with the subscriber for a token that may read subscribers, 202
+    with only ``accepted`` (no id, no subscriptions) for one that may not, so a write-only
+    token cannot tell which addresses are on file. A blocklisted address or domain, or an
+    address erased at the person's request, is refused with a 422 that says why.
     """
     for slug in data["lists"]:  # name the field before the service touches anything
         get_list_by_slug(slug)
-    existed = _find_by_email(normalise_email(data["email"])) is not None
-    if not existed:
-        profile.check_gate([data["email"]], via="api")  # 422 saying why
+    # The gate for every address, known or not: the answer must not depend on which.
+    profile.check_gate([data["email"]], via="api")  # 422 saying why
     subscriber = subscription_service.subscribe(
         data["email"], name=data["name"], list_slugs=data["lists"], source=ConsentSource.API,
         confirmed=data["confirmed"],
         consent=api_consent(getattr(g.get("api_token"), "name", None), ip=data["ip"] or None),
     )
+    if not _may_read_subscribers():
+        # The address as asked (not as stored: its case would tell), as a response of its
+        # own: the decorator's schema is the subscriber's.
+        accepted = SubscriberAcceptedSchema().dump(
+            {"accepted": True, "email": normalise_email(data["email"]),
+             "lists": list(data["lists"])}
+        )
+        answer = jsonify(accepted)
+        answer.status_code = 202
+        return answer
     location = url_for("api.get_subscriber", subscriber_id=subscriber.id)
-    return subscriber, 200 if existed else 201, {"Location": location}
+    return subscriber, 201, {"Location": location}
+
+
+def _may_read_subscribers() -> bool:
+    """Whether this call's token could look subscribers up (``GET /subscribers/{id}``):
+    the read scope, and an owner whose role may read them."""
+    token = g.get("api_token")
+    if token is None or scopes.READ not in scopes.parse_scopes(token.scopes):
+        return False
+    rule = f"{scopes.API_PREFIX}/subscribers/<int:subscriber_id>"
+    return api_refusal(g.api_user, rule, "GET") is None
 
 
 @bp.get("/subscribers")
