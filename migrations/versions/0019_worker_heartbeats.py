@@ -2,8 +2,8 @@
 
 - ``workers``: one row per worker process, ``last_seen`` renewed every few seconds.
 - ``deliveries.claimed_by`` (the worker) and ``deliveries.claim_token`` (drawn per claim),
-  with a partial index on the claimed rows only, for the sweep that hands over the rows of
-  workers whose heartbeat stopped.
+  with no index, so that claiming and recording a row stay HOT updates on PostgreSQL (the
+  hand-over reads the pending rows of the sends under way only when a worker is stale).
 
 Revision ID: 0019
 Revises: 0018
@@ -34,17 +34,9 @@ def upgrade() -> None:
     op.create_index("ix_workers_last_seen", "workers", ["last_seen"])
     op.add_column("deliveries", sa.Column("claimed_by", sa.Integer(), nullable=True))
     op.add_column("deliveries", sa.Column("claim_token", sa.BigInteger(), nullable=True))
-    op.create_index(
-        "ix_deliveries_claimed_by",
-        "deliveries",
-        ["claimed_by"],
-        postgresql_where=sa.text("claimed_by IS NOT NULL"),
-        sqlite_where=sa.text("claimed_by IS NOT NULL"),
-    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_deliveries_claimed_by", table_name="deliveries")
     op.drop_column("deliveries", "claim_token")
     op.drop_column("deliveries", "claimed_by")
     op.drop_index("ix_workers_last_seen", table_name="workers")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.extensions import db
@@ -31,14 +31,8 @@ class Delivery(db.Model):  # type: ignore[name-defined]
         # The delivery log looks an address up across issues (and ON DELETE CASCADE from
         # subscribers needs it too).
         Index("ix_deliveries_subscriber_id", "subscriber_id"),
-        # The heartbeat sweep finds the rows held by workers that stopped beating: only
-        # claimed rows are in it, so it stays as small as the claims under way (0019).
-        Index(
-            "ix_deliveries_claimed_by",
-            "claimed_by",
-            postgresql_where=text("claimed_by IS NOT NULL"),
-            sqlite_where=text("claimed_by IS NOT NULL"),
-        ),
+        # No index on claimed_by or claim_token: claiming and recording a row must stay
+        # HOT updates (see ``send/heartbeat.hand_over``).
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
