@@ -3,7 +3,12 @@ so a token made for one thing is worthless for any other."""
 
 from __future__ import annotations
 
+import base64
 import functools
+import hmac
+import json
+import struct
+import time
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +30,43 @@ def _serializer_for(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
 
 def sign(purpose: str, **payload: Any) -> str:
     """A URL-safe token for ``purpose`` carrying ``payload`` (JSON values)."""
-    return str(_serializer(purpose).dumps({"p": purpose, **payload}))
+    return _fast_signer_for(str(current_app.config["SECRET_KEY"]), purpose).dumps(
+        {"p": purpose, **payload}
+    )
+
+
+class _FastSigner:
+    """Makes the tokens ``URLSafeTimedSerializer.dumps`` makes, which its ``loads`` reads
+    (``unsign``), at a fraction of the cost.
+
+    Our own code because of measured speed: a send signs two links per message, and
+    itsdangerous spent about 50 µs on each (a zlib attempt, a key derivation and two HMAC
+    set-ups per token), a tenth of the send's time per message. Here the key is derived
+    once and a keyed HMAC copied; the payload is never compressed (itsdangerous only
+    compresses when that is shorter, and reads either form). ``tests/test_signing.py``
+    checks that itsdangerous reads every token this makes.
+    """
+
+    def __init__(self, serializer: URLSafeTimedSerializer) -> None:
+        signer = serializer.make_signer()
+        self._mac = hmac.new(signer.derive_key(), digestmod=signer.digest_method)
+
+    def dumps(self, payload: dict[str, Any]) -> str:
+        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+        when = _b64(struct.pack(">Q", int(time.time())).lstrip(b"\x00"))
+        value = body + b"." + when
+        mac = self._mac.copy()
+        mac.update(value)
+        return (value + b"." + _b64(mac.digest())).decode("ascii")
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+@functools.lru_cache(maxsize=64)
+def _fast_signer_for(secret_key: str, purpose: str) -> _FastSigner:
+    return _FastSigner(_serializer_for(secret_key, purpose))
 
 
 def unsign(purpose: str, token: str, max_age: int) -> dict[str, Any]:
