@@ -49,6 +49,8 @@ def seed_sent_issue() -> int:
         status=IssueStatus.SENT,
         started_at=started,
         total_count=3,
+        sent_count=2,  # the counters the finish writes (``dispatcher.finish_if_done``)
+        failed_count=1,
         finished_at=started + timedelta(minutes=2),
         tracking=TrackingMode.AGGREGATE,
         rendered_html='<p><a href="https://example.org/more">more</a></p>',

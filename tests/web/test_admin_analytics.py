@@ -89,10 +89,10 @@ def test_the_api_gives_the_same_numbers(client: FlaskClient, sent_issue: int) ->
         "delivered": 2, "failed": 1, "bounced": 1, "complained": 1, "unsubscribed": 1,
         "opens": 5, "clicks": 2, "opens_filtered": 7, "clicks_filtered": 3,
     }  # fmt: skip
-    # the count taken now belongs to the minute the send finished in, not to now
-    assert [p["sent"] for p in body["delivery"]] == [1, 2, 2]
-    finished = db.session.get(Issue, sent_issue).finished_at.replace(second=0, microsecond=0)
-    assert body["delivery"][-1]["at"].startswith(finished.isoformat()[:16])
+    # the timeline as the send sampled it (a sent issue is read from its counters, never
+    # counted again, so looking now adds no point)
+    assert [p["sent"] for p in body["delivery"]] == [1, 2]
+    assert [p["failed"] for p in body["delivery"]] == [0, 1]
     assert sum(p["opens"] for p in body["events"]) == 5
     assert body["links"] == [{"position": 1, "url": "https://example.org/more", "clicks": 2,
                               "filtered": 3}]  # fmt: skip

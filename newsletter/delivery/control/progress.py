@@ -182,7 +182,7 @@ def _sampled(issue_id: int, status: IssueStatus, row: Any, now: datetime) -> Pro
         _store(issue_id, taken_at, counts)
         # the same counts, kept by the minute for the issue's analytics
         note_progress(issue_id, taken_at, sent=counts.sent, failed=counts.failed,
-                      finished_at=row[2] if status in FINAL else None)  # fmt: skip
+                      finished_at=row.finished_at if status in FINAL else None)  # fmt: skip
     rate = eta = None
     if status is IssueStatus.SENDING:
         rate, eta = _pace(issue_id, taken_at, counts)

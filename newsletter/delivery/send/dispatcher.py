@@ -27,6 +27,7 @@ from newsletter import events, queue
 from newsletter.audience.models import MailingList
 from newsletter.content.archive import assign_slug, contents_as_sent
 from newsletter.content.models import Issue, IssueStatus, issue_lists
+from newsletter.delivery.analytics import counters as analytics_counters
 from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.delivery.send import outcomes, snapshot
 from newsletter.delivery.send.sender import BatchSender
@@ -282,12 +283,13 @@ def finish_if_done(issue_id: int) -> bool:
         db.session.commit()
         return False
     counts = _status_counts(issue_id)
+    now = utcnow()
     finished = db.session.execute(
         update(issues)
         .where(issues.c.id == issue_id, issues.c.status == IssueStatus.SENDING)
         .values(
             status=IssueStatus.SENT,
-            finished_at=utcnow(),
+            finished_at=now,
             total_count=counts["total"],
             sent_count=counts["sent"],
             failed_count=counts["failed"],
@@ -297,6 +299,11 @@ def finish_if_done(issue_id: int) -> bool:
     if done:
         # Once per issue (the update above is conditional), never per recipient.
         events.publish("issue.sent", {"issue_id": issue_id, **counts})
+        # The final counts on the analytics timeline: a sent issue's progress is read from
+        # its counters from now on, never sampled again.
+        analytics_counters.note_progress(
+            issue_id, now, sent=counts["sent"], failed=counts["failed"], finished_at=now
+        )
     db.session.commit()
     if done:
         log.info("issue %s sent: %s", issue_id, counts)
