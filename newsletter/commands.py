@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import errno
 import functools
+import importlib
 import signal
 import socket
 import sys
@@ -25,7 +26,6 @@ from newsletter.audience import export_commands as _export_commands  # noqa: F40
 from newsletter.audience.import_jobs import recover_stalled as recover_stalled_imports
 from newsletter.auth import commands as auth_commands
 from newsletter.auth.services import first_admin_setup_url, needs_first_admin
-from newsletter.bench import commands as bench_commands
 from newsletter.broker import is_embedded, start_worker_threads, stop_worker
 from newsletter.checks import check_services
 from newsletter.config import follow_served_address, http_url, listens_everywhere
@@ -37,8 +37,6 @@ from newsletter.delivery.transactional import recover_queued
 from newsletter.delivery.workers import run_workers, start_sweeper
 from newsletter.errors import ConfigError
 from newsletter.extensions import db
-from newsletter.mail import dkim_commands
-from newsletter.ops import commands as ops_commands
 from newsletter.ops import logs
 from newsletter.schema import ensure_schema, upgrade_database
 
@@ -183,12 +181,45 @@ def register(app: Flask) -> None:
     for name in set(app.cli.commands) - before:
         app.cli.commands[name] = _schema_first(app.cli.commands[name])
 
-    for module in (bench_commands, dkim_commands):
-        module.register(app)
     # The doctor reports a missing migration as a finding, rather than applying it.
-    app.cli.add_command(ops_commands.doctor_command)
-    app.cli.add_command(ops_commands.backup_command)
-    app.cli.add_command(ops_commands.restore_command)
+    for name, target, short_help in _LAZY_COMMANDS:
+        app.cli.add_command(LazyCommand(name, target, short_help))
+
+
+#: commands whose modules load only when they run: the bench, dkimpy, cryptography and
+#: dnspython would otherwise take about 15 MB of every process (web and workers included)
+_LAZY_COMMANDS = (
+    ("bench", "newsletter.bench.commands:bench_group",
+     "Measure the send, the import and the pages against this machine's limits."),
+    ("dkim", "newsletter.mail.dkim_commands:dkim_group", "Make and list DKIM keys."),
+    ("doctor", "newsletter.ops.commands:doctor_command",
+     "Check the settings, the services, the relays and DNS."),
+    ("backup", "newsletter.ops.commands:backup_command",
+     "Write a backup of the database and the instance's files."),
+    ("restore", "newsletter.ops.commands:restore_command",
+     "Restore a backup into an empty instance."),
+)
+
+
+class LazyCommand(click.Command):
+    """A command listed by its name and one line of help, whose module is imported only when
+    it runs or shows its own help (``target`` is ``module:attribute``)."""
+
+    def __init__(self, name: str, target: str, short_help: str) -> None:
+        super().__init__(name, short_help=short_help)
+        self.target = target
+
+    def load(self) -> click.Command:
+        """The real command."""
+        module, _, attribute = self.target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command), self.target
+        return command
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        """The real command's context: click then invokes the real command."""
+        return self.load().make_context(info_name, args, parent=parent, **extra)
 
 
 def _schema_first(command: click.Command) -> click.Command:

@@ -20,7 +20,7 @@ from newsletter.delivery.relays.domains import parse_domain_connections
 from newsletter.delivery.relays.limits import redis_url
 from newsletter.delivery.relays.routing import parse_relay_options
 from newsletter.errors import ConfigError
-from newsletter.mail.dkim import complete_settings
+from newsletter.mail.dkim_settings import complete_settings
 
 DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # None: SQLite file in the instance folder

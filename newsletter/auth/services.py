@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from urllib.parse import urlsplit
 
@@ -28,8 +29,14 @@ SETUP_PURPOSE = "setup"
 PENDING_PREFIX = "!invited:"
 
 _hasher = PasswordHasher()
-# Verified against when the address is unknown, so that answer takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the address is unknown, so that answer takes as long as a wrong
+    password. Made on first use: hashing takes argon2's 64 MiB, which at import would raise
+    the peak memory of every process (workers and commands included)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -130,7 +137,7 @@ def authenticate(email: str, password: str) -> User | None:
     """
     user = find_user(email)
     if user is None or not user.active or is_pending(user):
-        verify_password(_DUMMY_HASH, password)
+        verify_password(_dummy_hash(), password)
         return None
     if not verify_password(user.password_hash, password):
         return None

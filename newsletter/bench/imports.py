@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,8 @@ from typing import Any
 
 from sqlalchemy import make_url
 
+from newsletter import create_app
+from newsletter.audience.importer import ImportMode, ImportOptions, import_file
 from newsletter.bench import seed
 from newsletter.bench.run import (
     BenchDatabase,
@@ -45,6 +48,7 @@ from newsletter.schema import upgrade_database
 Echo = Callable[[str], None]
 #: the child prints this, then the seconds the import took
 CHILD_MARK = "import_s="
+PEAK_MARK = "peak_kb="
 
 
 @dataclass
@@ -142,20 +146,14 @@ def _fresh_schema(config: Any, url: str) -> int:
 
 
 def _child_command(csv_path: Path) -> list[str]:
-    # The factory is imported by the child's command line: this module is imported by the
-    # package's CLI, and importing the package from here would make a cycle.
-    code = (
-        "import sys; from newsletter import create_app; "
-        "from newsletter.bench.imports import child_main; "
-        "sys.exit(child_main(create_app, sys.argv[1]))"
-    )
+    code = ("import sys; from newsletter.bench.imports import child_main; "
+            "sys.exit(child_main(sys.argv[1]))")
     return [sys.executable, "-c", code, str(csv_path)]
 
 
-def child_main(create_app: Callable[[], Any], csv_path: str) -> int:
-    """In the child: import the file into the configured (bench) database, print the time."""
-    from newsletter.audience.importer import ImportMode, ImportOptions, import_file
-
+def child_main(csv_path: str) -> int:
+    """In the child: import the file into the configured (bench) database, print the time
+    and the peak memory."""
     app = create_app()
     with app.app_context(), open(csv_path, "rb") as stream:
         started = time.perf_counter()
@@ -165,7 +163,21 @@ def child_main(create_app: Callable[[], Any], csv_path: str) -> int:
         print(f"created={result.created} merged={result.merged} bad={result.bad} "
               f"subscribed={result.subscribed}")
         print(f"{CHILD_MARK}{seconds:.3f}", flush=True)
+    print(f"{PEAK_MARK}{own_peak_kb()}", flush=True)
     return 0
+
+
+def own_peak_kb() -> int:
+    """This process's peak resident memory (KiB) since it started its program.
+
+    Linux's ``VmHWM``: ``ru_maxrss`` would also count the parent's pages the child held
+    between fork and exec, so a child of a big parent would report the parent's size.
+    """
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def run_import_bench(config: Any, rows: int, *, keep: bool, echo: Echo) -> ImportBenchResult:
@@ -207,7 +219,11 @@ def run_import_bench(config: Any, rows: int, *, keep: bool, echo: Echo) -> Impor
             cleanup.callback(database.drop)
         _fresh_schema(config, database.url)
         env = worker_env(config, {"NEWSLETTER_DATABASE_URL": database.url})
-        output, peak_kb = _run_child(_child_command(csv_path), env, workdir)
+        output = _run_child(_child_command(csv_path), env, workdir)
+        peak_kb = next(
+            int(line[len(PEAK_MARK):]) for line in output.splitlines()
+            if line.startswith(PEAK_MARK)
+        )
         seconds = next(
             float(line[len(CHILD_MARK):]) for line in output.splitlines()
             if line.startswith(CHILD_MARK)
@@ -220,9 +236,9 @@ def run_import_bench(config: Any, rows: int, *, keep: bool, echo: Echo) -> Impor
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _run_child(command: list[str], env: dict[str, str], workdir: Path) -> tuple[str, int]:
-    """Run the child to its end; its output and peak resident memory (KiB), from ``wait4``
-    (so the child is reaped here, not by ``subprocess``)."""
+def _run_child(command: list[str], env: dict[str, str], workdir: Path) -> str:
+    """Run the child to its end; its output, and its CPU time from ``wait4`` (so the child
+    is reaped here, not by ``subprocess``)."""
     out_path, err_path = workdir / "child.out", workdir / "child.err"
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
@@ -235,4 +251,4 @@ def _run_child(command: list[str], env: dict[str, str], workdir: Path) -> tuple[
     if process.returncode != 0:
         raise BenchError(f"the import failed: {err_path.read_text()[-2000:].strip()}")
     cpu = usage.ru_utime + usage.ru_stime
-    return f"{out_path.read_text()}cpu_s={cpu:.2f}\n", int(usage.ru_maxrss)
+    return f"{out_path.read_text()}cpu_s={cpu:.2f}\n"

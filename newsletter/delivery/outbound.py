@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ from newsletter.delivery.relays.limits import limiter_for
 from newsletter.delivery.relays.pool import ConnectionPool
 from newsletter.delivery.relays.routing import RelayRouter, relay_policies
 from newsletter.errors import DeliveryError, DomainBusy, RelayUnavailable
-from newsletter.mail.dkim import signer_for
+from newsletter.mail.dkim_settings import key_folder
 from newsletter.mail.transport import (
     Envelope,
     Relay,
@@ -49,6 +50,17 @@ if TYPE_CHECKING:
     from newsletter.mail.dkim import DkimSigner
 
 log = logging.getLogger(__name__)
+
+
+def _signer_for(config: Mapping[str, Any], from_address: str) -> DkimSigner | None:
+    """The From domain's DKIM signer, or None without keys for it."""
+    if key_folder(config, from_address) is None:
+        return None
+    # Loaded here, not at the top: dkimpy and cryptography cost every process about 12 MB,
+    # and only an instance with keys signs.
+    from newsletter.mail.dkim import signer_for
+
+    return signer_for(config, from_address)
 
 #: a rate-limit wait up to this long is waited out in place; longer ones hand the message back
 INLINE_WAIT_SECONDS = 2.0
@@ -149,7 +161,7 @@ class Outbound:
     def _signer(self) -> DkimSigner | None:
         now = time.monotonic()
         if now >= self._signer_checked + SIGNER_CHECK_SECONDS:
-            self._dkim = signer_for(self._config, str(self._config["FROM_ADDRESS"]))
+            self._dkim = _signer_for(self._config, str(self._config["FROM_ADDRESS"]))
             self._signer_checked = now
         return self._dkim
 

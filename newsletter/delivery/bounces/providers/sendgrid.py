@@ -18,11 +18,10 @@ import base64
 import binascii
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 from newsletter.delivery.bounces.models import BounceKind
 from newsletter.delivery.bounces.providers import replay
@@ -69,6 +68,12 @@ def receive(request: WebhookRequest, config: Mapping[str, Any]) -> Received:
         signature = base64.b64decode(signature_text, validate=True)
     except (binascii.Error, ValueError):
         raise WebhookRefused(NAME, "the signature is not base64") from None
+    # cryptography is imported on use: at the top it would cost every process about 10 MB,
+    # for a webhook most instances never turn on.
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key = public_key(str(config["BOUNCE_SENDGRID_PUBLIC_KEY"]))
     try:
         key.verify(signature, timestamp.encode() + request.body, ec.ECDSA(hashes.SHA256()))
@@ -91,6 +96,9 @@ def public_key(text_key: str) -> ec.EllipticCurvePublicKey:
 
     :raises WebhookRefused: it is not an elliptic-curve public key (a setting to fix).
     """
+    from cryptography.hazmat.primitives import serialization  # on use, as in ``receive``
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         if "BEGIN PUBLIC KEY" in text_key:
             key = serialization.load_pem_public_key(text_key.encode())

@@ -29,13 +29,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 from newsletter.delivery.bounces.models import BounceKind
 from newsletter.delivery.bounces.providers import replay
@@ -85,7 +83,8 @@ SIGNED_FIELDS = {
         "Type",
     ),
 }
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
+#: the hash of each SignatureVersion, by name in ``cryptography.hazmat.primitives.hashes``
+_HASHES = {"1": "SHA1", "2": "SHA256"}
 
 _certs: dict[str, tuple[rsa.RSAPublicKey, float]] = {}
 _certs_lock = threading.Lock()
@@ -133,9 +132,15 @@ def verify(message: Mapping[str, Any], config: Mapping[str, Any]) -> None:
     :raises WebhookRefused: the signature does not verify, or the certificate cannot be had
         from a host SNS uses.
     """
+    # cryptography is imported where a request needs it: at the top it would cost every
+    # process about 10 MB, for a webhook most instances never turn on.
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     version = str(message.get("SignatureVersion", ""))
-    algorithm = _HASHES.get(version)
-    if algorithm is None:
+    algorithm_name = _HASHES.get(version)
+    if algorithm_name is None:
         raise WebhookRefused(NAME, f"unsupported SignatureVersion {version[:10]!r}")
     try:
         signature = base64.b64decode(str(message.get("Signature", "")), validate=True)
@@ -147,7 +152,8 @@ def verify(message: Mapping[str, Any], config: Mapping[str, Any]) -> None:
         raise WebhookRefused(NAME, "SigningCertURL does not name a .pem certificate")
     key = certificate_key(url, config)
     try:
-        key.verify(signature, canonical_string(message), padding.PKCS1v15(), algorithm())
+        algorithm = getattr(hashes, algorithm_name)()
+        key.verify(signature, canonical_string(message), padding.PKCS1v15(), algorithm)
     except InvalidSignature:
         raise WebhookRefused(NAME, "the signature does not match") from None
 
@@ -169,6 +175,9 @@ def certificate_key(url: str, config: Mapping[str, Any]) -> rsa.RSAPublicKey:
     :raises WebhookRefused: it cannot be fetched, is not a certificate, has expired or does
         not hold an RSA key.
     """
+    from cryptography import x509  # imported on use, as in ``verify``
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     now = time.monotonic()
     with _certs_lock:
         cached = _certs.get(url)
