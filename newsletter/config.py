@@ -6,9 +6,11 @@ folder, and the Dramatiq stub broker with worker threads inside ``newsletter run
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import stat
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +18,7 @@ from urllib.parse import urlsplit
 from flask import Flask
 from sqlalchemy.engine import make_url
 
+from newsletter.delivery.bounces.poller import parse_imap_url
 from newsletter.delivery.relays.domains import parse_domain_connections
 from newsletter.delivery.relays.limits import redis_url
 from newsletter.delivery.relays.routing import parse_relay_options
@@ -374,8 +377,6 @@ def _set_base_url(app: Flask, url: str) -> None:
 
 
 def _check_from_address(app: Flask) -> None:
-    from email.utils import parseaddr
-
     _, address = parseaddr(str(app.config["FROM_ADDRESS"]))
     if "@" not in address or address.startswith("@") or address.endswith("@"):
         raise ConfigError(
@@ -403,8 +404,6 @@ def _check_dkim(app: Flask) -> None:
 
 def _check_operations(app: Flask) -> None:
     """The metrics' allowed addresses parse, the log format is known, the port is a port."""
-    import ipaddress
-
     for part in str(app.config.get("METRICS_ALLOW") or "").split(","):
         try:
             if part.strip():
@@ -472,8 +471,6 @@ def _check_site_url(app: Flask) -> None:
 
 def _complete_site_name(app: Flask) -> None:
     """What pages and mail call the newsletter: SITE_NAME, else the From display name."""
-    from email.utils import parseaddr
-
     if not app.config.get("SITE_NAME"):
         display, _ = parseaddr(str(app.config["FROM_ADDRESS"]))
         app.config["SITE_NAME"] = display or "Newsletter"
@@ -482,8 +479,6 @@ def _complete_site_name(app: Flask) -> None:
 def _check_bounce_mailbox(app: Flask) -> None:
     """A bounce mailbox URL that cannot work stops start-up (``delivery/bounces/poller``)."""
     if app.config.get("BOUNCE_IMAP_URL"):
-        from newsletter.delivery.bounces.poller import parse_imap_url
-
         parse_imap_url(str(app.config["BOUNCE_IMAP_URL"]))
 
 

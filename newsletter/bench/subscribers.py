@@ -28,6 +28,7 @@ from newsletter.audience.models import (
     SubscriberStatus,
     SubscriptionStatus,
 )
+from newsletter.auth.models import Role, User
 from newsletter.extensions import db
 
 _SEED_SQL = """
@@ -156,8 +157,6 @@ def run(repeat: int) -> dict[str, float]:
 
 def _bench_user() -> Any:
     """A throwaway admin (not committed) for rendering the admin template."""
-    from newsletter.auth.models import Role, User
-
     return User(id=0, email="bench@example.org", password_hash="x", role=Role.ADMIN)
 
 

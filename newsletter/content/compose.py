@@ -13,11 +13,15 @@ import html as html_lib
 import ipaddress
 import re
 from dataclasses import dataclass
+from email.utils import formataddr, parseaddr
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from flask import current_app
+
 from newsletter.content.markdown import html_to_text, render_markdown
+from newsletter.content.media import find_by_url, media_folder
 from newsletter.content.models import Issue, Template
 
 #: name → what it becomes, as the compose form and the editor list them
@@ -202,13 +206,9 @@ def issue_warnings(issue: Issue, html: str, template: Template) -> list[ComposeW
 def hosted_image_size(url: str) -> int | None:
     """The size in bytes of an image we host (the media library, or a file in its folder);
     None for anything else: remote images are never fetched to check them."""
-    from newsletter.content.media import find_by_url, media_folder
-
     item = find_by_url(url)
     if item is not None:
         return item.size
-    from flask import current_app
-
     base = f"{str(current_app.config['BASE_URL']).rstrip('/')}/media/"
     if url.startswith(base):
         name = Path(urlsplit(url).path).name
@@ -221,8 +221,6 @@ def hosted_image_size(url: str) -> int | None:
 def sender_address(sender_name: str, from_address: str) -> str:
     """``from_address`` with the issue's display name (unchanged when the name is empty):
     the address stays, so DKIM, SPF and bounces keep working."""
-    from email.utils import formataddr, parseaddr
-
     name = " ".join((sender_name or "").split())
     if not name:
         return from_address

@@ -12,6 +12,7 @@ from datetime import date
 
 from sqlalchemy import delete, select
 
+from newsletter.content.issues import get_issue
 from newsletter.content.models import Issue, IssueStatement, IssueStatus, Statement
 from newsletter.content.statements import (
     MAX_AUTHOR,
@@ -157,8 +158,6 @@ def delete_issue(issue_id: int) -> None:
 
     :raises IssueStateError: the issue is scheduled, sending or done (hide it instead).
     """
-    from newsletter.content.issues import get_issue
-
     issue = get_issue(issue_id)
     if issue.status not in DELETABLE or issue.started_at is not None:
         raise IssueStateError(issue.id, issue.status.value, "delete")
@@ -171,8 +170,6 @@ def set_hidden(issue_id: int, hidden: bool) -> Issue:
 
     :raises IssueStateError: the issue has not been sent (a draft is deleted, not hidden).
     """
-    from newsletter.content.issues import get_issue
-
     issue = get_issue(issue_id)
     if issue.status not in HIDEABLE:
         raise IssueStateError(issue.id, issue.status.value, "hide")

@@ -22,6 +22,7 @@ import dns.reversename
 from flask import Flask
 
 from newsletter.checks import check_services
+from newsletter.delivery.relays.limits import redis_client, redis_url
 from newsletter.errors import ConfigError
 from newsletter.mail import dkim
 from newsletter.mail.transport import Relay, configured_relays, probe_relay
@@ -120,8 +121,6 @@ def _services(app: Flask) -> Iterator[Finding]:
 
 
 def _redis(app: Flask) -> Iterator[Finding]:
-    from newsletter.delivery.relays.limits import redis_client, redis_url
-
     url = redis_url(app.config)
     if url is None:
         return

@@ -29,7 +29,8 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from newsletter.content.models import Issue, IssueStatus
-from newsletter.delivery.models import Delivery, DeliveryStatus, ProgressSample
+from newsletter.delivery.models import Delivery, DeliveryStatus, ProgressSample, WorkerHeartbeat
+from newsletter.delivery.send.heartbeat import HEARTBEAT_TIMEOUT_SECONDS
 from newsletter.extensions import db
 from newsletter.models import utcnow
 
@@ -156,9 +157,6 @@ def _leased_claims() -> Metric:
 def _worker_heartbeats() -> Iterator[Metric]:
     """Worker processes whose heartbeat in the database is recent (``delivery.send.heartbeat``)."""
     from prometheus_client.core import GaugeMetricFamily
-
-    from newsletter.delivery.models import WorkerHeartbeat
-    from newsletter.delivery.send.heartbeat import HEARTBEAT_TIMEOUT_SECONDS
 
     timeout = current_app.config.get("HEARTBEAT_TIMEOUT_SECONDS") or HEARTBEAT_TIMEOUT_SECONDS
     cutoff = utcnow() - timedelta(seconds=float(timeout))

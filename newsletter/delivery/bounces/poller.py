@@ -38,6 +38,7 @@ from flask import current_app
 
 from newsletter import queue
 from newsletter.auth.counters import counters
+from newsletter.delivery.bounces import policy
 from newsletter.delivery.bounces.models import BounceSource
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.extensions import db
@@ -161,9 +162,7 @@ def poll(handler: MessageHandler | None = None) -> PollResult:
 
 
 def take_message(raw: bytes, source: BounceSource) -> Any:
-    """The default handler: the bounce policy (imported here, it is its own module)."""
-    from newsletter.delivery.bounces import policy
-
+    """The default handler: the bounce policy."""
     return policy.take_message(raw, source)
 
 

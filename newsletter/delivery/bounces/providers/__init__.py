@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import current_app
 
+from newsletter.delivery.bounces import policy, returnpath
 from newsletter.delivery.bounces.models import BounceSource
 from newsletter.delivery.bounces.providers import mailgun, postmark, replay, sendgrid, ses
 from newsletter.delivery.bounces.providers.base import (
@@ -34,6 +35,8 @@ from newsletter.delivery.bounces.providers.base import (
     WebhookRefused,
     WebhookRequest,
 )
+from newsletter.delivery.models import Delivery
+from newsletter.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +115,6 @@ def record_report(report: ProviderReport, source: BounceSource) -> Any:
     When the provider saw our signed return path, the delivery (hence the issue) is found
     from its token; an address nobody has is ignored by the policy, silently.
     """
-    # Imported here: the policy is its own module, and the web layer should not pull the
-    # whole bounce machinery in just to route requests.
-    from newsletter.delivery.bounces import policy
-
     issue_id = delivery_id = None
     if report.return_path:
         issue_id, delivery_id = _delivery_of(report.return_path)
@@ -127,10 +126,6 @@ def record_report(report: ProviderReport, source: BounceSource) -> Any:
 
 def _delivery_of(return_path: str) -> tuple[int | None, int | None]:
     """(issue id, delivery id) of the delivery a ``bounces+TOKEN@…`` return path names."""
-    from newsletter.delivery.bounces import returnpath
-    from newsletter.delivery.models import Delivery
-    from newsletter.extensions import db
-
     delivery_id = returnpath.delivery_of(return_path, None, str(current_app.config["SECRET_KEY"]))
     delivery = db.session.get(Delivery, delivery_id) if delivery_id is not None else None
     if delivery is None:
