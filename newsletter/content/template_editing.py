@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select, update
 
 from newsletter.content.markdown import markdown_to_text, render_markdown
@@ -114,8 +115,6 @@ _SAMPLE_MARKDOWN = (
 
 def sample_issue_context(*, statements: int = 2) -> dict[str, Any]:
     """What an issue template sees, with sample values (for checking and previews)."""
-    from flask import current_app
-
     base_url = str(current_app.config.get("BASE_URL") or "http://localhost").rstrip("/")
     archive_url = f"{base_url}/archive/sample-issue"
     items = []
@@ -177,8 +176,6 @@ class SampleData(dict[str, Any]):
 
 def sample_transactional_context() -> dict[str, Any]:
     """What a transactional template sees, with sample values (any ``data.KEY`` works)."""
-    from flask import current_app
-
     base_url = str(current_app.config.get("BASE_URL") or "http://localhost").rstrip("/")
     return {
         "data": SampleData({

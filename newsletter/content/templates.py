@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from flask import current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -52,8 +53,6 @@ TRANSACTIONAL_NAME = "transactional"
 
 def email_template_folder() -> Path:
     """The folder of the built-in email templates (``templates/email``)."""
-    from flask import current_app, has_app_context
-
     if has_app_context() and current_app.template_folder:
         return Path(current_app.root_path, str(current_app.template_folder), "email").resolve()
     return Path(__file__).resolve().parents[2] / "templates" / "email"

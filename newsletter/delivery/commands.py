@@ -12,6 +12,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from newsletter.broker import is_embedded, start_worker_threads, stop_worker
 from newsletter.content.models import Issue
@@ -92,8 +93,6 @@ def _report(issue_id: int, state: dict[str, Any], *, already: bool = False) -> N
 
 def _wait_for(app: Flask, issue_id: int, *, resume: bool) -> dict[str, Any]:
     """Poll the progress until the issue stops sending; on the embedded queue, run the work."""
-    from sqlalchemy.exc import DBAPIError
-
 
     worker = None
     if is_embedded(app):

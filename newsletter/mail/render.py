@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any
 
 import jinja2
+from flask import current_app, has_app_context
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from mjml import mjml2html
@@ -378,8 +379,6 @@ def web_version(issue: Issue) -> str:
 
 
 def _config(key: str, default: str) -> str:
-    from flask import current_app, has_app_context
-
     if has_app_context():
         return str(current_app.config.get(key) or default)
     return default

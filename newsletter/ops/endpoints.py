@@ -71,6 +71,8 @@ def _broker_state() -> str:
 
 
 def _migrations_state() -> str:
+    # Imported when asked: the schema check loads Alembic (about 11 MB), which a web
+    # process otherwise never needs.
     from newsletter.schema import SchemaState, schema_state
 
     try:

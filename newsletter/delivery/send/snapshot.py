@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, Result, exists, func, literal, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from newsletter.audience.models import (
@@ -326,9 +328,5 @@ def rowcount(result: Result[Any]) -> int:
 def _insert() -> Any:
     """The dialect's INSERT, which knows ``ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL)."""
     if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
         return pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
     return sqlite_insert

@@ -4,6 +4,7 @@ outbox), and every attempt to deliver one (the delivery log)."""
 from __future__ import annotations
 
 import enum
+import json
 from datetime import datetime
 from typing import Any
 
@@ -99,8 +100,6 @@ class WebhookMessage(db.Model):  # type: ignore[name-defined]
 
     def data(self) -> dict[str, Any]:
         """The event's ``data`` object, read back from the body (for the log's page)."""
-        import json
-
         value = json.loads(self.payload).get("data")
         return value if isinstance(value, dict) else {}
 

@@ -10,7 +10,7 @@ import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-from flask import abort, render_template
+from flask import abort, current_app, render_template
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
@@ -37,8 +37,6 @@ _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 
 
 def _require_outbox() -> str:
-    from flask import current_app
-
     path = outbox_path(current_app.config)
     if path is None:
         abort(404)

@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from typing import Any
 
 from newsletter.delivery.bounces.models import BounceKind
@@ -100,8 +101,6 @@ def clean_reason(*parts: object) -> str:
 def clean_address(value: object) -> str | None:
     """An address as a report names it (``Name <a@b>`` or ``a@b``), lower-cased; None when
     it is not one."""
-    from email.utils import parseaddr
-
     if not isinstance(value, str):
         return None
     address = parseaddr(value)[1].strip().lower() if "<" in value else value.strip().lower()
