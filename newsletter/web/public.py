@@ -35,7 +35,7 @@ from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import func, select
-from werkzeug.exceptions import TooManyRequests
+from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import ValidationError as TokenMismatch
 
@@ -72,6 +72,9 @@ bp = Blueprint("public", __name__)
 csrf.exempt(bp)  # checked in _check_csrf below
 
 FEED_SIZE = 50
+#: the largest body a public form may send: a sign-up or preferences form naming a hundred
+#: lists by the longest slugs (100 characters) is about 11 KiB; much more is not a form.
+FORM_MAX_BYTES = 64 * 1024
 _XML_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -136,6 +139,19 @@ def site_name() -> str:
 
 
 @bp.before_request
+def _cap_the_body() -> None:
+    """Refuse a public form post larger than :data:`FORM_MAX_BYTES` before it is parsed.
+
+    Registered before the CSRF check, the first reader of the form: werkzeug then answers
+    413 from the Content-Length alone, or stops reading a chunked body at the cap.
+    """
+    app_cap = request.max_content_length  # the app-wide MAX_CONTENT_LENGTH, if any
+    cap = FORM_MAX_BYTES if app_cap is None else min(FORM_MAX_BYTES, app_cap)
+    request.max_content_length = cap
+    request.max_form_memory_size = cap
+
+
+@bp.before_request
 def _check_csrf() -> None:
     """Every form post needs its CSRF token, except the RFC 8058 one-click unsubscribe."""
     if request.method in {"GET", "HEAD", "OPTIONS"}:
@@ -187,6 +203,16 @@ def _csrf_failed(error: CSRFError) -> tuple[str, int]:
             "This form had expired or came from somewhere else, so we did not act on it. "
             "Go back, reload the page and send it again."
         ),
+    )
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(error: RequestEntityTooLarge) -> tuple[str, int]:
+    return _page(
+        "message.html",
+        413,
+        title=_("Too much to send"),
+        message=_("This form sent far more than it should, so we did not read it."),
     )
 
 
