@@ -3,9 +3,10 @@
 Our own pages get a Content-Security-Policy that runs only this origin's scripts and styles
 (no inline code: the templates load ``static/admin.js`` and ``style.css``; a template that
 truly needs an inline block marks it with ``nonce="{{ csp_nonce() }}"``) and may not be
-framed. Mail HTML (the admin's issue previews and outbox frames, the archive's web versions)
-is not ours to trust and carries inline styles: :func:`mail_document` gives it a policy of
-its own, with inline styles, no script, no form and a sandbox.
+framed; the archive's web versions of issues are such pages. Mail HTML (the admin's issue
+and template previews and outbox frames) is not ours to trust and carries inline styles:
+:func:`mail_document` gives it a policy of its own, with inline styles, no script, no form
+and a sandbox.
 
 Referrer-Policy is ``same-origin``, not ``no-referrer``: on https, Flask-WTF checks that a
 form post's Referer is this site, and links still tell no other site where they came from.

@@ -124,8 +124,19 @@ def test_every_route_with_a_secret_in_its_path_is_redacted(app: Flask) -> None:
         path = built[1]
         for line in (f"GET {path} HTTP/1.1", f'"https://news.example.org{path}?a=b"'):
             assert SECRET not in redact_tokens(line), f"{rule.rule} is not redacted"
+        assert SECRET not in nginx_redacted(path), f"docs/deployment.md misses {rule.rule}"
         checked.append(rule.endpoint)
     assert {"public.manage", "admin.reset_password", "admin.accept_invite"} <= set(checked)
+
+
+def nginx_redacted(uri: str) -> str:
+    """``uri`` as the ``map`` in docs/deployment.md gives it to nginx's log format."""
+    docs = (ROOT / "docs" / "deployment.md").read_text()
+    found = re.search(r'map \$request_uri \$newsletter_uri \{\n\s*"~(.+)" "(.+)";', docs)
+    assert found, "docs/deployment.md has no map for the log"
+    pattern = re.compile(found.group(1).replace("(?<", "(?P<"))  # PCRE's names, Python's
+    replacement = re.sub(r"\$\{(\w+)\}", r"\\g<\1>", found.group(2))
+    return pattern.sub(replacement, uri)
 
 
 def test_gunicorn_s_access_log_shows_no_token_in_the_path_or_the_referer(
