@@ -88,8 +88,13 @@ def _pending_marker() -> str:
     return PENDING_PREFIX + secrets.token_urlsafe(16)
 
 
+def site_url_for_invite(user: User) -> str:
+    """The absolute invitation link for ``user`` (valid for ``INVITE_MAX_AGE`` seconds)."""
+    return site_url("admin.accept_invite", token=_link_token(INVITE_PURPOSE, user))
+
+
 def _mail_invitation(user: User) -> None:
-    link = site_url("admin.accept_invite", token=_link_token(INVITE_PURPOSE, user))
+    link = site_url_for_invite(user)
     days = max(1, round(int(current_app.config["INVITE_MAX_AGE"]) / 86400))
     _send(user, "invite", f"You are invited to {current_app.config['SITE_NAME']}",
           link=link, role=user.role.value, days=days)

@@ -19,10 +19,9 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from newsletter import audit
+from newsletter.web.headers import is_secret
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: route arguments whose names say they hold a secret (``/setup/<token>``) are never kept
-_SECRET_NAMES = ("token", "secret", "password", "code")
 _MAX_FIELDS, _MAX_NAME = 20, 50
 
 
@@ -84,11 +83,12 @@ def _user() -> Any:
 
 
 def _target(view_args: dict[str, Any]) -> str:
-    """``issue_id=12 slug=news``: the route's ids and names, secrets left out."""
+    """``issue_id=12 slug=news``: the route's ids and names, secrets (by their argument's
+    name, :func:`~newsletter.web.headers.is_secret`) left out."""
     return " ".join(
         f"{name}={value}"
         for name, value in sorted(view_args.items())
-        if isinstance(value, int) or not any(word in name.lower() for word in _SECRET_NAMES)
+        if isinstance(value, int) or not is_secret(name)
     )
 
 

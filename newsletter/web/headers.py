@@ -3,13 +3,17 @@
 Our own pages get a Content-Security-Policy that runs only this origin's scripts and styles
 (no inline code: the templates load ``static/admin.js`` and ``style.css``; a template that
 truly needs an inline block marks it with ``nonce="{{ csp_nonce() }}"``) and may not be
-framed. Mail HTML (the admin's issue previews and outbox frames, the archive's web versions)
-is not ours to trust and carries inline styles: :func:`mail_document` gives it a policy of
-its own, with inline styles, no script, no form and a sandbox.
+framed; the archive's web versions of issues are such pages. Mail HTML (the admin's issue
+and template previews and outbox frames) is not ours to trust and carries inline styles:
+:func:`mail_document` gives it a policy of its own, with inline styles, no script, no form
+and a sandbox.
 
 Referrer-Policy is ``same-origin``, not ``no-referrer``: on https, Flask-WTF checks that a
-form post's Referer is this site, and links on pages whose URL holds a token (``/manage/…``)
-still tell no other site where they came from.
+form post's Referer is this site, and links still tell no other site where they came from.
+A page whose path holds a secret (``/manage/<token>``, ``/admin/reset/<token>``) gets
+``strict-origin`` instead: its stylesheet, script and form post then name only this origin
+as their Referer, so the token never lands in a log line beside them (Flask-WTF's check
+still passes), and other sites learn the origin at most, never the path.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import secrets
 from typing import TypeVar
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from werkzeug.wrappers import Response
 
 #: Our own pages: this origin's files only, nothing inline, never framed.
@@ -47,6 +51,9 @@ MAIL_POLICY: dict[str, str] = {
 }
 
 AnyResponse = TypeVar("AnyResponse", bound=Response)
+
+#: route arguments whose names say they hold a secret (``/admin/setup/<token>``)
+SECRET_ARGUMENTS = ("token", "secret", "password", "code")
 
 HSTS = "max-age=31536000"  # a year; includeSubDomains and preload are the operator's call
 _MAIL_DOCUMENT = "_newsletter_mail_document"
@@ -84,10 +91,31 @@ def set_security_headers(response: Response) -> Response:
     headers["X-Content-Type-Options"] = "nosniff"
     mail = getattr(response, _MAIL_DOCUMENT, None) is not None
     # Links in mail may lead anywhere; nobody there learns which issue or preview they left.
-    headers["Referrer-Policy"] = "no-referrer" if mail else "same-origin"
+    if mail:
+        headers["Referrer-Policy"] = "no-referrer"
+    elif secret_in_path():
+        headers["Referrer-Policy"] = "strict-origin"
+    else:
+        headers["Referrer-Policy"] = "same-origin"
     if str(current_app.config["BASE_URL"]).startswith("https://"):
         headers["Strict-Transport-Security"] = HSTS
     return response
+
+
+def is_secret(argument: str) -> bool:
+    """Whether a route argument of this name holds a secret, by its name."""
+    return any(word in argument.lower() for word in SECRET_ARGUMENTS)
+
+
+def secret_in_path() -> bool:
+    """Whether this request's path holds a secret: a route argument named like one, given,
+    and not a number (``/admin/tokens/<int:token_id>`` names an id, not the token)."""
+    if not has_request_context() or request.url_rule is None:
+        return False
+    return any(
+        is_secret(name) and isinstance(value, str) and value
+        for name, value in (request.view_args or {}).items()
+    )
 
 
 def _policy(response: Response, nonce: str | None) -> str:

@@ -35,7 +35,7 @@ from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import func, select
-from werkzeug.exceptions import TooManyRequests
+from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import ValidationError as TokenMismatch
 
@@ -72,14 +72,23 @@ bp = Blueprint("public", __name__)
 csrf.exempt(bp)  # checked in _check_csrf below
 
 FEED_SIZE = 50
+#: the largest body a public form may send: a sign-up or preferences form naming a hundred
+#: lists by the longest slugs (100 characters) is about 11 KiB; much more is not a form.
+FORM_MAX_BYTES = 64 * 1024
 _XML_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-# The signed tokens in mailed links are keys to a reader's preferences: access logs, read by
-# more people and kept longer than the mail, get the path without them.
-_TOKEN_IN_PATH = re.compile(
-    r"(/(?:manage|unsubscribe|confirm|admin/setup|t/o|t/c/[^/\s?#\"]+)/)[^/\s?#\"]+"
-)
+# The signed tokens in mailed links are keys to a reader's preferences, or to an admin's
+# password (reset, invitation, setup): access logs, read by more people and kept longer
+# than the mail, get the path without them. Every route with a secret argument must have
+# its prefix here (tests/web/test_access_log.py walks the URL map to hold that).
+#: the path prefixes whose next segment is a secret token (regular expressions)
+TOKEN_PATHS = (
+    "manage", "unsubscribe", "confirm",
+    "admin/setup", "admin/reset", "admin/invite",
+    "t/o", r"t/c/[^/\s?#\"]+",  # a tracked click: the link's own token is not a secret
+)  # fmt: skip
+_TOKEN_IN_PATH = re.compile(rf"(/(?:{'|'.join(TOKEN_PATHS)})/)[^/\s?#\"]+")
 #: the loggers that write one line per request with its path (werkzeug: ``newsletter run``)
 ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
 
@@ -127,6 +136,19 @@ def _remember_language(response: Response) -> Response:
 def site_name() -> str:
     """What the public pages call the newsletter (``SITE_NAME``, completed by the config)."""
     return str(current_app.config["SITE_NAME"])
+
+
+@bp.before_request
+def _cap_the_body() -> None:
+    """Refuse a public form post larger than :data:`FORM_MAX_BYTES` before it is parsed.
+
+    Registered before the CSRF check, the first reader of the form: werkzeug then answers
+    413 from the Content-Length alone, or stops reading a chunked body at the cap.
+    """
+    app_cap = request.max_content_length  # the app-wide MAX_CONTENT_LENGTH, if any
+    cap = FORM_MAX_BYTES if app_cap is None else min(FORM_MAX_BYTES, app_cap)
+    request.max_content_length = cap
+    request.max_form_memory_size = cap
 
 
 @bp.before_request
@@ -181,6 +203,16 @@ def _csrf_failed(error: CSRFError) -> tuple[str, int]:
             "This form had expired or came from somewhere else, so we did not act on it. "
             "Go back, reload the page and send it again."
         ),
+    )
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(error: RequestEntityTooLarge) -> tuple[str, int]:
+    return _page(
+        "message.html",
+        413,
+        title=_("Too much to send"),
+        message=_("This form sent far more than it should, so we did not read it."),
     )
 
 

@@ -5,15 +5,23 @@ Each test names what an attacker (or a clumsy client) tries and what must happen
 
 from __future__ import annotations
 
+from urllib.parse import urlencode, urlsplit
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from newsletter.audience.models import Subscriber
+from newsletter.audience.tokens import manage_url
 from newsletter.auth import services
+from newsletter.extensions import db
+from tests.factories import make_list, make_subscriber
 from tests.helpers import csrf_token_from
 from tests.web.admin_browser import EMAIL, PASSWORD, as_browser, token_for
 
 API = "/api/v1"
+BASE = "https://news.example.org"
 
 
 @pytest.fixture
@@ -95,6 +103,38 @@ def test_a_body_over_the_limit_is_a_413(app: Flask, admin: FlaskClient) -> None:
         "/subscribe", data={"email": "a" * 2000 + "@example.org", "csrf_token": "x"}
     )
     assert response.status_code == 413
+
+
+def test_a_public_form_post_of_a_mebibyte_is_refused_before_it_is_read(
+    app: Flask, client: FlaskClient
+) -> None:
+    news = make_list("news")
+    ada = make_subscriber("ada@example.org", lists=(news,))
+    manage = urlsplit(manage_url(ada.id, version=0)).path
+    token = csrf_token_from(client.get("/subscribe").get_data(as_text=True))
+    big = {"email": "bob@example.org", "lists": "news", "csrf_token": token,
+           "name": "x" * 1024 * 1024}  # fmt: skip
+    for path in ("/subscribe", "/subscribe/embed", manage):
+        response = client.post(path, data=big, headers={"Referer": f"{BASE}{path}"})
+        assert response.status_code == 413, path
+        page = response.get_data(as_text=True)
+        assert "Too much to send" in page and 'href="/static/style.css' in page  # our layout
+    assert [s.email for s in db.session.scalars(select(Subscriber))] == ["ada@example.org"]
+    assert db.session.get(Subscriber, ada.id).name != big["name"]
+
+
+def test_a_sign_up_for_a_hundred_long_named_lists_fits_the_public_form_cap(
+    client: FlaskClient,
+) -> None:
+    slugs = [f"{n:03d}" + "x" * 97 for n in range(100)]
+    for slug in slugs:
+        make_list(slug)
+    token = csrf_token_from(client.get("/subscribe").get_data(as_text=True))
+    data = {"email": "bob@example.org", "name": "Bob", "lists": slugs, "csrf_token": token}
+    response = client.post("/subscribe", data=data, headers={"Referer": f"{BASE}/subscribe"})
+    assert response.status_code == 200
+    assert len(urlencode(data, doseq=True)) > 10 * 1024
+    assert db.session.scalar(select(Subscriber).filter_by(email="bob@example.org")) is not None
 
 
 # Ids beyond what the database holds (INTEGER) are simply not there: 404, not a 500.
