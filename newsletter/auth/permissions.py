@@ -150,6 +150,8 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.user_role": ADMIN,
     "admin.user_can_send": ADMIN,
     "admin.user_active": ADMIN,
+    "admin.user_tokens": ADMIN,  # every user's API tokens, with their owners
+    "admin.user_token_revoke": ADMIN,  # anyone's token; one's own is admin.token_revoke
     "admin.site_settings": ADMIN,
     "admin.audit_log": ADMIN,
     # bounces: the addresses that bounced or complained, the policy, unread reports
