@@ -19,6 +19,7 @@ from newsletter.audience.importer import (
 )
 from newsletter.audience.lists import create_list, list_lists
 from newsletter.audience.models import ImportMode, OptIn
+from newsletter.audience.subscriptions import find_subscriber, revoke_links
 from newsletter.errors import NewsletterError
 
 lists_cli = AppGroup("lists", help="Mailing lists.")
@@ -118,6 +119,25 @@ def import_command(
         detail={"mode": options.mode.value, **result.counts()},
     )
     _report(result)
+
+
+@subscribers_cli.command("revoke-links")
+@click.argument("email")
+def revoke_links_command(email: str) -> None:
+    """Make the manage and unsubscribe links in every mail sent to EMAIL so far open
+    nothing (someone else holds them); the next mail to them carries new ones."""
+    subscriber = find_subscriber(email)
+    if subscriber is None:
+        # As plain as the other commands' answers (``subscribers export`` lists everyone
+        # anyway): whoever runs commands may know who is on file.
+        raise click.ClickException(f"no subscriber {email!r}")
+    revoke_links(subscriber.id)
+    # The id, not the address: the audit log keeps no subscriber's data.
+    audit.record_cli("cli.subscribers_revoke_links", target=f"subscriber_id={subscriber.id}")
+    click.echo(
+        f"Revoked the links in mail sent to {subscriber.email} so far; "
+        "the next mail carries new ones."
+    )
 
 
 def _options(

@@ -122,6 +122,7 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.subscriber_subscription": ADMIN,
     "admin.subscriber_blocklist": ADMIN,
     "admin.subscriber_unblocklist": ADMIN,
+    "admin.subscriber_revoke_links": ADMIN,
     "admin.subscriber_delete": ADMIN,
     "admin.list_edit": ADMIN,
     "admin.list_archive": ADMIN,
@@ -149,6 +150,8 @@ ADMIN_ENDPOINTS: dict[str, Entry] = {
     "admin.user_role": ADMIN,
     "admin.user_can_send": ADMIN,
     "admin.user_active": ADMIN,
+    "admin.user_tokens": ADMIN,  # every user's API tokens, with their owners
+    "admin.user_token_revoke": ADMIN,  # anyone's token; one's own is admin.token_revoke
     "admin.site_settings": ADMIN,
     "admin.audit_log": ADMIN,
     # bounces: the addresses that bounced or complained, the policy, unread reports
@@ -199,6 +202,7 @@ API_RULES: dict[str, Entry] = {
     f"{_API}/segments": ADMIN,
     f"{_API}/segments/<int:segment_id>": ADMIN,
     f"{_API}/subscribers/<int:subscriber_id>": ADMIN,
+    f"{_API}/subscribers/<int:subscriber_id>/revoke-links": ADMIN,
     f"{_API}/templates": {"GET": READ, "POST": EDIT},
     f"{_API}/templates/<int:template_id>": {"GET": READ, "PATCH": EDIT, "DELETE": EDIT},
     f"{_API}/templates/<int:template_id>/copy": EDIT,

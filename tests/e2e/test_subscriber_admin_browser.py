@@ -1,5 +1,6 @@
 """The admin's subscriber pages in a real browser, at a phone's width and a laptop's: search,
-open a subscriber, edit the attributes, blocklist (through the confirmation dialog).
+open a subscriber, edit the attributes, blocklist and revoke their links in mail (through the
+confirmation dialogs).
 
 Screenshots land in ``<basetemp>/…/shots/<width>``; run with ``--basetemp=DIR`` to look at
 them. The browser must report nothing (no CSP violation, no script error) and ask no other
@@ -17,6 +18,7 @@ import pytest
 from flask import Flask
 
 from newsletter.audience.models import Subscriber, SubscriberStatus
+from newsletter.audience.tokens import manage_url
 from newsletter.auth import services
 from newsletter.extensions import db
 from tests.e2e.helpers import Console
@@ -121,3 +123,42 @@ def test_search_open_edit_attributes_and_blocklist(
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px at {width}px"
     assert [url for url in requested if urlsplit(url).hostname != "127.0.0.1"] == []
+
+
+@pytest.mark.browser
+def test_revoking_a_person_s_links_through_the_confirmation(
+    app: Flask, live_url: str, sized_page: Page, tmp_path: Path
+) -> None:
+    page = sized_page
+    ada_id = seed()
+    console = Console(page)
+    ada = db.session.get(Subscriber, ada_id)
+    assert ada is not None
+    old_manage = urlsplit(manage_url(ada_id, version=ada.token_version)).path
+    width = page.viewport_size["width"] if page.viewport_size else 0
+
+    page.goto(f"{live_url}/admin/login")
+    page.fill("input[name=email]", ADMIN)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.locator("form [type=submit]").first.click()
+    page.goto(f"{live_url}/admin/subscribers/{ada_id}")
+    asked: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    with page.expect_navigation():
+        page.locator("form[action$='/revoke-links'] button").click()
+    assert "stop working" in asked[0]
+    assert "the next mail carries new ones" in page.inner_text("body")
+    page.screenshot(path=tmp_path / "shots" / str(width) / "links-revoked.png", full_page=True)
+    assert console.take() == []
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px at {width}px"
+
+    response = page.goto(f"{live_url}{old_manage}")
+    assert response is not None and response.status == 400
+    assert "no longer valid" in page.inner_text("body")

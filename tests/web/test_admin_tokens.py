@@ -9,10 +9,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from newsletter.audit import AuditEvent
 from newsletter.auth import services, tokens
-from newsletter.auth.models import ApiToken
+from newsletter.auth.models import ApiToken, Role
 from newsletter.extensions import db
-from tests.web.admin_browser import logged_in_admin, token_for
+from tests.web.admin_browser import as_browser, log_in, logged_in_admin, token_for
 from tests.web.api_client import Api, assert_error
 
 NEW_TOKEN = re.compile(r'id="new-token-value">(nl_[A-Za-z0-9_-]+)<')
@@ -108,3 +109,71 @@ def test_revoking_needs_the_csrf_token(app: Flask, admin: FlaskClient) -> None:
     row = db.session.scalars(db.select(ApiToken)).one()
     admin.post(f"/admin/profile/tokens/{row.id}/revoke", data={})
     assert tokens.token_for(secret) is not None
+
+
+# --- every user's tokens, for admins -----------------------------------------------------
+
+
+def test_an_admin_sees_every_user_s_tokens_and_revokes_any(app: Flask, admin: FlaskClient) -> None:
+    editor = services.create_user("ed@example.org", "an editor's long password",
+                                  role=Role.EDITOR)
+    theirs = tokens.create_token(editor, name="ed's deploy script", scope_names=["read"],
+                                 expires_days=30)
+    make_token(admin, name="mine", scopes=["read"])
+    assert "/admin/users/tokens" in admin.get("/admin/profile/tokens").get_data(as_text=True)
+    assert tokens.token_for(theirs.secret) is not None  # as a call does: now it has a last use
+
+    page = admin.get("/admin/users/tokens").get_data(as_text=True)
+    assert "ed@example.org" in page and "ed&#39;s deploy script" in page
+    assert f"{theirs.row.prefix}…" in page and "mine" in page
+    assert theirs.row.expires_at is not None
+    assert f'data-label="Expires" class="nowrap">{theirs.row.expires_at:%Y-%m-%d}<' in page
+    last_used = re.search(r'data-label="Last used">(.*?)</td>', page[page.index("deploy script"):])
+    assert last_used and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC",
+                                      " ".join(re.sub(r"<[^>]+>", " ", last_used[1]).split()))
+
+    response = admin.post(
+        f"/admin/users/tokens/{theirs.row.id}/revoke",
+        data={"csrf_token": token_for(admin, "/admin/users/tokens")},
+    )
+    assert response.status_code == 302
+    shown = admin.get(response.location).get_data(as_text=True)
+    assert "of ed@example.org is revoked" in shown
+    assert_error(Api(app.test_client(), theirs.secret).get("/lists"), 401, "Authorization")
+    db.session.remove()
+    [event] = db.session.scalars(
+        db.select(AuditEvent).where(AuditEvent.action == "admin.user_token_revoke")
+    ).all()
+    assert (event.actor, event.target) == ("editor@example.org", f"token_id={theirs.row.id}")
+
+
+def test_revoking_anyone_s_token_needs_the_csrf_token(app: Flask, admin: FlaskClient) -> None:
+    other = services.create_user("other@example.org", "another long password")
+    theirs = tokens.create_token(other, name="kept")
+    admin.post(f"/admin/users/tokens/{theirs.row.id}/revoke", data={})
+    assert tokens.token_for(theirs.secret) is not None
+
+
+@pytest.mark.parametrize("role", [Role.EDITOR, Role.VIEWER])
+def test_others_see_and_revoke_only_their_own_tokens(app: Flask, role: Role) -> None:
+    boss = services.create_user("boss@example.org", "the admin's long password")
+    theirs = tokens.create_token(boss, name="the admin's script")
+    services.create_user("ed@example.org", "an editor's long password", role=role)
+    client = as_browser(app.test_client())
+    assert log_in(client, "ed@example.org", "an editor's long password").status_code == 302
+    own = make_token(client, name="my own", scopes=["read"])
+
+    page = client.get("/admin/profile/tokens").get_data(as_text=True)
+    assert "my own" in page
+    assert "the admin&#39;s script" not in page and theirs.row.prefix not in page
+    assert "/admin/users/tokens" not in page
+    assert client.get("/admin/users/tokens").status_code == 403
+
+    csrf = token_for(client, "/admin/profile/tokens")
+    for path, refused in [
+        (f"/admin/users/tokens/{theirs.row.id}/revoke", 403),
+        (f"/admin/profile/tokens/{theirs.row.id}/revoke", 404),
+    ]:
+        assert client.post(path, data={"csrf_token": csrf}).status_code == refused
+    assert tokens.token_for(theirs.secret) is not None
+    assert tokens.token_for(own) is not None

@@ -1,5 +1,6 @@
 """The subscribers list (search, filters, keyset pages) and one page per subscriber, with
-what an admin may change there: name, attributes, subscriptions, blocklisting, deletion.
+what an admin may change there: name, attributes, subscriptions, blocklisting, the links in
+mail already sent, deletion.
 
 Every change is a POST with the page's CSRF token; the audit trail records it
 (``web/audit_trail.py``). The role table names each endpoint (admins only).
@@ -14,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from newsletter.audience import directory, profile
 from newsletter.audience.models import SubscriberStatus, SubscriptionStatus
-from newsletter.audience.subscriptions import get_subscriber, visible_attributes
+from newsletter.audience.subscriptions import get_subscriber, revoke_links, visible_attributes
 from newsletter.delivery.bounces import policy as bounce_policy
 from newsletter.delivery.control.log import latest_for_subscriber
 from newsletter.errors import NewsletterError
@@ -202,6 +203,17 @@ def subscriber_unblocklist(subscriber_id: int) -> Response:
     _checked()
     profile.set_status(subscriber_id, SubscriberStatus.ACTIVE)
     flash("Taken off the blocklist.", "success")
+    return _back(subscriber_id)
+
+
+@bp.post("/subscribers/<int:subscriber_id>/revoke-links")
+def subscriber_revoke_links(subscriber_id: int) -> Response:
+    """Make the manage and unsubscribe links in every mail sent to them so far open nothing
+    (someone else holds them: a forwarded mail, a shared inbox); the next mail has new ones."""
+    _checked()
+    revoke_links(subscriber_id)
+    flash("Their links are revoked: the links in mail already sent no longer work; "
+          "the next mail carries new ones.", "success")
     return _back(subscriber_id)
 
 

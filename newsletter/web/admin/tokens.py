@@ -1,4 +1,9 @@
-"""The user's own API tokens: make one (shown once), see them all, revoke one."""
+"""API tokens: the user's own (make one, shown once; see them; revoke one), and for admins
+every user's (see them with their owners; revoke any).
+
+The two revoke routes are apart so the role table says who may use each: one's own needs
+only ``ACCOUNT``, anyone's needs ``ADMIN``.
+"""
 
 from __future__ import annotations
 
@@ -78,3 +83,24 @@ def token_revoke(token_id: int) -> Response:
         row = api_tokens.revoke_token(token_id, user=current_user)
         flash(f"The token {row.name or row.prefix} is revoked.", "success")
     return redirect(url_for("admin.tokens"))
+
+
+@bp.get("/users/tokens", endpoint="user_tokens")
+def user_tokens() -> str:
+    """Every user's tokens, oldest first, with their owners (admins only)."""
+    return render_template(
+        "admin/user_tokens.html",
+        rows=api_tokens.list_tokens(),
+        status_of=api_tokens.status,
+        action_form=ActionForm(),
+    )
+
+
+@bp.post("/users/tokens/<int:token_id>/revoke", endpoint="user_token_revoke")
+def user_token_revoke(token_id: int) -> Response:
+    """Revoke anyone's token (admins only)."""
+    form = ActionForm()
+    if form.validate_on_submit():
+        row = api_tokens.revoke_token(token_id)
+        flash(f"The token {row.name or row.prefix} of {row.user.email} is revoked.", "success")
+    return redirect(url_for("admin.user_tokens"))

@@ -1,5 +1,5 @@
 """Subscribers: POST /subscribers, GET /subscribers (by email or keyset pages), GET, PATCH
-and DELETE /subscribers/{id}."""
+and DELETE /subscribers/{id}, POST /subscribers/{id}/revoke-links."""
 
 from __future__ import annotations
 
@@ -177,6 +177,20 @@ def update_subscriber(data: dict[str, Any], subscriber_id: int) -> Subscriber:
 def delete_subscriber(subscriber_id: int) -> tuple[str, int]:
     """Delete a subscriber for good (their subscriptions, consent and delivery history too)."""
     profile.delete_subscriber(subscriber_id)
+    return "", 204
+
+
+@bp.post("/subscribers/<int:subscriber_id>/revoke-links")
+@bp.response(204, description="revoked: the links in mail sent so far open nothing")
+@errors(404)
+def revoke_subscriber_links(subscriber_id: int) -> tuple[str, int]:
+    """Make the manage and unsubscribe links in every mail sent to a subscriber so far
+    worthless (someone else holds them: a forwarded mail, a shared inbox).
+
+    The next mail to them carries new links. Revoking twice is harmless. The answer is
+    empty: a token that may only write learns nothing about the subscriber from it.
+    """
+    subscription_service.revoke_links(subscriber_id)
     return "", 204
 
 
