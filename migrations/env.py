@@ -1,8 +1,11 @@
 import logging
+import warnings
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
+from sqlalchemy import exc as sa_exc
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -10,8 +13,10 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-# Keep the app's loggers: `newsletter run` upgrades and then goes on logging.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# Keep the app's loggers: `newsletter run` upgrades and then goes on logging. The app's own
+# upgrade (newsletter.schema.upgrade_database) asks for quiet: logging stays as it is.
+if not config.attributes.get("quiet"):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 
@@ -98,8 +103,26 @@ def run_migrations_online():
             **conf_args
         )
 
-        with context.begin_transaction():
+        with context.begin_transaction(), _sqlite_limits_unsaid():
             context.run_migrations()
+
+
+@contextmanager
+def _sqlite_limits_unsaid():
+    """Hide two warnings SQLite's limits cause while migrating, both harmless: a batch
+    rebuild reflects ``subscribers``, whose expression index (``lower(email)``) SQLAlchemy
+    cannot reflect and skips (the rebuilt table is another one, the index stays); and
+    ``ADD COLUMN`` cannot add an Enum's CHECK constraint (the models check the values)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Skipped unsupported reflection of expression-based index",
+            category=sa_exc.SAWarning,
+        )
+        warnings.filterwarnings(
+            "ignore", message="Skipping unsupported ALTER for creation of implicit constraint",
+            category=UserWarning, module="alembic",
+        )
+        yield
 
 
 if context.is_offline_mode():

@@ -57,7 +57,9 @@ def run_command(host: str, port: int) -> None:
         click.echo(f"Links in mail point to {app.config['BASE_URL']}; set NEWSLETTER_BASE_URL "
                    "to the address your readers use.")
     _check_services(app)
-    upgrade_database()
+    revision = upgrade_database()
+    if revision is not None:
+        click.echo(f"Database schema brought up to date (revision {revision}).")
     worker = sweeper = None
     if is_embedded(app):
         worker = start_worker_threads(app)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from alembic import command
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import current_app
-from flask_migrate import upgrade
 from sqlalchemy import inspect
 
 from newsletter.errors import ConfigError
@@ -30,19 +32,47 @@ class SchemaState(enum.Enum):
     UNKNOWN = "unknown"
 
 
-def upgrade_database() -> None:
-    """Apply the migrations."""
-    upgrade()
-    # Alembic's logging setup silences the loggers we rely on; give them back.
-    logging.getLogger("werkzeug").setLevel(logging.INFO)
-    logging.getLogger("newsletter").setLevel(logging.INFO)
+def upgrade_database() -> str | None:
+    """Apply the migrations, silently: the revision the schema was brought to, or ``None``
+    when it was up to date already (the caller decides whether to say so).
+
+    Alembic says a line per migration on its own; that is for ``newsletter db upgrade``
+    (Flask-Migrate's command), not for every command that happens to find a new database.
+    The ``quiet`` attribute tells ``migrations/env.py`` to leave logging as it is.
+    """
+    config = current_app.extensions["migrate"].migrate.get_config()
+    config.attributes["quiet"] = True
+    before = _applied()
+    with _alembic_quiet():
+        command.upgrade(config, "head")
+    after = _applied()
+    return None if after == before else ", ".join(sorted(after))
+
+
+def _applied() -> set[str]:
+    """The revisions the database records as applied."""
+    with _alembic_quiet(), db.engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
+@contextmanager
+def _alembic_quiet() -> Iterator[None]:
+    """Alembic's logger keeps to warnings in the block: its INFO lines ("Context impl
+    SQLiteImpl.", one per migration) would reach the handlers ``newsletter run`` sets up."""
+    alembic_logger = logging.getLogger("alembic")
+    level = alembic_logger.level
+    alembic_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        alembic_logger.setLevel(level)
 
 
 def schema_state() -> SchemaState:
     """Where the app's database stands (in an app context)."""
     script = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
+    applied = _applied()
     with db.engine.connect() as connection:
-        applied = set(MigrationContext.configure(connection).get_current_heads())
         # Any table of ours will do: the first migration creates them all at once.
         has_tables = inspect(connection).has_table("users")
     if not applied:

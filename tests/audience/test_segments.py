@@ -117,6 +117,9 @@ def test_values_keywords_and_keys() -> None:
         ("list ! = 1", 6, '"!="'),
         ("name = #", 8, "unexpected character"),
         ("attributes.vip > true", 18, "true and false take"),
+        # found by tests/test_properties.py: a float could not hold it, nor SQLite an id
+        ("attributes.n = " + "9" * 400, 16, "too large"),
+        ("received = " + "9" * 30, 12, "no issue has an id above"),
     ],
 )
 def test_errors_name_the_column(query: str, position: int, words: str) -> None:
@@ -126,6 +129,13 @@ def test_errors_name_the_column(query: str, position: int, words: str) -> None:
     assert words in caught.value.reason
     assert caught.value.message.startswith(f"at column {position}:")
     assert caught.value.field == "query"
+
+
+@pytest.mark.parametrize("number", ["1" * 30 + ".5", "0.0000001", "-2.50", "12"])
+def test_a_number_is_written_back_as_the_query_language_writes_it(number: str) -> None:
+    # Python writes 1.1e+29; the language has no exponent (found by tests/test_properties.py)
+    tree = parse(f"attributes.n > {number}")
+    assert parse(format_query(tree)) == tree
 
 
 def test_deep_nesting_is_refused_not_a_recursion_error() -> None:

@@ -80,6 +80,23 @@ def test_unknown_routes_and_wrong_methods_answer_in_json(api: Api) -> None:
     assert_error(api.call("PUT", "/issues/1/send"), 405, None)
 
 
+def test_options_says_which_methods_a_path_takes_and_opens_no_cors(api: Api) -> None:
+    response = api.client.options(API + "/issues", headers={
+        **api.headers, "Origin": "https://elsewhere.example",
+        "Access-Control-Request-Method": "POST",
+    })
+
+    assert response.status_code == 204
+    assert response.get_data() == b""
+    assert "Content-Type" not in response.headers  # nothing to type, and never html
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
+    assert not [name for name, _ in response.headers if name.startswith("Access-Control-")]
+    # Without a token: the same 401 as every call (a browser's preflight carries none).
+    assert_error(api.client.options(API + "/issues"), 401, "Authorization")
+    # An unknown path stays a JSON 404.
+    assert_error(api.call("OPTIONS", "/nothing/here"), 404, None)
+
+
 def test_pages_outside_the_api_keep_their_own_error_pages(client: FlaskClient) -> None:
     for path in ("/no-such-page", "/admin/no-such-page"):
         response = client.get(path)

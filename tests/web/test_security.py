@@ -162,6 +162,16 @@ def test_an_id_too_big_for_the_database_is_not_found(
 
 
 @pytest.mark.parametrize("number", TOO_BIG)
+def test_the_answer_for_an_id_too_big_names_the_id_asked_for(
+    client: FlaskClient, bearer: dict[str, str], number: str
+) -> None:
+    response = client.get(f"{API}/issues/{number}", headers=bearer)
+
+    assert response.status_code == 404
+    assert response.json == {"error": {"message": f"no issue {number}", "field": None}}
+
+
+@pytest.mark.parametrize("number", TOO_BIG)
 def test_a_page_number_too_big_shows_the_last_page(admin: FlaskClient, number: str) -> None:
     response = admin.get("/admin/subscribers", query_string={"page": number})
     assert response.status_code == 200

@@ -17,9 +17,11 @@ turned into SQL, with every value a bound parameter, by ``compile.py``.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Union
 
 from newsletter.errors import ValidationError
@@ -30,6 +32,8 @@ MAX_QUERY = 4000
 MAX_DEPTH = 40
 #: the most values one ``in [..]`` may hold
 MAX_IN_VALUES = 500
+#: the largest issue id (INTEGER on PostgreSQL)
+MAX_ISSUE_ID = 2**31 - 1
 
 Scalar = Union[str, int, float, bool, date]  # noqa: UP007 (a runtime alias)
 Value = Union[Scalar, tuple[Scalar, ...]]  # noqa: UP007
@@ -376,11 +380,15 @@ class _Parser:
             if field == "received":
                 if not isinstance(number, int) or number < 1:
                     raise SegmentQueryError(where, "received takes an issue id (a whole number)")
+                if number > MAX_ISSUE_ID:  # no issue has it, and SQLite binds at most 64 bits
+                    raise SegmentQueryError(where, f"no issue has an id above {MAX_ISSUE_ID}")
                 return number
             if field != "attributes":
                 raise SegmentQueryError(where, f"{field} takes a string in double quotes")
             if op == "contains":
                 raise SegmentQueryError(where, "contains takes a string in double quotes")
+            if not _finite(number):  # compared as a float: 1e309 and beyond are none
+                raise SegmentQueryError(where, "this number is too large to compare with")
             return number
         if token.kind != "string":
             raise SegmentQueryError(where, f"expected a value, not {_show(token)}")
@@ -394,6 +402,14 @@ class _Parser:
         if field == "status" and text not in STATUSES:
             raise SegmentQueryError(where, f"status is one of {', '.join(STATUSES)}")
         return text
+
+
+def _finite(number: int | float) -> bool:
+    """Whether ``number`` is a finite float (what attributes are compared as)."""
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:  # an int beyond the largest float
+        return False
 
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -440,7 +456,11 @@ def _quote(text: str) -> str:
 def _literal(value: Scalar) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, float):
+        # the query language has no exponent: 1e+29 is written out (the same float again)
+        written = format(Decimal(repr(value)), "f")
+        return written if "." in written else f"{written}.0"
+    if isinstance(value, int):
         return repr(value)
     if isinstance(value, date):
         return f'"{value.isoformat()}"'

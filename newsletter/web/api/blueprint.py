@@ -136,6 +136,28 @@ def limit_body() -> None:
         raise ApiError(413, _HTTP_MESSAGES[413])
 
 
+# --- OPTIONS ------------------------------------------------------------------------------
+
+
+@bp.before_request
+def answer_options() -> Response | None:
+    """``OPTIONS`` on a route of the API: 204 No Content with ``Allow``, no body (Flask's
+    own answer is a 200 ``text/html`` with an empty body).
+
+    After the token check, like every call: the methods of a path are for the API's own
+    callers. Never a CORS preflight answer either (no ``Access-Control-Allow-*``): the API
+    is for programs holding a token, not for other sites' pages in a browser. An unknown
+    path falls through to the catch-all, a JSON 404.
+    """
+    rule = request.url_rule
+    if request.method != "OPTIONS" or rule is None or request.endpoint in CATCH_ALL_ENDPOINTS:
+        return None
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # no body, so no type (Werkzeug's default is html)
+    response.headers["Allow"] = ", ".join(sorted(_allowed_methods()))
+    return response
+
+
 # --- errors -------------------------------------------------------------------------------
 
 
