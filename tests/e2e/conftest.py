@@ -47,12 +47,26 @@ def live_port() -> int:
 
 
 @pytest.fixture
-def live_url(app: Flask, live_port: int) -> Iterator[str]:
-    """Serve ``app`` for real on 127.0.0.1 in a thread; the base URL to open in the browser.
+def app_config(
+    app_config: dict[str, Any], live_port: int, request: pytest.FixtureRequest
+) -> dict[str, Any]:
+    """For a test served live (it asks for ``live_url``): links in mail point at the live
+    server, and without ``SERVER_NAME`` it answers to 127.0.0.1. A module adds its own
+    settings on top."""
+    if "live_url" not in request.fixturenames:
+        return app_config
+    return {
+        **app_config,
+        "BASE_URL": f"http://127.0.0.1:{live_port}",
+        "SERVER_NAME": None,
+        "PREFERRED_URL_SCHEME": "http",
+    }
 
-    The test module must point ``BASE_URL`` at ``http://127.0.0.1:<live_port>`` and drop
-    ``SERVER_NAME`` through ``app_config``, so the links in mails lead back to this server.
-    """
+
+@pytest.fixture
+def live_url(app: Flask, live_port: int) -> Iterator[str]:
+    """Serve ``app`` for real on 127.0.0.1 in a thread; the base URL to open in the browser
+    (``app_config`` above points the app's links at it)."""
     server = make_server("127.0.0.1", live_port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()

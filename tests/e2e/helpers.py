@@ -63,3 +63,12 @@ class Console:
     def take(self) -> list[str]:
         complaints, self.complaints = self.complaints, []
         return complaints
+
+
+def log_in(page: Page, live_url: str, email: str, password: str) -> None:
+    """Log in through the admin's login form and wait for the page it leads to."""
+    page.goto(f"{live_url}/admin/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    with page.expect_navigation():
+        page.locator("form [type=submit]").first.click()

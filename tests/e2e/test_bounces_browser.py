@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,7 +21,7 @@ from newsletter.delivery.bounces import policy, settings
 from newsletter.delivery.bounces.models import BounceSource
 from newsletter.extensions import db
 from tests.delivery.bounce_samples import unreadable
-from tests.e2e.helpers import Console
+from tests.e2e.helpers import Console, log_in
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 
 if TYPE_CHECKING:
@@ -29,16 +29,6 @@ if TYPE_CHECKING:
 
 ADMIN, PASSWORD = "admin@example.org", "correct horse battery"
 DAY1 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def app_config(app_config: dict[str, Any], live_port: int) -> dict[str, Any]:
-    return {
-        **app_config,
-        "BASE_URL": f"http://127.0.0.1:{live_port}",
-        "SERVER_NAME": None,
-        "PREFERRED_URL_SCHEME": "http",
-    }
 
 
 def seed() -> int:
@@ -79,11 +69,7 @@ def test_bounces_page_and_subscriber_events(
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
 
-    page.goto(f"{live_url}/admin/login")
-    page.fill("input[name=email]", ADMIN)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.locator("form [type=submit]").first.click()
+    log_in(page, live_url, ADMIN, PASSWORD)
 
     page.goto(f"{live_url}/admin/bounces")
     assert "Messages to read" in page.inner_text("body")

@@ -23,17 +23,6 @@ from tests.smtp import CapturingSMTPServer
 READER = "grace@example.com"
 
 
-@pytest.fixture
-def app_config(app_config: dict[str, Any], live_port: int) -> dict[str, Any]:
-    """Links in mail point at the live server; no SERVER_NAME, so it answers to 127.0.0.1."""
-    return {
-        **app_config,
-        "BASE_URL": f"http://127.0.0.1:{live_port}",
-        "SERVER_NAME": None,
-        "PREFERRED_URL_SCHEME": "http",
-    }
-
-
 def subscription_status() -> SubscriptionStatus:
     """What the database says now (not what this session cached)."""
     db.session.remove()

@@ -41,13 +41,9 @@ MAIL_HTML = (
 
 
 @pytest.fixture
-def app_config(app_config: dict[str, Any], live_port: int) -> dict[str, Any]:
-    """Served on loopback over http; mail goes to the outbox, so its pages are there too."""
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
     return {
         **app_config,
-        "BASE_URL": f"http://127.0.0.1:{live_port}",
-        "SERVER_NAME": None,
-        "PREFERRED_URL_SCHEME": "http",
         "SMTP_URL": None,
     }
 

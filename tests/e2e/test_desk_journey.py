@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
@@ -20,7 +20,7 @@ from newsletter.auth import services
 from newsletter.auth.models import Role
 from newsletter.content.models import Issue, IssueStatus
 from newsletter.extensions import db
-from tests.e2e.helpers import Console
+from tests.e2e.helpers import Console, log_in
 from tests.factories import make_list
 from tests.helpers import SEED_STATEMENT
 from tests.smtp import CapturingSMTPServer
@@ -30,17 +30,6 @@ if TYPE_CHECKING:
 
 EDITOR, PASSWORD = "editor@example.org", "correct horse battery"
 SEED_TITLE = "An Anarchist Call for Post-election Mobilization"
-
-
-@pytest.fixture
-def app_config(app_config: dict[str, Any], live_port: int) -> dict[str, Any]:
-    """Served on loopback over http; mail goes to the test's SMTP server."""
-    return {
-        **app_config,
-        "BASE_URL": f"http://127.0.0.1:{live_port}",
-        "SERVER_NAME": None,
-        "PREFERRED_URL_SCHEME": "http",
-    }
 
 
 @pytest.mark.browser
@@ -65,11 +54,7 @@ def test_an_editor_writes_composes_previews_tests_and_schedules_a_digest(
     user.can_send = True  # scheduling a send to lists is the SEND permission
     db.session.commit()
 
-    page.goto(live_url + "/admin/login")
-    page.fill("input[name=email]", EDITOR)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.locator("form [type=submit]").first.click()
+    log_in(page, live_url, EDITOR, PASSWORD)
 
     # 1. the seed statement, imported as a file
     page.goto(live_url + "/admin/statements")

@@ -15,7 +15,7 @@ from flask import Flask
 
 from newsletter.auth import services
 from newsletter.content import feeds
-from tests.e2e.helpers import Console
+from tests.e2e.helpers import Console, log_in
 from tests.factories import make_list
 from tests.feed_server import Document, FeedServer, rss
 
@@ -61,11 +61,7 @@ def test_the_feeds_page_and_a_zip_import_in_a_browser(
     width = page.viewport_size["width"] if page.viewport_size else 0
     shots = tmp_path / "shots" / str(width)
 
-    page.goto(f"{live_url}/admin/login")
-    page.fill("input[name=email]", ADMIN)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.locator("form [type=submit]").first.click()
+    log_in(page, live_url, ADMIN, PASSWORD)
 
     page.goto(f"{live_url}/admin/feeds")
     text = page.inner_text("body")

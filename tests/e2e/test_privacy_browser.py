@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,17 +21,6 @@ from tests.factories import make_list, make_subscriber
 
 if False:  # typing only; Playwright is a dev dependency
     from playwright.sync_api import Page
-
-
-@pytest.fixture
-def app_config(app_config: dict[str, Any], live_port: int) -> dict[str, Any]:
-    """Links point at the live server; no SERVER_NAME, so it answers to 127.0.0.1."""
-    return {
-        **app_config,
-        "BASE_URL": f"http://127.0.0.1:{live_port}",
-        "SERVER_NAME": None,
-        "PREFERRED_URL_SCHEME": "http",
-    }
 
 
 def statuses(email: str) -> dict[str, SubscriptionStatus]:

@@ -13,7 +13,7 @@ from flask import Flask
 
 from newsletter.audience.segments.service import list_segments
 from newsletter.auth import services
-from tests.e2e.helpers import Console
+from tests.e2e.helpers import Console, log_in
 from tests.factories import make_list, make_subscriber
 
 if TYPE_CHECKING:
@@ -23,12 +23,9 @@ ADMIN, PASSWORD = "admin@example.org", "correct horse battery"
 
 
 @pytest.fixture
-def app_config(app_config: dict[str, Any], live_port: int) -> dict[str, Any]:
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
     return {
         **app_config,
-        "BASE_URL": f"http://127.0.0.1:{live_port}",
-        "SERVER_NAME": None,
-        "PREFERRED_URL_SCHEME": "http",
         "SMTP_URL": None,
     }
 
@@ -46,11 +43,7 @@ def test_build_a_segment_with_a_live_count(
     width = page.viewport_size["width"] if page.viewport_size else 0
     shots = tmp_path / "shots" / str(width)
 
-    page.goto(live_url + "/admin/login")
-    page.fill("input[name=email]", ADMIN)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.locator("form [type=submit]").first.click()
+    log_in(page, live_url, ADMIN, PASSWORD)
 
     page.goto(live_url + "/admin/segments/new")
     page.fill("input[name=name]", "Madrid readers")

@@ -28,13 +28,9 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def app_config(app_config: dict[str, Any], live_port: int) -> dict[str, Any]:
-    """Served on loopback over http, with the sign-up challenge on (kept cheap)."""
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
     return {
         **app_config,
-        "BASE_URL": f"http://127.0.0.1:{live_port}",
-        "SERVER_NAME": None,
-        "PREFERRED_URL_SCHEME": "http",
         "SMTP_URL": None,
         "SIGNUP_CHALLENGE": "altcha",
         "SIGNUP_CHALLENGE_COST": 3000,

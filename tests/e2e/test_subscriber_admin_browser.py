@@ -21,23 +21,13 @@ from newsletter.audience.models import Subscriber, SubscriberStatus
 from newsletter.audience.tokens import manage_url
 from newsletter.auth import services
 from newsletter.extensions import db
-from tests.e2e.helpers import Console
+from tests.e2e.helpers import Console, log_in
 from tests.factories import make_list, make_subscriber
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 ADMIN, PASSWORD = "admin@example.org", "correct horse battery"
-
-
-@pytest.fixture
-def app_config(app_config: dict[str, Any], live_port: int) -> dict[str, Any]:
-    return {
-        **app_config,
-        "BASE_URL": f"http://127.0.0.1:{live_port}",
-        "SERVER_NAME": None,
-        "PREFERRED_URL_SCHEME": "http",
-    }
 
 
 def seed() -> int:
@@ -74,11 +64,7 @@ def test_search_open_edit_attributes_and_blocklist(
         ]
         assert complaints == [], f"the browser complained on {name}"
 
-    page.goto(f"{live_url}/admin/login")
-    page.fill("input[name=email]", ADMIN)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.locator("form [type=submit]").first.click()
+    log_in(page, live_url, ADMIN, PASSWORD)
 
     page.goto(f"{live_url}/admin/subscribers")
     shot("subscribers")
@@ -137,11 +123,7 @@ def test_revoking_a_person_s_links_through_the_confirmation(
     old_manage = urlsplit(manage_url(ada_id, version=ada.token_version)).path
     width = page.viewport_size["width"] if page.viewport_size else 0
 
-    page.goto(f"{live_url}/admin/login")
-    page.fill("input[name=email]", ADMIN)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.locator("form [type=submit]").first.click()
+    log_in(page, live_url, ADMIN, PASSWORD)
     page.goto(f"{live_url}/admin/subscribers/{ada_id}")
     asked: list[str] = []
 

@@ -19,7 +19,7 @@ from newsletter.content.templates import builtin_templates
 from newsletter.delivery.models import Delivery, DeliveryStatus
 from newsletter.delivery.send import dispatcher
 from newsletter.extensions import db
-from tests.e2e.helpers import Console
+from tests.e2e.helpers import Console, log_in
 from tests.factories import make_issue, make_list, make_statement, make_subscriber
 
 if TYPE_CHECKING:
@@ -30,23 +30,16 @@ LONG_ADDRESS = "a.very.long.address.of.someone.who.likes.long.names@subdomain.ex
 
 
 @pytest.fixture
-def app_config(app_config: dict[str, Any], live_port: int) -> dict[str, Any]:
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
     return {
         **app_config,
-        "BASE_URL": f"http://127.0.0.1:{live_port}",
-        "SERVER_NAME": None,
-        "PREFERRED_URL_SCHEME": "http",
         "SMTP_URL": None,
     }
 
 
-def log_in(page: Page, live_url: str) -> None:
+def log_in_as_admin(page: Page, live_url: str) -> None:
     services.create_user(ADMIN, PASSWORD)
-    page.goto(live_url + "/admin/login")
-    page.fill("input[name=email]", ADMIN)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.locator("form [type=submit]").first.click()
+    log_in(page, live_url, ADMIN, PASSWORD)
     assert urlsplit(page.url).path == "/admin/"
 
 
@@ -63,7 +56,7 @@ def test_each_built_in_template_as_a_reader_sees_it(
     console = Console(page)
     requested: list[str] = []
     page.context.on("request", lambda request: requested.append(request.url))
-    log_in(page, live_url)
+    log_in_as_admin(page, live_url)
     shots = shots_dir(page, tmp_path)
     for name, template in builtin_templates().items():
         # The preview on its own, as wide as the viewport: what a mail app shows.
@@ -134,7 +127,7 @@ def test_the_delivery_log_filters_wraps_and_counts(
     dispatcher.request_send(issue_id)
     run_jobs()
     assert {d.status for d in db.session.query(Delivery)} == {DeliveryStatus.SENT}
-    log_in(page, live_url)
+    log_in_as_admin(page, live_url)
     shots = shots_dir(page, tmp_path)
 
     assert page.goto(f"{live_url}/admin/deliveries?issue={issue_id}").ok

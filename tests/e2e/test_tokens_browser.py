@@ -9,7 +9,7 @@ them. Nothing on either page may be wider than the screen.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
@@ -17,22 +17,12 @@ from flask import Flask
 from newsletter.auth import services, tokens
 from newsletter.auth.models import Role
 from newsletter.extensions import db
-from tests.e2e.helpers import Console
+from tests.e2e.helpers import Console, log_in
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 ADMIN, PASSWORD = "admin@example.org", "correct horse battery"
-
-
-@pytest.fixture
-def app_config(app_config: dict[str, Any], live_port: int) -> dict[str, Any]:
-    return {
-        **app_config,
-        "BASE_URL": f"http://127.0.0.1:{live_port}",
-        "SERVER_NAME": None,
-        "PREFERRED_URL_SCHEME": "http",
-    }
 
 
 @pytest.mark.browser
@@ -61,11 +51,7 @@ def test_every_user_s_tokens_fit_and_an_admin_revokes_one(
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
 
-    page.goto(f"{live_url}/admin/login")
-    page.fill("input[name=email]", ADMIN)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.locator("form [type=submit]").first.click()
+    log_in(page, live_url, ADMIN, PASSWORD)
 
     page.goto(f"{live_url}/admin/profile/tokens")
     assert "nightly export" in page.inner_text("main")

@@ -7,7 +7,7 @@ QR code beside it must be drawn by the server (nothing is fetched from another h
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyotp
 import pytest
@@ -22,16 +22,6 @@ if TYPE_CHECKING:
 
 EMAIL = "editor@example.org"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def app_config(app_config: dict[str, Any], live_port: int) -> dict[str, Any]:
-    return {
-        **app_config,
-        "BASE_URL": f"http://127.0.0.1:{live_port}",
-        "SERVER_NAME": None,
-        "PREFERRED_URL_SCHEME": "http",
-    }
 
 
 def log_in_with_password(session: BrowserSession, live_url: str) -> None:

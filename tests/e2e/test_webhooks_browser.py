@@ -17,7 +17,7 @@ from newsletter import events
 from newsletter.auth import services
 from newsletter.delivery.webhooks import service
 from newsletter.extensions import db
-from tests.e2e.helpers import Console
+from tests.e2e.helpers import Console, log_in
 from tests.factories import make_list, make_subscriber
 from tests.webhook_server import WebhookReceiver
 
@@ -65,11 +65,7 @@ def test_the_webhook_pages_in_a_browser(
     width = page.viewport_size["width"] if page.viewport_size else 0
     shots = Path(os.environ.get("NEWSLETTER_SCREENSHOTS") or tmp_path / "shots") / str(width)
 
-    page.goto(f"{live_url}/admin/login")
-    page.fill("input[name=email]", ADMIN)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.locator("form [type=submit]").first.click()
+    log_in(page, live_url, ADMIN, PASSWORD)
 
     page.goto(f"{live_url}/admin/webhooks")
     text = page.inner_text("body")
