@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -72,3 +73,20 @@ def log_in(page: Page, live_url: str, email: str, password: str) -> None:
     page.fill("input[name=password]", password)
     with page.expect_navigation():
         page.locator("form [type=submit]").first.click()
+
+
+class Shots:
+    """Screenshots of a page into ``folder/<width>/``, each one checked as a reader would:
+    nothing the browser complained about, and no sideways scrolling at this width."""
+
+    def __init__(self, page: Page, folder: Path) -> None:
+        self.page = page
+        self.console = Console(page)
+        self.width = page.viewport_size["width"] if page.viewport_size else 0
+        self.folder = folder / str(self.width)
+
+    def __call__(self, name: str) -> None:
+        self.page.screenshot(path=self.folder / f"{name}.png", full_page=True)
+        assert self.console.take() == [], f"the browser complained on {name}"
+        overflow = self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {self.width}px"

@@ -17,7 +17,7 @@ from flask import Flask
 from newsletter.auth import services, tokens
 from newsletter.auth.models import Role
 from newsletter.extensions import db
-from tests.e2e.helpers import Console, log_in
+from tests.e2e.helpers import Shots, log_in
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -41,15 +41,7 @@ def test_every_user_s_tokens_fit_and_an_admin_revokes_one(
     )
     tokens.token_for(theirs.secret)  # a last use to show
     tokens.create_token(editor, name="old script", expires_days=7)
-    console = Console(page)
-    width = page.viewport_size["width"] if page.viewport_size else 0
-    shots = tmp_path / "shots" / str(width)
-
-    def shot(name: str) -> None:
-        page.screenshot(path=shots / f"{name}.png", full_page=True)
-        assert console.take() == [], f"the browser complained on {name}"
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
+    shot = Shots(page, tmp_path / "shots")
 
     log_in(page, live_url, ADMIN, PASSWORD)
 
