@@ -75,8 +75,10 @@ def _record(response: Response) -> Response:
 
 
 def _user() -> Any:
-    """The API token's user, else the logged-in user, else None."""
-    api_user = g.get("api_user")
+    """The API token's user (on an API call), else the logged-in user, else None."""
+    # Only on the API: where one app context spans requests (tests), an earlier call's
+    # token user must not become the actor of an admin page's change.
+    api_user = g.get("api_user") if request.blueprint == "api" else None
     if api_user is not None:
         return api_user
     return current_user._get_current_object() if current_user.is_authenticated else None
