@@ -13,6 +13,8 @@ from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name
+from dramatiq.errors import QueueJoinTimeout
 from dramatiq.middleware import Middleware
 from flask import Flask
 
@@ -158,3 +160,29 @@ def stop_worker(worker: dramatiq.Worker | WorkerGroup, timeout_ms: int = 30_000)
         worker.stop(timeout=timeout_ms)
     finally:
         stopping.clear()
+
+
+def run_queued_here(app: Flask, timeout_ms: int = 60_000) -> bool:
+    """On the embedded queue, run the jobs this process queued before it exits: they live
+    in its memory and would end with it (a command's confirmation mails, say). Whether
+    all were done within ``timeout_ms`` per queue; a mail still waiting for a retry then
+    has its row in the ledger, which ``newsletter run`` resumes. Elsewhere: nothing to do.
+    """
+    broker = app.extensions["dramatiq"]
+    if not isinstance(broker, StubBroker):
+        return True
+    worker = start_worker_threads(app)
+    try:
+        # A job may queue another (a confirmation queues its message): twice round.
+        for _ in range(2):
+            for queue in QUEUES:
+                broker.join(queue, timeout=timeout_ms, fail_fast=False)
+            worker.join()
+        return not any(
+            broker.queues[name].unfinished_tasks
+            for queue in QUEUES for name in (queue, dq_name(queue))
+        )
+    except QueueJoinTimeout:
+        return False
+    finally:
+        stop_worker(worker)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from newsletter import audit
@@ -20,6 +20,7 @@ from newsletter.audience.importer import (
 from newsletter.audience.lists import create_list, list_lists
 from newsletter.audience.models import ImportMode, OptIn
 from newsletter.audience.subscriptions import find_subscriber, revoke_links
+from newsletter.broker import run_queued_here
 from newsletter.errors import NewsletterError
 
 lists_cli = AppGroup("lists", help="Mailing lists.")
@@ -119,6 +120,8 @@ def import_command(
         detail={"mode": options.mode.value, **result.counts()},
     )
     _report(result)
+    if result.confirmations_queued and not run_queued_here(current_app._get_current_object()):
+        click.echo("Some confirmation mails wait for a retry; `newsletter run` sends them.")
 
 
 @subscribers_cli.command("revoke-links")
