@@ -120,7 +120,8 @@ def import_command(
         detail={"mode": options.mode.value, **result.counts()},
     )
     _report(result)
-    if result.confirmations_queued and not run_queued_here(current_app._get_current_object()):
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if result.confirmations_queued and not run_queued_here(app):
         click.echo("Some confirmation mails wait for a retry; `newsletter run` sends them.")
 
 

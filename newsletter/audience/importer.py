@@ -155,8 +155,10 @@ FIRST_NAME_COLUMNS = {"first name", "firstname", "fname", "given name"}
 LAST_NAME_COLUMNS = {"last name", "lastname", "lname", "surname", "family name"}
 LISTS_COLUMNS = {"lists", "list"}
 JSON_COLUMNS = {"attributes", "attribs"}
-#: listmonk's export (it has the JSON attributes column): its own bookkeeping
+#: listmonk's export (it has the JSON attributes column): its own bookkeeping; its
+#: ``status`` column is read for one value, "blocklisted", which the import keeps
 LISTMONK_IGNORED = {"uuid", "id", "status", "created at", "updated at"}
+LISTMONK_STATUS = "status"
 #: Mailchimp's export (its address column is "Email Address"): its bookkeeping, and the IP
 #: addresses of the opt-in, which we store only when a setting says so
 MAILCHIMP_IGNORED = {
@@ -180,6 +182,8 @@ class Columns:
     json_attributes: int | None
     attributes: list[tuple[int, str]]
     ignored: list[str]
+    #: listmonk's ``status`` column, whose "blocklisted" rows are blocklisted, not subscribed
+    listmonk_status: int | None = None
 
 
 def read_header(cells: list[str]) -> Columns:
@@ -215,7 +219,8 @@ def read_header(cells: list[str]) -> Columns:
         skip |= LISTMONK_IGNORED
     if keys[email] == "email address":
         skip |= MAILCHIMP_IGNORED
-    taken = {email, name, first, last, lists, json_attributes}
+    listmonk_status = where.get(LISTMONK_STATUS) if json_attributes is not None else None
+    taken = {email, name, first, last, lists, json_attributes, listmonk_status}
     attributes, ignored = [], []
     for at, (header, key) in enumerate(zip(headers, keys, strict=True)):
         if at in taken:
@@ -224,7 +229,8 @@ def read_header(cells: list[str]) -> Columns:
             ignored.append(header)
         else:
             attributes.append((at, header))
-    return Columns(headers, email, name, first, last, lists, json_attributes, attributes, ignored)
+    return Columns(headers, email, name, first, last, lists, json_attributes, attributes, ignored,
+                   listmonk_status)
 
 
 # --- rows ---------------------------------------------------------------------------------
@@ -238,6 +244,7 @@ class Row:
     attributes: dict[str, Any]
     list_ids: frozenset[int]  # often the one default set, shared by every row
     cells: list[str]
+    blocklisted: bool = False  # blocklisted in the tool the file comes from (listmonk)
 
 
 #: The common shape of an address, in ASCII, that email-validator accepts unchanged but for
@@ -345,7 +352,9 @@ class _RowReader:
                 list_ids = list_ids | named
         if self.needs_list and not list_ids:
             return "names no list to subscribe to"
-        return Row(line, address, name, attributes, list_ids, cells)
+        blocklisted = (columns.listmonk_status is not None
+                       and cells[columns.listmonk_status].strip().lower() == "blocklisted")
+        return Row(line, address, name, attributes, list_ids, cells, blocklisted)
 
     def _name(self, cells: list[str]) -> str:
         columns = self.columns
@@ -560,13 +569,24 @@ class _ChunkWriter:
         if self.postgresql:
             _prepare_postgresql()
         if mode in (ImportMode.SUBSCRIBE, ImportMode.UNCONFIRMED):
-            return self._subscribe_rows(rows, on_bad)
+            self._keep_blocklisted(rows)
+            return self._subscribe_rows(rows, on_bad) if rows else []
         existing = self._existing(list(rows))
         if mode is ImportMode.UNSUBSCRIBE:
             self._unsubscribe(rows, existing)
             return []
         self._blocklist(rows, existing)
         return []
+
+    def _keep_blocklisted(self, rows: dict[str, Row]) -> None:
+        """Blocklist, rather than subscribe, the rows the exporting tool had blocklisted
+        (listmonk's status column), and take them out of ``rows``."""
+        flagged = {key: rows.pop(key) for key in [k for k, row in rows.items() if row.blocklisted]}
+        if not flagged:
+            return
+        self._blocklist(flagged, self._existing(list(flagged)))
+        if self.postgresql:
+            db.session.execute(text("DELETE FROM import_stage"))  # the next insert's own
 
     def _subscribe_rows(self, rows: dict[str, Row], on_bad: OnBad | None
                         ) -> list[tuple[int, int]]:
@@ -609,6 +629,7 @@ class _ChunkWriter:
                 seen.name = seen.name or row.name
                 seen.attributes = {**row.attributes, **seen.attributes}
             seen.list_ids |= row.list_ids
+            seen.blocklisted = seen.blocklisted or row.blocklisted
         self.result.imported += len(chunk)
         return rows
 

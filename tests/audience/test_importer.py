@@ -255,6 +255,27 @@ def test_a_listmonk_export_is_understood(app: Flask, news: Any) -> None:
     ]
 
 
+def test_a_person_listmonk_had_blocklisted_is_blocklisted_not_subscribed(
+    app: Flask, news: Any
+) -> None:
+    make_subscriber("cy@example.org", name="Cy")  # someone we have already, now blocklisted
+    data = (
+        b"uuid,email,name,attributes,status,created_at,updated_at\n"
+        b"5e3c,ada@example.org,Ada,{},enabled,2020-01-01,2020-01-02\n"
+        b"c0ff,bob@example.org,Bob,{},blocklisted,2020-01-01,2020-01-02\n"
+        b"c0fe,CY@example.org,Cy,{},Blocklisted,2020-01-01,2020-01-02\n"
+    )
+    result, bad = run(data)
+    assert bad == []
+    assert result.blocklisted == 2 and result.subscribed == 1
+    assert "status" not in result.ignored_columns  # it was read
+    assert [s.list.slug for s in subscriber("ada@example.org").subscriptions] == ["news"]
+    for email in ("bob@example.org", "cy@example.org"):
+        person = subscriber(email)
+        assert person.status is SubscriberStatus.BLOCKLISTED
+        assert person.subscriptions == []
+
+
 def test_the_lists_column_adds_lists_and_an_unknown_one_is_a_bad_row(
     app: Flask, news: Any
 ) -> None:
