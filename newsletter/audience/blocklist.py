@@ -135,6 +135,11 @@ def unblock_address(subscriber_id: int) -> str:
     return address
 
 
+#: what the list says of an address blocklisted with no note (a hard bounce or complaint,
+#: an import in blocklist mode, an API call): each of those leaves its own record elsewhere
+NO_REASON = "no note: a bounce, an import or an API call"
+
+
 def blocked_addresses(limit: int = 500) -> list[BlockedAddress]:
     """The blocklisted addresses (by hand or by a hard bounce), most recently changed first."""
     rows = db.session.scalars(
@@ -152,7 +157,7 @@ def blocked_addresses(limit: int = 500) -> list[BlockedAddress]:
             BlockedAddress(
                 subscriber_id=subscriber.id,
                 email=subscriber.email,
-                reason=str(record.get("reason") or ("" if record else "bounced or complained")),
+                reason=str(record.get("reason") or ("" if record else NO_REASON)),
                 by=str(record.get("by") or ""),
                 at=datetime.fromisoformat(at) if isinstance(at, str) else subscriber.updated_at,
                 placeholder=bool(record.get("placeholder")),
