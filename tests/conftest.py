@@ -88,6 +88,29 @@ def _own_redis_database(url: str) -> str:
     return parts._replace(path=f"/{1 + os.getpid() % 15}").geturl()
 
 
+#: argon2id at its cheapest (one pass over 64 KiB): the same hashing and verifying code, for a
+#: fraction of a millisecond instead of the production cost (64 MiB, 3 passes), which is
+#: meant to be slow and took most of the time of every test that logs in.
+CHEAP_ARGON2 = {"time_cost": 1, "memory_cost": 64, "parallelism": 1}
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passwords and recovery codes hashed with ``CHEAP_ARGON2`` in this process (commands the
+    tests run in subprocesses keep the real cost). tests/auth/test_services.py, which is about
+    the hashing, overrides this fixture and runs with the production parameters."""
+    from argon2 import PasswordHasher
+
+    from newsletter.auth import services, totp
+
+    cheap = PasswordHasher(**CHEAP_ARGON2)
+    monkeypatch.setattr(services, "_hasher", cheap)
+    # An unknown address is checked against this; the same cost as a real user's hash.
+    dummy = cheap.hash(secrets.token_urlsafe(16))
+    monkeypatch.setattr(services, "_dummy_hash", lambda: dummy)
+    monkeypatch.setattr(totp, "_code_hasher", cheap)
+
+
 @pytest.fixture(scope="session")
 def smtp_server() -> Iterator[CapturingSMTPServer]:
     """A real SMTP server on loopback that keeps every message it accepts."""

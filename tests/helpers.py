@@ -68,8 +68,9 @@ _schema_ready: set[str] = set()
 
 
 def reset_database(app: Flask) -> None:
-    """Give ``app`` (in its context) the models' tables, empty: made once per PostgreSQL
-    schema and truncated after, made again on each test's own SQLite file."""
+    """Give ``app`` (in its context) the models' tables, empty, their ids starting at 1: made
+    once per PostgreSQL schema and the written ones truncated after, made again on each
+    test's own SQLite file."""
     url = app.config["DATABASE_URL"]
     if url.startswith("sqlite"):
         db.create_all()
@@ -81,9 +82,26 @@ def reset_database(app: Flask) -> None:
         db.create_all()
         _schema_ready.add(url)
         return
-    tables = ", ".join(table.name for table in db.metadata.sorted_tables)
     with db.engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # TRUNCATE costs about the same for an empty table as for a full one, and a test
+        # writes to a few of the tables: only those are truncated. A table that was never
+        # written to has no page (a write that was rolled back leaves one too); sequences
+        # that handed out a number start again, as RESTART IDENTITY does.
+        written = set(connection.scalars(text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' "
+            "AND pg_relation_size(c.oid) > 0"
+        )))
+        tables = ", ".join(
+            table.name for table in db.metadata.sorted_tables if table.name in written
+        )
+        if tables:
+            connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+        connection.execute(text(
+            "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, "
+            "false) FROM pg_sequences WHERE schemaname = current_schema() "
+            "AND last_value IS NOT NULL"
+        ))
 
 
 def join_queue(broker: Any, queue: str) -> None:

@@ -45,6 +45,8 @@ def test_worker_refuses_to_run_without_a_shared_queue(
     assert "newsletter run" in result.output
 
 
+# Runs once, in the embedded pass (Makefile): help text, the same on every backend.
+@pytest.mark.once
 @pytest.mark.parametrize(("command", "options"), [
     ("run", ["--host", "--port"]),
     ("worker", ["--processes", "--threads"]),
@@ -90,6 +92,8 @@ def embedded_instance(
     return app, issue_id, audience.emails
 
 
+# Runs once, in the embedded pass (Makefile): an embedded instance, whatever the pass tests.
+@pytest.mark.once
 def test_run_migrates_serves_and_finishes_an_interrupted_send(
     embedded_instance: tuple[Flask, int, list[str]], mailbox: CapturingSMTPServer,
     tmp_path: Path,
@@ -127,6 +131,8 @@ def test_run_migrates_serves_and_finishes_an_interrupted_send(
         db.engine.dispose()
 
 
+# Runs once, in the embedded pass (Makefile): an embedded instance, whatever the pass tests.
+@pytest.mark.once
 def test_run_without_a_base_url_puts_the_address_it_serves_in_every_link(
     embedded_instance: tuple[Flask, int, list[str]], mailbox: CapturingSMTPServer,
     tmp_path: Path,
@@ -159,6 +165,8 @@ def _text(message: EmailMessage) -> str:
     return str(part.get_content())
 
 
+# Runs once, in the embedded pass (Makefile): an embedded instance, whatever the pass tests.
+@pytest.mark.once
 def test_run_on_a_taken_port_says_so_in_one_line_before_anything_else(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
@@ -172,6 +180,8 @@ def test_run_on_a_taken_port_says_so_in_one_line_before_anything_else(tmp_path: 
     ]
 
 
+# Runs once, in the embedded pass (Makefile): an embedded instance, whatever the pass tests.
+@pytest.mark.once
 @pytest.mark.parametrize(("args", "stdin", "says", "warns"), [
     (["users", "create", "ada@example.org", "--password-stdin"], "a long enough password\n",
      ["created admin ada@example.org"], None),

@@ -5,6 +5,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
+# Runs once, in the embedded pass (Makefile): the source files are the same on every backend.
+pytestmark = pytest.mark.once
+
 PACKAGE = Path(__file__).resolve().parent.parent / "newsletter"
 
 

@@ -17,6 +17,10 @@ from tests.delivery.processes import instance_env, kill_group, run, served_port,
 from tests.factories import make_list
 from tests.helpers import sign_up
 
+# Runs once, in the embedded pass (Makefile): every instance here is the embedded default,
+# whatever database and broker the pass tests.
+pytestmark = pytest.mark.once
+
 
 def open_to_others(folder: Path) -> dict[str, str]:
     """Every path under ``folder`` (and itself) that the group or others may use."""

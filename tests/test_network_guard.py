@@ -12,6 +12,11 @@ import pytest
 
 from tests import network_guard as guard
 
+# Runs once, in the embedded pass (Makefile): what is tested here does not depend on the
+# database or broker.
+pytestmark = pytest.mark.once
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -42,6 +42,11 @@ from newsletter.errors import NewsletterError
 from newsletter.extensions import db
 from tests.factories import make_list
 
+# Runs once, in the embedded pass (Makefile): what is tested here does not depend on the
+# database or broker.
+pytestmark = pytest.mark.once
+
+
 #: per input, in CPU time: a linear parser needs milliseconds; the old heading pattern took
 #: seconds
 BOUND = timedelta(seconds=3)

@@ -15,6 +15,11 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from newsletter.errors import InvalidToken
 from newsletter.signing import sign, unsign, unsign_timed
 
+# Runs once, in the embedded pass (Makefile): what is tested here does not depend on the
+# database or broker.
+pytestmark = pytest.mark.once
+
+
 PURPOSES = ["unsubscribe", "manage", "confirm"]
 
 

@@ -14,6 +14,11 @@ import pytest
 from babel.messages.frontend import CommandLineInterface
 from babel.messages.pofile import read_po
 
+# Runs once, in the embedded pass (Makefile): what is tested here does not depend on the
+# database or broker.
+pytestmark = pytest.mark.once
+
+
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUES = ROOT / "newsletter" / "translations"
 LANGUAGES = ["es"]

@@ -7,6 +7,10 @@ import pytest
 from newsletter.audience.addresses import ascii_address, normalise_email
 from newsletter.errors import InvalidEmail
 
+# Runs once, in the embedded pass (Makefile): what is tested here does not depend on the
+# database or broker.
+pytestmark = pytest.mark.once
+
 
 def test_an_address_is_trimmed_and_its_domain_lower_cased() -> None:
     assert normalise_email("  Ada.Lovelace@Example.ORG ") == "Ada.Lovelace@example.org"

@@ -19,6 +19,12 @@ from newsletter.models import utcnow
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture
+def cheap_password_hashing() -> None:
+    """This module is about the hashing: the production argon2 parameters, not the suite's
+    cheap ones (tests/conftest.py)."""
+
+
 def test_passwords_are_hashed_with_argon2id_and_verify() -> None:
     hashed = services.hash_password(PASSWORD)
     assert hashed.startswith("$argon2id$")

@@ -10,6 +10,10 @@ from newsletter.content.markdown import markdown_to_text, render_markdown
 from newsletter.content.statements import parse_statement
 from tests.helpers import SEED_STATEMENT
 
+# Runs once, in the embedded pass (Makefile): what is tested here does not depend on the
+# database or broker.
+pytestmark = pytest.mark.once
+
 
 def seed_body() -> str:
     return parse_statement(SEED_STATEMENT.read_text(encoding="utf-8"), SEED_STATEMENT.name).body

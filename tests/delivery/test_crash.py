@@ -21,6 +21,8 @@ RECIPIENTS = 15
 KILLED_AFTER = 6
 
 
+# Both passes: on the embedded default the in-process workers of `issues send --wait` are
+# killed and the command run again resumes the send itself; this is that path's only cover.
 @pytest.mark.slow
 def test_a_send_killed_mid_batch_is_finished_by_the_next_worker_without_duplicates(
     app: Flask, faulty_smtp: FaultySMTPServer, tmp_path: Path

@@ -25,6 +25,11 @@ from newsletter.mail.dkim import DkimSigner, generate_key, signer_for
 from newsletter.mail.message import build_simple_message
 from tests.mail.helpers import recipient, skeleton
 
+# Runs once, in the embedded pass (Makefile): what is tested here does not depend on the
+# database or broker.
+pytestmark = pytest.mark.once
+
+
 FROM = "Example News <news@example.org>"
 SMALL_RSA_KEY = """\
 -----BEGIN RSA PRIVATE KEY-----

@@ -12,6 +12,10 @@ from newsletter.mail.message import build_simple_message, make_message_id
 from newsletter.mail.render import PLACEHOLDERS
 from tests.mail.helpers import HTML, TEXT, recipient, skeleton
 
+# Runs once, in the embedded pass (Makefile): what is tested here does not depend on the
+# database or broker.
+pytestmark = pytest.mark.once
+
 
 def parse(data: bytes) -> EmailMessage:
     message = email.message_from_bytes(data, policy=email.policy.default)

@@ -24,6 +24,10 @@ from newsletter.mail.render import (
 from tests.factories import make_issue, make_list, make_statement
 from tests.helpers import SEED_STATEMENT
 
+# Runs once, in the embedded pass (Makefile): what is tested here does not depend on the
+# database or broker.
+pytestmark = pytest.mark.once
+
 
 @pytest.fixture
 def issue(app: Flask):  # type: ignore[no-untyped-def]

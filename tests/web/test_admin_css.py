@@ -6,6 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+# Runs once, in the embedded pass (Makefile): the stylesheet is the same on every backend.
+pytestmark = pytest.mark.once
+
 CSS = (Path(__file__).resolve().parents[2] / "newsletter" / "static" / "style.css").read_text()
 
 

@@ -22,6 +22,11 @@ from hypothesis import strategies as st
 from newsletter.delivery.bounces import status
 from newsletter.delivery.bounces.classify import Classification, classify, token_of
 
+# Runs once, in the embedded pass (Makefile): what is tested here does not depend on the
+# database or broker.
+pytestmark = pytest.mark.once
+
+
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "bounces"
 
 
